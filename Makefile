@@ -1,0 +1,34 @@
+# batsched: `make run` starts the whole simulated system, `make test` runs the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: venv run test lint format schemas bench-planner bench-forecast soak clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	rm -f $(VENV)/.installed-*; touch $@
+
+run: venv
+	$(PY) -m tools.launcher
+
+test: venv
+	$(PY) -m pytest -q -n 2 --dist loadgroup
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: venv
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+schemas: venv
+	$(PY) -m tools.gen_schemas
+
+clean:
+	rm -rf .run artifacts .pytest_cache .ruff_cache .hypothesis

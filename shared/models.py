@@ -1,0 +1,441 @@
+"""Every message on the bus, as pydantic v2 models: the only definition of the payloads.
+
+Conventions (architecture §2): aware datetimes sent in UTC with ``Z``; units in field names
+(``_kwh``, ``_w``, ``_pct``, ``_gbp``); prices are ``value_inc_vat`` in GBP/kWh; battery power positive =
+discharging, grid power positive = importing; slots are half-open ``[start, end)`` of 30 minutes keyed by their
+UTC start. Data that can go stale carries ``valid_until``; consumers treat expired data as missing.
+Unknown fields are ignored so that an older consumer can read a newer producer's message.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+SLOT = timedelta(minutes=30)
+MAX_SLOTS = 2000  # ~6 weeks of half-hours: far beyond any horizon we publish; caps hostile payloads
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""An aware datetime, normalised to UTC (serialised with ``Z``). Naive datetimes are rejected."""
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+Finite = Annotated[float, AfterValidator(_finite)]
+Percent = Annotated[float, Field(ge=0, le=100), AfterValidator(_finite)]
+
+
+class Message(BaseModel):
+    """Base of every JSON message."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+    generated_at: UtcDatetime
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(exclude_none=False).encode()
+
+
+class Expiring(Message):
+    """A message whose content goes stale at ``valid_until``."""
+
+    valid_until: UtcDatetime
+
+    def is_valid(self, now: datetime) -> bool:
+        return now < self.valid_until
+
+
+class _Slot(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    start: UtcDatetime
+    end: UtcDatetime
+
+    @model_validator(mode="after")
+    def _half_hour(self) -> _Slot:
+        if self.end - self.start != SLOT:
+            raise ValueError("a slot is exactly 30 minutes (end - start)")
+        if self.start.minute % 30 or self.start.second or self.start.microsecond:
+            raise ValueError("a slot starts on :00 or :30")
+        return self
+
+
+def _sorted_unique(slots: list[Any]) -> list[Any]:
+    starts = [s.start for s in slots]
+    if len(set(starts)) != len(starts):
+        raise ValueError("duplicate slot start")
+    if starts != sorted(starts):
+        raise ValueError("slots must be sorted by start")
+    return slots
+
+
+# --------------------------------------------------------------------------------------------- prices
+
+
+class Rate(_Slot):
+    """One half-hour price, the shape of the Home Assistant Octopus integration's rates."""
+
+    value_inc_vat: Finite  # GBP/kWh, VAT included
+
+
+class RateSeries(Expiring):
+    """``pricing/import/rates`` and ``pricing/export/rates``: every known slot; gaps are missing slots."""
+
+    tariff_code: str
+    direction: Literal["import", "export"] = "import"
+    unit: Literal["GBP/kWh"] = "GBP/kWh"
+    source: str = "octopus"  # "octopus" when fetched, "store" when republished from disk at start
+    fetched_at: UtcDatetime | None = None
+    rates: Annotated[list[Rate], Field(max_length=MAX_SLOTS)]
+
+    _check = field_validator("rates")(_sorted_unique)
+
+    def price_at(self, slot_start: datetime) -> float | None:
+        for rate in self.rates:
+            if rate.start == slot_start:
+                return rate.value_inc_vat
+        return None
+
+
+class CurrentRate(Expiring):
+    """``pricing/import/current``: the price of the slot in progress, or ``known=False`` when there is none.
+
+    A missing price is never published as 0: ``value_inc_vat`` is null and ``known`` is false.
+    """
+
+    tariff_code: str
+    slot_start: UtcDatetime
+    slot_end: UtcDatetime
+    known: bool
+    value_inc_vat: Finite | None = None
+    unit: Literal["GBP/kWh"] = "GBP/kWh"
+
+    @model_validator(mode="after")
+    def _known_has_value(self) -> CurrentRate:
+        if self.known != (self.value_inc_vat is not None):
+            raise ValueError("known is true exactly when value_inc_vat is set")
+        return self
+
+
+class PricingAlert(Message):
+    """``pricing/alert``: publication problems a person should know about (retained; cleared when resolved)."""
+
+    code: Literal["ok", "prices_late", "fetch_failing", "validation_failed"]
+    message: str
+    since: UtcDatetime | None = None
+
+
+# --------------------------------------------------------------------------------------------- forecasts
+
+
+class SlotEnergy(_Slot):
+    energy_kwh: Annotated[float, Field(ge=0), AfterValidator(_finite)] | None  # None = gap, not zero
+
+
+class EnergyForecast(Expiring):
+    """Per-slot energy forecast. ``forecast/pv`` and ``forecast/load``."""
+
+    kind: Literal["pv", "load"]
+    source: str  # e.g. "open-meteo", "history", "default-profile"
+    model: str  # e.g. "gti-temp-v1", "weekday-blend-v1"
+    slots: Annotated[list[SlotEnergy], Field(max_length=MAX_SLOTS)]
+
+    _check = field_validator("slots")(_sorted_unique)
+
+    def energy_at(self, slot_start: datetime) -> float | None:
+        for slot in self.slots:
+            if slot.start == slot_start:
+                return slot.energy_kwh
+        return None
+
+
+class PvToday(Message):
+    """``forecast/pv/today``: the local day's forecast PV energy, for Home Assistant."""
+
+    date: date
+    energy_kwh: Annotated[float, Field(ge=0)]
+
+
+# --------------------------------------------------------------------------------------------- battery
+
+
+class GridStatus(StrEnum):
+    ON_GRID = "on_grid"
+    OFF_GRID = "off_grid"
+    UNKNOWN = "unknown"
+
+
+class PowerwallConfig(BaseModel):
+    """The writable part of the NetZero configuration, in our units. ``None`` = not set / not known."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    operational_mode: Literal["autonomous", "self_consumption", "backup"] | None = None
+    backup_reserve_pct: Annotated[int, Field(ge=0, le=100)] | None = None
+    grid_charging: bool | None = None
+    energy_exports: Literal["pv_only", "battery_ok", "never"] | None = None
+
+
+class BatteryState(Expiring):
+    """``battery/state``: what the Powerwall reported, published by the executor (the only NetZero poller).
+
+    ``valid_until`` = ``observed_at`` + 5 minutes.
+    """
+
+    observed_at: UtcDatetime
+    soc_pct: Percent
+    capacity_kwh: Annotated[float, Field(gt=0)] | None = None
+    battery_power_w: Finite | None = None  # + discharging, - charging
+    grid_power_w: Finite | None = None  # + importing, - exporting
+    solar_power_w: Finite | None = None
+    load_power_w: Finite | None = None
+    grid_status: GridStatus = GridStatus.UNKNOWN
+    storm_mode_active: bool | None = None
+    config: PowerwallConfig = PowerwallConfig()
+    source: str = "netzero"
+
+
+# --------------------------------------------------------------------------------------------- plan
+
+
+class Action(StrEnum):
+    SELF_USE = "self_use"  # normal Powerwall behaviour
+    CHARGE = "charge"  # grid-charge towards target_soc_pct
+    HOLD = "hold"  # keep the SOC; the house runs from the grid
+
+
+class Reason(StrEnum):
+    """Why a slot has its action. The planner may add detail in ``reason_detail``."""
+
+    CHEAPEST_NEEDED = "cheapest_needed"
+    NEGATIVE_PRICE = "negative_price"
+    SOLAR_COVERS = "solar_covers"
+    PEAK_BLOCKED = "peak_blocked"
+    PRICE_ABOVE_LIMIT = "price_above_limit"
+    NO_PRICE = "no_price"
+    HOLD_FOR_LATER = "hold_for_later"
+    BATTERY_FULL = "battery_full"
+    SELF_USE = "self_use"
+    NO_INPUTS = "no_inputs"
+    STALE_INPUTS = "stale_inputs"
+    OVERRIDE = "override"
+
+
+class PlanSlot(_Slot):
+    action: Action
+    reason: Reason
+    reason_detail: str | None = None
+    target_soc_pct: Percent | None = None  # for charge (and hold: the SOC to keep)
+    expected_soc_pct: Percent  # at the end of the slot
+    value_inc_vat: Finite | None = None  # import price used, GBP/kWh (None = unknown)
+    export_value: Finite | None = None  # export price used, GBP/kWh
+    pv_kwh: Annotated[float, Field(ge=0)] = 0.0
+    load_kwh: Annotated[float, Field(ge=0)] = 0.0
+    grid_import_kwh: Annotated[float, Field(ge=0)] = 0.0
+    grid_export_kwh: Annotated[float, Field(ge=0)] = 0.0
+    cost_gbp: Finite = 0.0  # import cost minus export earnings in this slot
+
+
+class PlanInputs(BaseModel):
+    """The inputs a plan was made from (their ``generated_at`` / observation times)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    rates_generated_at: UtcDatetime | None = None
+    export_rates_generated_at: UtcDatetime | None = None
+    pv_generated_at: UtcDatetime | None = None
+    load_generated_at: UtcDatetime | None = None
+    battery_observed_at: UtcDatetime | None = None
+    soc_pct: Percent | None = None
+
+
+class Plan(Expiring):
+    """``planner/plan``: the schedule. ``valid_until`` is a lease the executor enforces."""
+
+    plan_id: str
+    status: Literal["ok", "degraded"] = "ok"  # degraded: made without usable inputs, all self_use
+    reason: str | None = None  # why degraded
+    inputs: PlanInputs = PlanInputs()
+    slots: Annotated[list[PlanSlot], Field(max_length=MAX_SLOTS)]
+    expected_cost_gbp: Finite = 0.0
+    baseline_costs_gbp: dict[str, Finite] = Field(default_factory=dict)  # no_battery, self_use, seed_rule
+    end_value_gbp: Finite = 0.0  # value credited for the energy left at the horizon's end
+
+    _check = field_validator("slots")(_sorted_unique)
+
+    def slot_at(self, t: datetime) -> PlanSlot | None:
+        for slot in self.slots:
+            if slot.start <= t < slot.end:
+                return slot
+        return None
+
+
+class PlanNow(Expiring):
+    """``planner/plan/current``: the slot in progress (for Home Assistant and Node-RED)."""
+
+    plan_id: str
+    slot: PlanSlot | None
+    next_charge_start: UtcDatetime | None = None
+
+
+class PlannerSettings(BaseModel):
+    """Planner settings that a person can change on the bus (``planner/<name>`` and ``planner/<name>/set``)."""
+
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
+
+    min_soc_pct: Annotated[float, Field(ge=0, le=100)] = 10.0
+    max_charge_price_gbp: Annotated[float, Field(ge=-1, le=2)] = 0.20  # GBP/kWh
+    target_soc_cap_pct: Annotated[float, Field(ge=0, le=100)] = 100.0
+    peak_start_local: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "16:00"
+    peak_end_local: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "19:00"
+
+
+# --------------------------------------------------------------------------------------------- executor
+
+
+class ExecutorMode(StrEnum):
+    AUTO = "auto"
+    FORCE_CHARGE = "force_charge"
+    HOLD = "hold"
+    OFF = "off"
+
+
+class RuleOutcome(BaseModel):
+    """One safety rule's verdict on a decision."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    rule: str  # e.g. "peak_window", "price_limit", "off_grid", "stale_inputs", "bounds", "budget", "leaving"
+    verdict: Literal["pass", "blocked", "changed", "stand_aside"]
+    detail: str = ""
+
+
+class AppliedDecision(Message):
+    """``executor/applied`` (not retained, one per decision): what was decided, sent and read back."""
+
+    decision_id: str
+    plan_id: str | None = None
+    slot_start: UtcDatetime | None = None
+    mode: ExecutorMode
+    dry_run: bool
+    requested_action: Action | None  # from the plan or the override, before the rules
+    action: Action | None  # after the rules; None = stand aside (touch nothing)
+    rules: list[RuleOutcome] = Field(default_factory=list)
+    desired: PowerwallConfig | None = None
+    sent: PowerwallConfig | None = None
+    observed: PowerwallConfig | None = None
+    outcome: Literal["applied", "unchanged", "dry_run", "stood_aside", "deferred", "failed", "mismatch"]
+    error: str | None = None
+    soc_pct: Percent | None = None
+
+
+class Heartbeat(Message):
+    """``executor/heartbeat``: the executor is alive; ``forced`` says whether a forced state is active."""
+
+    seq: int
+    forced: bool
+    lease_until: UtcDatetime | None = None
+
+
+class WatchdogReport(Message):
+    """``executor/watchdog``: what the watchdog saw and did."""
+
+    state: Literal["watching", "restored", "restore_failed", "idle"]
+    last_heartbeat_at: UtcDatetime | None = None
+    detail: str = ""
+
+
+class DailySummary(Message):
+    """``executor/daily_summary``: one local day's money, estimated from observations (not a bill)."""
+
+    date: date
+    actual_cost_gbp: Finite
+    planned_cost_gbp: Finite | None = None
+    no_battery_cost_gbp: Finite | None = None
+    self_use_cost_gbp: Finite | None = None
+    grid_import_kwh: Annotated[float, Field(ge=0)] = 0.0
+    grid_export_kwh: Annotated[float, Field(ge=0)] = 0.0
+    slots_observed: int = 0
+    slots_expected: int = 48
+
+
+# --------------------------------------------------------------------------------------------- commands
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class Command(BaseModel):
+    """A command on ``…/cmd/<verb>`` (never retained). The reply goes to ``…/cmd/<verb>/result``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    request_id: Annotated[str, Field(min_length=1, max_length=100)] = Field(default_factory=new_request_id)
+    reason: str | None = None
+
+
+class OverrideCommand(Command):
+    """``executor/cmd/override``: force an action until a time (the same safety rules still apply)."""
+
+    action: Action | None  # None cancels the override
+    until: UtcDatetime | None = None
+    target_soc_pct: Percent | None = None
+
+    @model_validator(mode="after")
+    def _until_required(self) -> OverrideCommand:
+        if self.action is not None and self.until is None:
+            raise ValueError("an override needs an end time (until)")
+        return self
+
+
+class CommandResult(Message):
+    request_id: str
+    status: Literal["ok", "error"]
+    data: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+
+
+# Models whose JSON Schema is published under schemas/ (file stem -> model).
+SCHEMA_MODELS: dict[str, type[BaseModel]] = {
+    "rate_series": RateSeries,
+    "current_rate": CurrentRate,
+    "pricing_alert": PricingAlert,
+    "energy_forecast": EnergyForecast,
+    "pv_today": PvToday,
+    "battery_state": BatteryState,
+    "plan": Plan,
+    "plan_now": PlanNow,
+    "planner_settings": PlannerSettings,
+    "applied_decision": AppliedDecision,
+    "heartbeat": Heartbeat,
+    "watchdog_report": WatchdogReport,
+    "daily_summary": DailySummary,
+    "command": Command,
+    "override_command": OverrideCommand,
+    "command_result": CommandResult,
+}

@@ -1,0 +1,154 @@
+"""The service runner every ``services/<name>/__main__.py`` uses: settings, logging, clock, bus, signals, tasks.
+
+A service's ``__main__`` reads like its wiring diagram::
+
+    def wire(ctx: ServiceContext[PricingSettings]) -> None:
+        service = PricingService(ctx)
+        ctx.bus.command(ctx.topics.pricing_refresh, service.on_refresh)
+        ctx.every(3600, service.refresh, name="refresh")
+
+    if __name__ == "__main__":
+        raise SystemExit(run_service("pricing", PricingSettings, wire))
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import structlog
+
+from shared.bus import Bus
+from shared.clock import Clock, RealClock, SimClock
+from shared.logging import configure_logging
+from shared.settings import ServiceSettings, load_settings
+from shared.slots import next_slot_boundary
+from shared.topics import Topics
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def make_clock(settings: ServiceSettings) -> Clock:
+    if settings.clock == "sim":
+        start = settings.sim_start or RealClock().now()
+        return SimClock(start, settings.sim_speed, settings.sim_origin)
+    return RealClock()
+
+
+@dataclass
+class ServiceContext(Generic[S]):
+    name: str
+    settings: S
+    clock: Clock
+    bus: Bus
+    log: structlog.stdlib.BoundLogger
+    stop: threading.Event = field(default_factory=threading.Event)
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _stop_hooks: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def topics(self) -> Topics:
+        return self.bus.topics
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def data_path(self, filename: str) -> Path:
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.settings.data_dir / filename
+
+    def on_stop(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` at shutdown while the bus is still connected (e.g. restore the battery's baseline)."""
+        self._stop_hooks.append(hook)
+
+    def every(
+        self, seconds: float | Callable[[], float], fn: Callable[[], Any], name: str, run_now: bool = True
+    ) -> None:
+        """Call ``fn`` every ``seconds`` of clock time (a callable interval may change, e.g. to back off)."""
+
+        def loop() -> None:
+            if not run_now and self._wait(seconds):
+                return
+            while not self.stop.is_set():
+                self._call(fn, name)
+                if self._wait(seconds):
+                    return
+
+        self._spawn(loop, name)
+
+    def at_slot_boundaries(self, fn: Callable[[], Any], name: str, run_now: bool = True) -> None:
+        """Call ``fn`` at each half-hour boundary of the injected clock (and once at start)."""
+
+        def loop() -> None:
+            if run_now:
+                self._call(fn, name)
+            while not self.stop.is_set():
+                now = self.clock.now()
+                wait = (next_slot_boundary(now) - now).total_seconds() + 0.001
+                if self.clock.wait(wait, self.stop):
+                    return
+                self._call(fn, name)
+
+        self._spawn(loop, name)
+
+    def _wait(self, seconds: float | Callable[[], float]) -> bool:
+        interval = seconds() if callable(seconds) else seconds
+        return self.clock.wait(interval, self.stop)
+
+    def _call(self, fn: Callable[[], Any], name: str) -> None:
+        try:
+            fn()
+        except Exception:
+            self.log.exception("task failed; will run again", task=name)
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=f"task-{name}", daemon=True)
+        self._threads.append(thread)
+
+    def start_tasks(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        for hook in self._stop_hooks:
+            try:
+                hook()
+            except Exception:
+                self.log.exception("stop hook failed")
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self.bus.stop()
+
+
+def run_service(
+    name: str,
+    settings_cls: type[S],
+    wire: Callable[[ServiceContext[S]], None],
+    settings: S | None = None,
+) -> int:
+    """Load settings, wire the service, run until SIGTERM/SIGINT, then shut down cleanly. Returns the exit code."""
+    settings = settings or load_settings(settings_cls, name)
+    log = configure_logging(name, settings.log_level, settings.log_format)
+    ctx = ServiceContext(name=name, settings=settings, clock=make_clock(settings), bus=Bus(settings, name), log=log)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("signal received; stopping", signal=signal.Signals(signum).name)
+        ctx.stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    wire(ctx)
+    ctx.bus.start()
+    ctx.start_tasks()
+    log.info("service started", prefix=settings.mqtt_prefix, clock=settings.clock)
+    while not ctx.stop.wait(1.0):
+        pass
+    ctx.shutdown()
+    log.info("service stopped")
+    return 0

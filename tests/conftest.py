@@ -1,0 +1,58 @@
+"""Shared fixtures: a private Mosquitto per test, a recording MQTT probe, service processes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import settings as hyp_settings
+
+from tests.support.broker import Broker
+from tests.support.probe import Probe
+from tests.support.procs import ServiceProcess
+
+hyp_settings.register_profile("ci", deadline=None, max_examples=200)
+hyp_settings.register_profile("long", deadline=None, max_examples=10_000)
+hyp_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    b = Broker(tmp_path / "broker").start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def probe(broker: Broker) -> Iterator[Probe]:
+    p = Probe(broker.port).start()
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def spawn(tmp_path: Path, broker: Broker) -> Iterator:
+    """Start ``python -m <module>`` wired to the test broker; everything is killed at the end of the test."""
+    started: list[ServiceProcess] = []
+
+    def _spawn(
+        module: str, env: dict[str, str] | None = None, args: list[str] | None = None, name: str | None = None
+    ) -> ServiceProcess:
+        full_env = {**broker.env, "BATSCHED_DATA_DIR": str(tmp_path / "data"), **(env or {})}
+        proc = ServiceProcess(module, full_env, tmp_path / "logs" / f"{name or module}.log", args).start()
+        started.append(proc)
+        return proc
+
+    yield _spawn
+    for proc in started:
+        proc.kill()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,37 @@
+"""A minimal service built on the shared runner, for the bus and runner tests.
+
+It validates ``<prefix>/echo/in`` as a ``BatteryState`` and republishes its SOC on ``<prefix>/echo/out``;
+it serves ``<prefix>/echo/cmd/ping``; it counts what it processed on ``<prefix>/echo/count``.
+"""
+
+from __future__ import annotations
+
+from shared.bus import CommandError, Incoming
+from shared.models import BatteryState, Command
+from shared.runner import ServiceContext, run_service
+from shared.settings import ServiceSettings
+
+
+def wire(ctx: ServiceContext[ServiceSettings]) -> None:
+    prefix = ctx.settings.mqtt_prefix
+    count = {"n": 0}
+
+    def on_state(msg: Incoming) -> None:
+        if msg.model is None:
+            return
+        count["n"] += 1
+        ctx.bus.publish(f"{prefix}/echo/out", {"soc_pct": msg.model.soc_pct, "n": count["n"]})
+
+    def on_ping(cmd: Command) -> dict:
+        if cmd.reason == "fail":
+            raise CommandError("asked to fail")
+        if cmd.reason == "crash":
+            raise RuntimeError("handler bug")
+        return {"pong": True}
+
+    ctx.bus.subscribe(f"{prefix}/echo/in", on_state, BatteryState)
+    ctx.bus.command(f"{prefix}/echo/cmd/ping", on_ping)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_service("echo", ServiceSettings, wire))

@@ -1,0 +1,157 @@
+"""The shared bus client against a real Mosquitto: liveness, reconnection, wills, bad input, commands."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from tests.support.broker import Broker
+from tests.support.probe import Probe
+
+PREFIX = "batsched"
+STATE = {
+    "generated_at": "2025-01-15T16:07:00Z",
+    "valid_until": "2025-01-15T16:12:00Z",
+    "observed_at": "2025-01-15T16:07:00Z",
+    "soc_pct": 41.0,
+}
+
+
+def start_echo(spawn, **env):
+    return spawn("tests.support.echo_service", env=env, name="echo")
+
+
+def online(m) -> bool:
+    return m.text == "online"
+
+
+def test_service_publishes_online_then_offline_on_sigterm(spawn, probe: Probe) -> None:
+    svc = start_echo(spawn)
+    probe.wait_for(f"{PREFIX}/echo/status", online, timeout=15)
+    mark = probe.mark()
+    assert svc.terminate() == 0
+    probe.wait_for(f"{PREFIX}/echo/status", lambda m: m.text == "offline", timeout=10, after=mark)
+
+
+def test_sigkill_makes_the_broker_publish_the_will(spawn, probe: Probe) -> None:
+    svc = start_echo(spawn, BATSCHED_MQTT_KEEPALIVE_S="5")
+    probe.wait_for(f"{PREFIX}/echo/status", online, timeout=15)
+    mark = probe.mark()
+    svc.kill()
+    # The socket closes with the process, so the broker sends the will at once (no keepalive wait).
+    msg = probe.wait_for(f"{PREFIX}/echo/status", lambda m: m.text == "offline", timeout=10, after=mark)
+    assert msg.text == "offline"
+
+
+def test_reconnects_and_resubscribes_after_broker_sigkill(spawn, broker: Broker) -> None:
+    start_echo(spawn)
+    first = Probe(broker.port).start()
+    first.wait_for(f"{PREFIX}/echo/status", online, timeout=15)
+    first.stop()
+
+    broker.kill()
+    broker.start()  # same port, empty broker: retained state and subscriptions are gone
+    probe = Probe(broker.port).start()
+    try:
+        probe.wait_for(f"{PREFIX}/echo/status", online, timeout=15)
+        # Re-subscribed: a valid message is processed again.
+        mark = probe.mark()
+        probe.publish(f"{PREFIX}/echo/in", STATE)
+        out = probe.wait_json(f"{PREFIX}/echo/out", timeout=10, after=mark)
+        assert out["soc_pct"] == 41.0
+    finally:
+        probe.stop()
+
+
+def _malformed_payloads(n: int) -> list[bytes | str]:
+    rnd = random.Random(1234)
+    naive = {**STATE, "observed_at": "2025-01-15T16:07:00"}
+    bases: list[bytes | str] = [
+        b"",
+        b"not json",
+        b"\xff\xfe\x00garbage",
+        "{",
+        "[]",
+        "null",
+        "42",
+        json.dumps({**STATE, "soc_pct": "forty"}),
+        json.dumps({**STATE, "soc_pct": 250}),
+        json.dumps({**STATE, "soc_pct": float("nan")}),
+        json.dumps(naive),
+        json.dumps({"generated_at": "yesterday"}),
+        json.dumps({**STATE, "valid_until": None}),
+        b"{" + b'"a":' * 10 + b"1",
+        b"x" * 2_000_000,  # over the size limit
+        json.dumps({**STATE, "soc_pct": [1] * 10_000}),
+    ]
+    out: list[bytes | str] = []
+    for i in range(n):
+        base = bases[i % len(bases)]
+        if i >= len(bases) and isinstance(base, str):
+            base = base[: rnd.randrange(len(base) + 1)] if base else base
+        out.append(base if base != b"" else b"\x00")
+    return out
+
+
+def test_a_thousand_malformed_payloads_do_not_stop_the_service(spawn, probe: Probe) -> None:
+    svc = start_echo(spawn)
+    probe.wait_for(f"{PREFIX}/echo/status", online, timeout=15)
+    for payload in _malformed_payloads(1000):
+        probe.publish(f"{PREFIX}/echo/in", payload, wait=False)
+    mark = probe.mark()
+    probe.publish(f"{PREFIX}/echo/in", {**STATE, "soc_pct": 77.5})
+    out = probe.wait_json(f"{PREFIX}/echo/out", lambda d: d["soc_pct"] == 77.5, timeout=30, after=mark)
+    assert out["n"] >= 1
+    assert svc.alive()
+    # Every bad one was logged and dropped; the valid truncations that still parse are not counted as bad.
+    assert svc.log().count("invalid payload dropped") >= 900
+
+
+def test_commands_answer_on_the_result_topic(spawn, probe: Probe) -> None:
+    start_echo(spawn)
+    probe.wait_for(f"{PREFIX}/echo/status", online, timeout=15)
+    topic = f"{PREFIX}/echo/cmd/ping"
+    probe.publish(topic, {"request_id": "r1"})
+    ok = probe.wait_json(f"{topic}/result", lambda d: d["request_id"] == "r1")
+    assert ok["status"] == "ok" and ok["data"] == {"pong": True}
+    probe.publish(topic, {"request_id": "r2", "reason": "fail"})
+    err = probe.wait_json(f"{topic}/result", lambda d: d["request_id"] == "r2")
+    assert err["status"] == "error" and "asked to fail" in err["error"]
+    probe.publish(topic, {"request_id": "r3", "reason": "crash"})
+    crash = probe.wait_json(f"{topic}/result", lambda d: d["request_id"] == "r3")
+    assert crash["status"] == "error" and "internal error" in crash["error"]
+    probe.publish(topic, "not json")
+    bad = probe.wait_json(f"{topic}/result", lambda d: d["request_id"] == "unknown")
+    assert bad["status"] == "error"
+
+
+def test_a_retained_command_is_cleared_and_not_executed(spawn, probe: Probe) -> None:
+    topic = f"{PREFIX}/echo/cmd/ping"
+    probe.publish(topic, {"request_id": "left-behind"}, retain=True)
+    start_echo(spawn)
+    probe.wait_for(f"{PREFIX}/echo/status", online, timeout=15)
+    probe.wait_for(topic, lambda m: m.payload == b"" and m.retain is False or m.payload == b"", timeout=10)
+    assert not [m for m in probe.on(f"{topic}/result") if b"left-behind" in m.payload]
+    fresh = Probe(probe.port).start()  # a new subscriber sees no retained command any more
+    try:
+        fresh.publish("probe/sync", "x")
+        assert not [m for m in fresh.on(topic) if m.retain and m.payload]
+    finally:
+        fresh.stop()
+
+
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_both_protocol_versions_work(spawn, probe: Probe, protocol: str) -> None:
+    start_echo(spawn, BATSCHED_MQTT_PROTOCOL=protocol)
+    probe.wait_for(f"{PREFIX}/echo/status", online, timeout=15)
+    probe.publish(f"{PREFIX}/echo/in", STATE)
+    assert probe.wait_json(f"{PREFIX}/echo/out")["soc_pct"] == 41.0
+
+
+def test_fleet_prefix(spawn, probe: Probe) -> None:
+    start_echo(spawn, BATSCHED_MQTT_PREFIX="batsched/site-0042")
+    probe.wait_for("batsched/site-0042/echo/status", online, timeout=15)
+    probe.publish("batsched/site-0042/echo/in", STATE)
+    assert probe.wait_json("batsched/site-0042/echo/out")["soc_pct"] == 41.0
