@@ -17,7 +17,7 @@ run: venv
 	$(PY) -m tools.launcher
 
 test: venv
-	$(PY) -m pytest -q -n 2 --dist loadgroup
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow"
 
 lint: venv
 	$(PY) -m ruff check .
@@ -29,6 +29,15 @@ format: venv
 
 schemas: venv
 	$(PY) -m tools.gen_schemas
+
+bench-planner: venv
+	$(PY) -m tools.bench_planner
+
+bench-forecast: venv
+	$(PY) -m tools.bench_forecast
+
+soak: venv
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -m slow
 
 clean:
 	rm -rf .run artifacts .pytest_cache .ruff_cache .hypothesis
