@@ -1,0 +1,87 @@
+"""Loaders for the real data bundled in ``sim/data`` (see its README for sources, licences and time semantics).
+
+Used by the simulators, the benchmarks and the tests, so each dataset is parsed one way only.
+All series are indexed by aware UTC half-hour slot starts unless said otherwise.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DATA = Path(__file__).resolve().parent / "data"
+LONDON = "Europe/London"
+
+
+@cache
+def agile_prices() -> pd.Series:
+    """Agile import prices, region J, GBP/kWh incl. VAT, indexed by UTC slot start (2021-09-01 … 2024-05-14)."""
+    df = pd.read_csv(DATA / "agile_import_J.csv.gz")
+    idx = pd.to_datetime(df["slot_start_utc"], utc=True)
+    s = pd.Series(df["value_inc_vat_p"].to_numpy(dtype=float) / 100.0, index=pd.DatetimeIndex(idx), name="gbp_kwh")
+    return s.sort_index()
+
+
+@cache
+def household_hourly() -> pd.DataFrame:
+    """The household's hourly rows as published: ``local_time`` (naive Europe/London), ``elec_import_kwh``."""
+    return pd.read_csv(DATA / "household_hourly_import.csv.gz", na_values=["NA"])
+
+
+@cache
+def household_load() -> pd.Series:
+    """Half-hourly grid import (kWh), UTC slot starts, 2021-10-01 … 2023-07-01.
+
+    A row stamped HH (local) sums the half-hours ending HH:00 and HH:30, i.e. it covers [HH-0:30, HH+0:30); it is
+    split evenly over those two slots. The missing spring-forward hour and the merged autumn hour leave a few
+    slots that are filled from their neighbours (at most two slots). Before 2022-09-20 this is gross load;
+    afterwards it is net of self-consumed PV.
+    """
+    df = household_hourly()
+    local = pd.to_datetime(df["local_time"])
+    stamps = local.dt.tz_localize(LONDON, ambiguous=True, nonexistent="shift_forward").dt.tz_convert("UTC")
+    half = df["elec_import_kwh"].to_numpy(dtype=float) / 2.0
+    first = pd.Series(half, index=pd.DatetimeIndex(stamps - pd.Timedelta(minutes=30)))
+    second = pd.Series(half, index=pd.DatetimeIndex(stamps))
+    s = pd.concat([first, second])
+    s = s[~s.index.duplicated(keep="first")].sort_index()
+    full = pd.date_range(s.index[0], s.index[-1], freq="30min")
+    return s.reindex(full).ffill(limit=2).bfill(limit=2).rename("load_kwh")
+
+
+PV_INSTALLED = pd.Timestamp("2022-09-20", tz=LONDON)
+
+
+def gross_load_year() -> pd.Series:
+    """The gross-load period (before the household's PV): 2021-10-01 … 2022-09-19 local, half-hourly kWh."""
+    s = household_load()
+    return s[(s.index >= pd.Timestamp("2021-10-01", tz=LONDON)) & (s.index < PV_INSTALLED)]
+
+
+@cache
+def pvgis_hourly_w_per_kwp() -> pd.Series:
+    """Modelled PV power (W per kWp) for each hour of 2016, indexed by the hour's UTC start."""
+    df = pd.read_csv(DATA / "pvgis_hourly_1kwp.csv.gz")
+    idx = pd.to_datetime(df["time_utc"], utc=True).dt.floor("h")
+    return pd.Series(df["pv_w"].to_numpy(dtype=float), index=pd.DatetimeIndex(idx), name="w_per_kwp")
+
+
+def pv_energy(slots: pd.DatetimeIndex, kwp: float) -> np.ndarray:
+    """PV energy (kWh) per half-hour slot for a ``kwp`` system, from the 2016 PVGIS profile by day of year and UTC
+    time of day (the hour's mean power applies to both of its half-hours)."""
+    profile = pvgis_hourly_w_per_kwp()
+    table = profile.to_numpy().reshape(-1, 24)  # 366 days × 24 hours
+    utc = slots.tz_convert("UTC")
+    doy = np.minimum(utc.dayofyear.to_numpy() - 1, table.shape[0] - 1)
+    return table[doy, utc.hour.to_numpy()] * kwp / 1000.0 * 0.5
+
+
+@cache
+def household_daily() -> pd.DataFrame:
+    """Daily totals incl. hand-read PV yield, indexed by local date."""
+    df = pd.read_csv(DATA / "household_daily.csv")
+    df.index = pd.to_datetime(df.pop("date"), format="%d/%m/%y").dt.date
+    return df
