@@ -373,7 +373,7 @@ class NetZeroSim:
 
     def stats(self) -> dict[str, Any]:
         return {
-            "requests": len(self.requests),
+            "request_count": len(self.requests),
             "writes": sum(1 for r in self.requests if r["write"]),
             "rate_limited": sum(1 for r in self.requests if r["status"] == 429),
             "max_per_minute": max_per_window(self.requests),
