@@ -124,7 +124,11 @@ class Executor:
         self.planner_max = value if -1 <= value <= 2 else None
 
     def on_mode_set(self, text: str) -> None:
-        mode = ExecutorMode(text.lower())  # ValueError → refused and logged by the bus
+        try:
+            mode = ExecutorMode(text.lower())
+        except ValueError:
+            self.publish_mode()  # answer with the unchanged state so a UI snaps back
+            raise ValueError(f"unknown mode {text[:20]!r}: use {', '.join(m.value for m in ExecutorMode)}") from None
         with self._lock:
             self.mode = mode
             manual = mode in (ExecutorMode.FORCE_CHARGE, ExecutorMode.HOLD)
@@ -135,7 +139,11 @@ class Executor:
         self.wake.set()
 
     def on_dry_run_set(self, text: str) -> None:
-        value = parse_bool(text)
+        try:
+            value = parse_bool(text)
+        except ValueError:
+            self.publish_dry_run()
+            raise
         with self._lock:
             self.dry_run = value
             self.journal.put("dry_run", "true" if value else "false")

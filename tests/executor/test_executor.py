@@ -272,3 +272,35 @@ def test_export_writes_the_decision_history_as_csv(rig: Rig, tmp_path: Path) -> 
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert [r["outcome"] for r in rows] == ["applied", "unchanged"]
     assert rows[0]["action"] == "charge" and "grid_charging" in rows[0]["sent"]
+
+
+def test_export_command_line(rig: Rig, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    rig.executor.tick()
+    out = tmp_path / "h.csv"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.executor",
+            "export",
+            "--data-dir",
+            str(rig.settings.data_dir),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 decisions written" in done.stderr and out.read_text().count("\n") == 2
+    bad = subprocess.run(
+        [sys.executable, "-m", "services.executor", "export", "--since", "yesterday"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "--since" in bad.stderr

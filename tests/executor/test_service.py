@@ -167,7 +167,7 @@ def test_a_full_day_with_real_prices(world_factory, probe, spawn) -> None:
     price = {t.to_pydatetime(): float(v) for t, v in real[start : start + timedelta(hours=26)].items()}
     cheapest = sorted(price, key=price.get)[:6]
     world = world_factory(start, 600.0, watchdog_s=600.0, soc_pct=15.0)
-    log = run_day(world, probe, spawn, start, 24, cheapest + [utc(2023, 6, 12, 15, 30)], lambda s: price.get(s, 1.0))
+    log = run_day(world, probe, spawn, start, 24, [*cheapest, utc(2023, 6, 12, 15, 30)], lambda s: price.get(s, 1.0))
     assert charged_in(log["samples"], [s for s in cheapest if price[s] <= 0.20]) > 1.0
     assert grid_charge_in_peak(log["samples"], TZ) == []
     assert log["max_per_minute"] <= 5 and log["rate_limited"] == 0
@@ -205,6 +205,9 @@ def test_a_retained_mode_set_does_not_reapply_and_settings_persist(world_factory
     assert world.writes() == []
     assert probe.latest("batsched/executor/mode").text == "auto"
     assert probe.wait_for("homeassistant/select/batsched_executor/executor_mode/config", timeout=5)
+    mark = probe.mark()
+    probe.publish("batsched/executor/mode/set", "turbo")  # refused, answered with the unchanged state
+    probe.wait_for("batsched/executor/mode", lambda m: m.text == "auto", after=mark)
     # a live (not retained) command is obeyed, answered with the new retained state, and survives a restart
     mark = probe.mark()
     probe.publish("batsched/executor/mode/set", "hold")
