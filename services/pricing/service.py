@@ -29,7 +29,7 @@ from .schedule import Timetable, has_tomorrow, next_delay, today_incomplete, tom
 from .store import RateStore
 from .validation import BatchRejected, Bounds, validate_rates
 
-DIRECTIONS = ("import", "export")
+KEEP_DAYS = 60  # stored history beyond the published window
 
 
 @dataclass
@@ -214,6 +214,7 @@ class PricingService:
             self.log.warning("Octopus returned no prices for the window", direction=direction, start=_iso(start))
             return
         self.store.save(direction, tariff.code, now, checked.rates)
+        self.store.prune(start - timedelta(days=KEEP_DAYS))
         self._publish_series(direction, tariff.code, "octopus", now)
 
     def _tariff(self, direction: str, now: datetime) -> Tariff:

@@ -207,7 +207,7 @@ def test_500s_then_success_publishes_after_retries(pricing, probe: Probe, fake: 
 
 def test_a_hanging_server_times_out_and_the_retry_succeeds(pricing, probe: Probe, fake: FakeOctopus) -> None:
     fake.set_faults(hang=1, hang_s=10)
-    pricing(http_timeout_s=0.3)
+    pricing(http_timeout_s=1.0)
     series = probe.wait_json(RATES, timeout=10)
     assert len(series["rates"]) == 46
     assert fake.rate_requests() == 2
@@ -340,3 +340,16 @@ def test_home_assistant_discovery(pricing, probe: Probe) -> None:
     assert now["state_topic"] == CURRENT and "value_inc_vat" in now["value_template"]
     cheap = probe.wait_json("homeassistant/sensor/batsched_pricing/agile_next_cheapest_slot/config", timeout=10)
     assert cheap["device_class"] == "timestamp" and "next_cheapest_start" in cheap["value_template"]
+
+
+def test_at_local_midnight_the_published_day_moves_on(pricing, probe: Probe, clock: FixedClock) -> None:
+    clock.set(utc("2023-06-12T22:50:00Z"))  # 23:50 BST, tomorrow published
+    pricing()
+    before = probe.wait_json(RATES, timeout=10)
+    assert before["rates"][0]["start"] == "2023-06-11T23:00:00Z" and len(before["rates"]) == 94
+    mark = probe.mark()
+    clock.set(utc("2023-06-12T23:00:01Z"))  # 00:00 BST on the 13th
+    after = probe.wait_json(RATES, timeout=10, after=mark)
+    assert after["rates"][0]["start"] == "2023-06-12T23:00:00Z" and len(after["rates"]) == 46
+    assert after["valid_until"] == before["valid_until"]
+    assert after["generated_at"] == before["generated_at"]  # same data, trimmed: not a new fetch
