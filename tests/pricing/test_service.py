@@ -325,11 +325,15 @@ def test_export_rates_are_published_when_configured(pricing, probe: Probe) -> No
 
 
 @pytest.mark.parametrize("with_account", [False, True])
-def test_the_agile_tariff_is_discovered(pricing, probe: Probe, with_account: bool) -> None:
+def test_the_agile_tariff_is_discovered(pricing, probe: Probe, fake: FakeOctopus, with_account: bool) -> None:
+    # With an account the tariffs come from its agreements (HTTP basic auth with the key), else from the products.
     extra = {"octopus_account": ACCOUNT_NUMBER, "octopus_api_key": API_KEY} if with_account else {}
-    pricing(octopus_product="auto", octopus_export_product="auto", **extra)
-    assert probe.wait_json(RATES, timeout=10)["tariff_code"] == "E-1R-AGILE-24-10-01-J"
-    assert probe.wait_json(EXPORT, timeout=10)["tariff_code"] == "E-1R-AGILE-OUTGOING-19-05-13-J"
+    pricing(octopus_product="auto", octopus_export_product="auto", octopus_region="C", **extra)
+    region = "J" if with_account else "C"  # the account's meter is in region J
+    assert probe.wait_json(RATES, timeout=10)["tariff_code"] == f"E-1R-AGILE-24-10-01-{region}"
+    assert probe.wait_json(EXPORT, timeout=10)["tariff_code"] == f"E-1R-AGILE-OUTGOING-19-05-13-{region}"
+    assert any(p.startswith("/v1/accounts/") for p in fake.requests) is with_account
+    assert any(p.startswith("/v1/products/?") for p in fake.requests) is not with_account
 
 
 def test_home_assistant_discovery(pricing, probe: Probe) -> None:
