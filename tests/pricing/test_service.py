@@ -357,3 +357,31 @@ def test_at_local_midnight_the_published_day_moves_on(pricing, probe: Probe, clo
     assert after["rates"][0]["start"] == "2023-06-12T23:00:00Z" and len(after["rates"]) == 46
     assert after["valid_until"] == before["valid_until"]
     assert after["generated_at"] == before["generated_at"]  # same data, trimmed: not a new fetch
+
+
+def test_failing_fetches_back_off_and_recover_on_schedule(
+    pricing, probe: Probe, clock: FixedClock, fake: FakeOctopus
+) -> None:
+    fake.set_faults(fail_500=-1)
+    svc = pricing(http_attempts=1)
+    probe.wait_json(ALERT, lambda d: d["code"] == "fetch_failing" and "HTTP 500" in d["message"], timeout=10)
+    assert fake.rate_requests() == 1
+    fake.set_faults(fail_500=0)
+    clock.set(utc("2023-06-12T10:01:07Z"))  # the first retry is due after 60 s (+ ≤ 10 % jitter)
+    series = probe.wait_json(RATES, timeout=10)
+    assert len(series["rates"]) == 46 and fake.rate_requests() == 2
+    probe.wait_json(ALERT, lambda d: d["code"] == "ok", timeout=10)
+    assert svc.logged("fetch failed; keeping the last good prices")[0]["error"] == "HTTP 500 from Octopus"
+
+
+def test_state_is_republished_after_the_broker_loses_it(pricing, broker, probe: Probe) -> None:
+    pricing()
+    original = probe.wait_json(RATES, timeout=10)
+    broker.kill()  # SIGKILL: retained messages are gone
+    broker.start()
+    fresh = Probe(broker.port, subscribe=f"{P}/#").start()
+    try:
+        assert fresh.wait_json(RATES, timeout=15) == original
+        assert fresh.wait_json(CURRENT, timeout=5)["known"] is True
+    finally:
+        fresh.stop()
