@@ -304,3 +304,35 @@ def test_export_command_line(rig: Rig, tmp_path: Path) -> None:
         timeout=60,
     )
     assert bad.returncode == 2 and "--since" in bad.stderr
+
+
+def test_rate_limited_by_the_api_waits_and_recovers(rig: Rig) -> None:
+    rig.plan(charge=[T0])
+    other_app = NetZeroClient(rig.sim.base_url, TOKEN, SITE, rig.clock, RateLimiter(rig.clock, 5))
+    for _ in range(4):  # the user's own app uses four of the account's five requests this minute
+        other_app.get()
+    first = rig.executor.tick()  # our GET is the fifth, our POST gets 429
+    assert first.outcome == "failed" and "429" in first.error
+    assert rig.executor.client.limiter.available() == 0  # blocked until the server's reset time
+    assert rig.tick(0.5).outcome == "deferred"  # no request at all until then
+    assert rig.tick(1).outcome == "deferred"  # the retry backoff (2 min) is not cut short
+    assert rig.tick(1).outcome == "applied"
+    assert rig.sim.state()["config"]["grid_charging"] is True
+    log = rig.sim.log()
+    assert log["rate_limited"] == 1 and log["max_per_minute"] <= 6
+
+
+def test_netzero_down_while_charging_then_back_restores_per_plan(rig: Rig) -> None:
+    rig.plan(charge=[T0])
+    assert rig.executor.tick().outcome == "applied"
+    rig.sim.control(api_error={"status": 503, "html": True})
+    failed = [rig.tick(1) for _ in range(4)]
+    assert failed[-1].action == Action.SELF_USE  # the battery state is stale: back to the baseline …
+    assert any(r.rule == "stale_inputs" and r.verdict == "changed" for r in failed[-1].rules)
+    assert failed[-1].outcome == "failed" and "503" in failed[-1].error  # … which cannot be sent yet
+    rig.sim.control(api_error=None)
+    rig.clock.set(utc(2024, 1, 15, 1, 40))
+    rig.plan(charge=[])  # meanwhile the plan no longer wants the charge
+    outcomes = [rig.tick(1).outcome for _ in range(5)]
+    assert "applied" in outcomes
+    assert rig.sim.state()["config"]["grid_charging"] is False and rig.executor.journal.forced() is None
