@@ -108,7 +108,14 @@ def run_day(world: World, probe, spawn, start: datetime, hours: float, charge: l
     spawn("services.executor", env=world.env(), name="executor")
     spawn("services.executor.watchdog", env=world.env(), name="watchdog")
     wait_sim_time(world.clock, start + timedelta(hours=hours), timeout=hours * 3600 / world.speed + 30)
-    return world.sim.log()
+    log = world.sim.log()
+    grid_kwh = sum(s["grid_charge_w"] * s["dt_s"] for s in log["samples"]) / 3600_000
+    print(
+        f"simulated {hours:g} h at {world.speed:g}x: {log['request_count']} requests, {log['writes']} writes, "
+        f"max {log['max_per_minute']}/min, {log['rate_limited']} refused (429), "
+        f"{grid_kwh:.2f} kWh grid->battery, in the peak: {len(grid_charge_in_peak(log['samples'], TZ))} samples"
+    )
+    return log
 
 
 def charged_in(samples: list[dict[str, Any]], slots: list[datetime], field: str = "grid_charge_w") -> float:
@@ -316,6 +323,10 @@ def kill_cycles(world_factory, probe, spawn, points: int, seed: int) -> None:
         assert restored >= 1  # the kills did catch forced states, and the watchdog undid them
         probe.wait_json("batsched/executor/watchdog", lambda d: d["state"] == "restored", timeout=5)
     log = world.sim.log()
+    print(
+        f"{points} kills: {restored} caught a forced state; every one ended in the baseline or a planned state; "
+        f"{log['request_count']} requests, max {log['max_per_minute']}/min"
+    )
     assert log["rate_limited"] == 0 and log["max_per_minute"] <= 5
 
 
