@@ -3,6 +3,8 @@
     python -m tools.healthcheck pricing                  # <prefix>/pricing/status is "online" on the broker
     python -m tools.healthcheck --http http://127.0.0.1:5000/healthz
     python -m tools.healthcheck --tcp 127.0.0.1:8080     # a simulator's port accepts connections
+    python -m tools.healthcheck --from-env               # the image's default: BATSCHED_SERVICE, else the
+                                                         # ``python -m services.<name>`` of the container's PID 1
 
 The MQTT check logs in with the container's own settings (``BATSCHED_MQTT_*`` and the ``mqtt_password`` secret
 file), so it needs no extra account: every service may read its own namespace. It sets no last will and uses its
@@ -12,6 +14,9 @@ own client id, so it never disturbs the service's status or session.
 from __future__ import annotations
 
 import argparse
+import itertools
+import os
+import re
 import socket
 import ssl
 import sys
@@ -19,6 +24,7 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -96,17 +102,42 @@ def check_tcp(target: str, timeout: float) -> str | None:
         return f"{target} not accepting connections: {exc}"
 
 
+def service_from_env(cmdline_path: str = "/proc/1/cmdline") -> str | None:
+    """The service this container runs: ``BATSCHED_SERVICE``, else read from PID 1's ``-m services.<name>``."""
+    if os.environ.get("BATSCHED_SERVICE"):
+        return os.environ["BATSCHED_SERVICE"]
+    try:
+        args = Path(cmdline_path).read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    for flag, module in itertools.pairwise(args):
+        if flag == "-m" and (m := re.fullmatch(r"services\.(?:\w+\.)*(\w+)", module)):
+            return m.group(1)
+    return None
+
+
+def check_service(service: str, timeout: float) -> str | None:
+    if service == "dashboard":  # the web app answers /healthz; its bus status is checked by the page itself
+        port = os.environ.get("BATSCHED_DASHBOARD_PORT", "5000")
+        return check_http(f"http://127.0.0.1:{port}/healthz", timeout)
+    return check_mqtt(service, timeout)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.healthcheck", description=__doc__.splitlines()[0])
     parser.add_argument("service", nargs="?", help="service whose MQTT status must be online")
     parser.add_argument("--http", metavar="URL", help="GET this URL and expect a 2xx answer")
     parser.add_argument("--tcp", metavar="HOST:PORT", help="connect to this port")
+    parser.add_argument("--from-env", action="store_true", help="check the service this container runs")
     parser.add_argument("--timeout", type=float, default=5.0)
     args = parser.parse_args(argv)
     if args.http:
         problem = check_http(args.http, args.timeout)
     elif args.tcp:
         problem = check_tcp(args.tcp, args.timeout)
+    elif args.from_env:
+        service = service_from_env()
+        problem = check_service(service, args.timeout) if service else "set BATSCHED_SERVICE to the service name"
     elif args.service:
         problem = check_mqtt(args.service, args.timeout)
     else:

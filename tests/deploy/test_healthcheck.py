@@ -99,3 +99,15 @@ def test_http_and_tcp_checks(http_port: int) -> None:
     assert healthcheck("--tcp", f"127.0.0.1:{http_port}") == (0, "")
     code, why = healthcheck("--tcp", f"127.0.0.1:{free_port()}")
     assert code == 1 and "not accepting" in why
+
+
+def test_the_images_default_check_finds_the_service_of_the_container(tmp_path: Path, broker: Broker) -> None:
+    from tools.healthcheck import service_from_env
+
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_bytes(b"/sbin/docker-init\0--\0python\0-m\0services.executor.watchdog\0")
+    assert service_from_env(str(cmdline)) == "watchdog"
+    cmdline.write_bytes(b"python\0-m\0sim.octopus\0--port\0008080\0")
+    assert service_from_env(str(cmdline)) is None
+    code, why = healthcheck("--from-env", env={**broker.env, "BATSCHED_SERVICE": "planner"})
+    assert code == 1 and "batsched/planner/status" in why
