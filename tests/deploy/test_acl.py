@@ -7,6 +7,7 @@ one client's publishes in order, so once the sentinel is seen the denied message
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -15,7 +16,17 @@ from pathlib import Path
 import pytest
 
 from shared.topics import SERVICES, Topics
-from tests.deploy.project_broker import MOSQUITTO_DIR, ProjectBroker, User, acl_rules, make_passwords, may
+from tests.deploy.project_broker import (
+    MOSQUITTO_DIR,
+    ProjectBroker,
+    User,
+    acl_rules,
+    derived_conf,
+    make_passwords,
+    may,
+    write_secrets,
+)
+from tests.support.broker import free_port, mosquitto_binary, wait_port
 from tests.support.probe import Probe
 from tools import mqtt_acl
 
@@ -172,8 +183,6 @@ def test_make_passwords_names_every_missing_secret_and_writes_nothing(tmp_path: 
 
 
 def test_make_passwords_hashes_every_acl_user(tmp_path: Path) -> None:
-    from tests.deploy.project_broker import write_secrets
-
     passwords = write_secrets(tmp_path / "secrets")
     out = tmp_path / "passwd"
     done = make_passwords(tmp_path / "secrets", out)
@@ -218,3 +227,43 @@ def test_acl_for_a_fleet_prefix_keeps_homes_apart() -> None:
     assert may(rules["planner"], "write", home.plan)
     assert not may(rules["planner"], "write", Topics("batsched/site-0043").plan)
     assert may(rules["executor"], "write", home.ha_discovery("select", "executor", "mode"))
+
+
+def test_the_broker_containers_entrypoint_builds_its_auth_and_starts(tmp_path: Path) -> None:
+    """mosquitto/entrypoint.sh as the container runs it, with the image's paths moved under tmp_path."""
+    conf = tmp_path / "config"
+    conf.mkdir()
+    for name in ("acl", "make-passwords.sh", "entrypoint.sh"):
+        shutil.copy(MOSQUITTO_DIR / name, conf / name)
+    port, ws_port = free_port(), free_port()
+    auth = tmp_path / "auth"
+    text = (MOSQUITTO_DIR / "mosquitto.conf").read_text()
+    (conf / "mosquitto.conf").write_text(derived_conf(text, port, ws_port, tmp_path, auth / "passwd", auth / "acl"))
+    (tmp_path / "data").mkdir()
+    passwords = write_secrets(tmp_path / "run-secrets")
+    env = {
+        "PATH": f"{Path(mosquitto_binary()).parent}:/usr/bin:/bin",
+        "MOSQUITTO_CONF_DIR": str(conf),
+        "MOSQUITTO_SECRETS_DIR": str(tmp_path / "run-secrets"),
+        "MOSQUITTO_AUTH_DIR": str(auth),
+        "MOSQUITTO_DATA_DIR": str(tmp_path / "data"),
+    }
+    log = open(tmp_path / "broker.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(["sh", str(conf / "entrypoint.sh")], env=env, stdout=log, stderr=log)
+    try:
+        wait_port(port)
+        assert (auth / "passwd").stat().st_mode & 0o777 == 0o600
+        assert (auth / "acl").read_text() == (MOSQUITTO_DIR / "acl").read_text()
+        executor = User(port, "executor", passwords["executor"])
+        assert executor.connect() == 0
+        # accepted with nobody subscribed is v5 reason 16 "no matching subscribers"; refused is 135
+        assert executor.publish(T.battery_state, "x") in (0, 16)
+        assert executor.publish(T.plan, "x") == NOT_AUTHORIZED
+        executor.close()
+        anonymous = User(port, None, None)
+        assert anonymous.connect() == NOT_AUTHORIZED
+        anonymous.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
