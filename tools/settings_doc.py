@@ -150,11 +150,13 @@ def render_env(groups: dict[str, list[Setting]]) -> str:
                 note += f" [{' | '.join(s.choices)}]"
             if s.legacy:
                 note += f" (also read from {', '.join(s.legacy)})"
+            if s.default is None and not s.secret:
+                note = f"REQUIRED: {note}"
             out.append(f"# {note}")
             if s.secret:
                 out.append(f"# secret: file `{s.field}` (or the variable {s.env})")
             elif s.default is None:
-                out.append(f"{s.env}=")
+                out.append(f"#{s.env}=")
             else:
                 out.append(f"#{s.env}={s.default}")
     return "\n".join(out) + "\n"

@@ -50,7 +50,7 @@ def test_a_new_services_settings_are_found_and_documented(fake_service: str) -> 
     env_text = settings_doc.render_env(groups)
     # a secret never gets a value line, only where its file goes
     assert "BATSCHED_FAKE_API_KEY=" not in env_text and "file `fake_api_key`" in env_text
-    assert "\nBATSCHED_FAKE_SITE_ID=\n" in env_text  # required: uncommented, to be filled in
+    assert "# REQUIRED: Site (also read from SITE_ID)\n#BATSCHED_FAKE_SITE_ID=\n" in env_text
     assert "#BATSCHED_FAKE_MODE=a" in env_text and "(also read from SITE_ID)" in env_text
     table = settings_doc.render_table(groups)
     assert "| `BATSCHED_FAKE_SITE_ID` | **required** | Site; also `SITE_ID` |" in table
