@@ -62,10 +62,10 @@ USERS: tuple[User, ...] = (
     ),
     User(
         "executor",
-        "the only NetZero poller: also owns battery/state; the watchdog's report is not its to write",
+        "the only NetZero poller: also owns battery/state; the watchdog's and accounting's topics are not its",
         readwrite=("executor/#", "battery/#"),
         read=("planner/#", "pricing/#"),
-        deny=("executor/watchdog",),
+        deny=("executor/watchdog", "executor/daily_summary"),
         discovery=True,
     ),
     User(
@@ -73,6 +73,13 @@ USERS: tuple[User, ...] = (
         "watches the executor's heartbeat and restores the baseline when it stops",
         readwrite=("watchdog/#", "executor/watchdog"),
         read=("executor/heartbeat", "executor/status", "battery/#"),
+        discovery=True,
+    ),
+    User(
+        "accounting",
+        "daily plan-vs-actual summary, published as executor/daily_summary",
+        readwrite=("accounting/#", "executor/daily_summary"),
+        read=("battery/#", "pricing/#", "planner/#"),
         discovery=True,
     ),
     User(

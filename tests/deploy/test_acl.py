@@ -40,9 +40,12 @@ OWN = {
     "planner": [T.plan, T.plan_current, T.planner_setting("min_soc_pct")],
     "executor": [T.battery_state, T.executor_mode, T.executor_applied, T.executor_heartbeat],
     "watchdog": [T.watchdog_report],
+    "accounting": [T.executor_daily_summary],
     "dashboard": [T.executor_mode_set, T.planner_replan],
 }
-ALL_STATE = [t for svc in ("pricing", "forecast", "planner", "executor", "watchdog") for t in OWN[svc]]
+WRITERS = ("pricing", "forecast", "planner", "executor", "watchdog", "accounting")
+ALL_SERVICES = (*SERVICES, "accounting")
+ALL_STATE = [t for svc in WRITERS for t in OWN[svc]]
 
 
 def discovery(service: str) -> str:
@@ -86,7 +89,7 @@ def prove_dropped(watcher: Probe, sender: User, denied: list[str], sentinel_topi
     assert leaked == [], f"denied messages arrived on {leaked}"
 
 
-@pytest.mark.parametrize("service", ["pricing", "forecast", "planner", "executor", "watchdog"])
+@pytest.mark.parametrize("service", WRITERS)
 def test_a_service_writes_its_own_topics_and_no_other_services(
     acl_broker: ProjectBroker, watcher: Probe, service: str
 ) -> None:
@@ -97,8 +100,8 @@ def test_a_service_writes_its_own_topics_and_no_other_services(
             assert user.publish(topic, tag) == 0, f"{service} may not write its own {topic}"
             watcher.wait_for(topic, lambda m, tag=tag: m.text == tag, timeout=10)
         others = [t for t in ALL_STATE if t not in OWN[service]]
-        others += [T.status(s) for s in SERVICES if s != service]
-        others += [discovery(s) for s in SERVICES if s != service]
+        others += [T.status(s) for s in ALL_SERVICES if s != service]
+        others += [discovery(s) for s in ALL_SERVICES if s != service]
         prove_dropped(watcher, user, others, sentinel_topic=T.status(service))
     finally:
         user.close()
@@ -202,13 +205,15 @@ def owner(name: str, topic: str) -> str:
     rel = topic.removeprefix("batsched/")
     if name == "watchdog_report":
         return "watchdog"
+    if name == "executor_daily_summary":
+        return "accounting"
     first = rel.split("/")[0]
     return "executor" if first == "battery" else first
 
 
 def test_every_topic_in_the_tree_has_exactly_its_owner_as_service_writer() -> None:
     rules = acl_rules(mqtt_acl.render())
-    services = [u for u in rules if u in SERVICES]
+    services = [u for u in rules if u in ALL_SERVICES]
     for name, topic in T.tree().items():
         writers = {u for u in services if may(rules[u], "write", topic)}
         expected = {owner(name, topic)}

@@ -54,6 +54,7 @@ SERVICE_MODULES = [
         },
     ),
     ("services.executor.watchdog", "watchdog", {"BATSCHED_NETZERO_BASE_URL": "http://127.0.0.1:{dead}/api/v1"}),
+    ("services.accounting", "accounting", {}),
     ("services.dashboard", "dashboard", {"BATSCHED_DASHBOARD_AUTH": "local", "BATSCHED_DASHBOARD_PORT": "{free}"}),
 ]
 
