@@ -1,7 +1,7 @@
 """Install the project's pinned dependencies into a Python environment: the Dockerfile's one install step.
 
     python tools/install_deps.py --python /opt/venv/bin/python          # what the image build runs
-    python tools/install_deps.py --python /tmp/v/bin/python --print     # show the pip command only
+    python tools/install_deps.py --python .venv/bin/python --print       # show the pip command only
 
 The list comes from ``pyproject.toml`` (``[project] dependencies``, plus ``--extra NAME`` groups), so the image
 and ``make venv`` cannot drift apart. Every requirement must be pinned with ``==`` and is installed from wheels
