@@ -28,6 +28,7 @@ from tests.deploy.project_broker import (
 )
 from tests.support.broker import free_port, mosquitto_binary, wait_port
 from tests.support.probe import Probe
+from tests.support.procs import ServiceProcess
 from tools import mqtt_acl
 
 T = Topics()
@@ -272,3 +273,31 @@ def test_the_broker_containers_entrypoint_builds_its_auth_and_starts(tmp_path: P
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+def test_every_services_own_bus_traffic_passes_the_acl(tmp_path: Path) -> None:
+    """Each service user, logged in from its secret file as Compose does: online, HA discovery, and the will."""
+    broker = ProjectBroker(tmp_path / "broker").start()
+    watcher = Probe(broker.port, subscribe="#", username="readonly", password=broker.passwords["readonly"]).start()
+    procs = {}
+    try:
+        for name in WRITERS:
+            secrets_dir = tmp_path / f"secrets-{name}"
+            secrets_dir.mkdir()
+            (secrets_dir / "mqtt_password").write_text(broker.passwords[name] + "\n")
+            env = {**broker.env, "BATSCHED_MQTT_USERNAME": name, "BATSCHED_SECRETS_DIR": str(secrets_dir)}
+            procs[name] = ServiceProcess(
+                "tests.deploy.stand_in_service", env, tmp_path / "logs" / f"{name}.log", [name]
+            ).start()
+        for name in WRITERS:
+            watcher.wait_for(T.status(name), lambda m: m.text == "online", timeout=20)
+            config = T.ha_discovery("binary_sensor", name, f"{name}_status")
+            watcher.wait_for(config, lambda m: bool(m.payload), timeout=10)
+        mark = watcher.mark()
+        procs["executor"].kill()
+        watcher.wait_for(T.status("executor"), lambda m: m.text == "offline", timeout=10, after=mark)
+    finally:
+        for proc in procs.values():
+            proc.kill()
+        watcher.stop()
+        broker.stop()
