@@ -39,21 +39,17 @@ EXPECTED: list[tuple[str, str, Matcher]] = [
 ]
 
 # module, bus name, extra environment (dead endpoints: discovery must not wait for the outside world)
+NETZERO = {
+    "BATSCHED_NETZERO_BASE_URL": "http://127.0.0.1:{dead}/api/v1",
+    "BATSCHED_NETZERO_API_KEY": "demo-token",
+    "BATSCHED_NETZERO_SITE_ID": "1234567890",
+}
 SERVICE_MODULES = [
     ("services.pricing", "pricing", {"BATSCHED_OCTOPUS_BASE_URL": "http://127.0.0.1:{dead}"}),
     ("services.forecast", "forecast", {"BATSCHED_OPENMETEO_URL": "http://127.0.0.1:{dead}/v1/forecast"}),
     ("services.planner", "planner", {}),
-    (
-        "services.executor",
-        "executor",
-        {
-            "BATSCHED_NETZERO_BASE_URL": "http://127.0.0.1:{dead}/api/v1",
-            "BATSCHED_NETZERO_API_KEY": "demo-token",
-            "BATSCHED_NETZERO_SITE_ID": "1234567890",
-            "BATSCHED_DRY_RUN": "true",
-        },
-    ),
-    ("services.executor.watchdog", "watchdog", {"BATSCHED_NETZERO_BASE_URL": "http://127.0.0.1:{dead}/api/v1"}),
+    ("services.executor", "executor", {**NETZERO, "BATSCHED_DRY_RUN": "true"}),
+    ("services.executor.watchdog", "watchdog", NETZERO),
     ("services.accounting", "accounting", {}),
     ("services.dashboard", "dashboard", {"BATSCHED_DASHBOARD_AUTH": "local", "BATSCHED_DASHBOARD_PORT": "{free}"}),
 ]
