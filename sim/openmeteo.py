@@ -237,7 +237,9 @@ class OpenMeteoSim:
         return f"http://127.0.0.1:{self.port}/v1/forecast"
 
     def start(self) -> OpenMeteoSim:
-        self._thread = threading.Thread(target=self.server.serve_forever, name="openmeteo-sim", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name="openmeteo-sim", daemon=True
+        )
         self._thread.start()
         return self
 
