@@ -49,8 +49,8 @@ class ForecastService:
         self.current: dict[str, EnergyForecast] = {}
         for kind in ("pv", "load"):
             stored = store.last_forecast(kind)
-            if stored is not None:
-                self.current[kind] = stored
+            if stored is not None:  # republished on connect as it was made, marked as coming from the store
+                self.current[kind] = stored.model_copy(update={"source": "store"})
 
     # ------------------------------------------------------------------ horizon
 
