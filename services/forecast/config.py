@@ -35,6 +35,13 @@ class ForecastSettings(ServiceSettings):
     pv_max_age_s: Annotated[float, Field(gt=0)] = Field(
         12 * 3600.0, description="A PV forecast is valid this long after it was made (capped at its last slot)"
     )
+    pv_calibration: bool = Field(True, description="Scale the PV forecast by observed/forecast PV (bounded)")
+    pv_calibration_days: Annotated[int, Field(ge=1, le=60)] = Field(14, description="Calibration look-back (days)")
+    pv_calibration_min: Annotated[float, Field(gt=0, le=1)] = Field(0.7, description="Lowest calibration factor")
+    pv_calibration_max: Annotated[float, Field(ge=1, le=3)] = Field(1.3, description="Highest calibration factor")
+    pv_calibration_min_kwh: Annotated[float, Field(gt=0)] = Field(
+        10.0, description="Forecast energy (kWh) the look-back must hold before calibration starts"
+    )
     load_horizon_h: Annotated[float, Field(gt=0, le=24 * 14)] = Field(
         48.0, description="Load forecast covers from local midnight today to the end of the local day this far ahead"
     )

@@ -25,6 +25,10 @@ CREATE TABLE IF NOT EXISTS published (
     payload TEXT NOT NULL,         -- the EnergyForecast JSON as published
     saved_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS pv_forecast (
+    slot_start TEXT PRIMARY KEY,   -- the newest uncalibrated model energy for each half-hour (for calibration)
+    energy_kwh REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -103,7 +107,29 @@ class ForecastStore:
     def prune(self, before: datetime) -> int:
         with self._lock:
             cur = self._db.execute("DELETE FROM observed WHERE slot_start < ?", (_iso(before),))
+            self._db.execute("DELETE FROM pv_forecast WHERE slot_start < ?", (_iso(before),))
             return cur.rowcount
+
+    def save_pv_model_energy(self, energy: dict[datetime, float]) -> None:
+        """Remember the uncalibrated model energy per slot (the newest forecast of a slot wins)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO pv_forecast (slot_start, energy_kwh) VALUES (?, ?) "
+                "ON CONFLICT(slot_start) DO UPDATE SET energy_kwh = excluded.energy_kwh",
+                [(_iso(t), e) for t, e in energy.items()],
+            )
+            self._db.execute("COMMIT")
+
+    def pv_model_energy(self, since: datetime, until: datetime) -> pd.Series:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT slot_start, energy_kwh FROM pv_forecast WHERE slot_start >= ? AND slot_start < ? "
+                "ORDER BY slot_start",
+                (_iso(since), _iso(until)),
+            ).fetchall()
+        index = pd.DatetimeIndex(pd.to_datetime([r[0] for r in rows], utc=True))
+        return pd.Series([r[1] for r in rows], index=index, dtype=float, name="pv_model_kwh")
 
     # ------------------------------------------------------------ last good forecasts
 

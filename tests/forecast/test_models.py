@@ -15,7 +15,7 @@ from services.forecast.load_model import (
     LoadModelParams,
     forecast_load,
 )
-from services.forecast.pv_model import PvArray, power_kw
+from services.forecast.pv_model import PvArray, calibration_factor, power_kw
 from shared.slots import local_day_slots, local_midnight
 
 
@@ -84,3 +84,12 @@ def test_hot_panels_make_less_power_and_the_inverter_clips() -> None:
     clipped = power_kw(np.array([1000.0]), np.array([0.0]), PvArray(kwp=4.0, efficiency=1.0, inverter_kw=3.0))
     assert clipped[0] == 3.0
     assert np.isnan(power_kw(np.array([np.nan]), np.array([10.0]), array)[0])
+
+
+def test_pv_calibration_is_the_observed_ratio_within_its_bounds() -> None:
+    idx = pd.date_range("2024-06-20T08:00Z", periods=24, freq="30min")
+    forecast = pd.Series(1.0, index=idx)
+    assert calibration_factor(forecast * 0.9, forecast, (0.7, 1.3), 10.0) == pytest.approx(0.9)
+    assert calibration_factor(forecast * 0.2, forecast, (0.7, 1.3), 10.0) == 0.7  # a shaded week cannot sink it
+    assert calibration_factor(forecast * 5, forecast, (0.7, 1.3), 10.0) == 1.3
+    assert calibration_factor(forecast[:5] * 0.9, forecast, (0.7, 1.3), 10.0) is None  # too little to judge

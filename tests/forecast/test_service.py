@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.forecast.openmeteo_client import OpenMeteoClient, make_session
+from services.forecast.pv_model import PvArray, slot_energy
 from services.forecast.store import ForecastStore
 from shared.models import BatteryState, EnergyForecast, PvToday
 from shared.slots import local_day_slots
@@ -148,3 +150,21 @@ def _state(at: datetime, load_w: float) -> BatteryState:
     return BatteryState(
         generated_at=at, valid_until=at + timedelta(minutes=5), observed_at=at, soc_pct=50.0, load_power_w=load_w
     )
+
+
+def test_pv_forecast_is_calibrated_by_what_the_panels_really_made(spawn, probe: Probe, openmeteo, tmp_path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    store = ForecastStore(data / "forecast.db")
+    yesterday = [NOON - timedelta(days=1, hours=4) + timedelta(minutes=30 * i) for i in range(16)]
+    store.save_pv_model_energy({t: 1.0 for t in yesterday})  # forecast 2 kW a slot; the panels made 1.8 kW
+    for t in yesterday:
+        store.record(BatteryState(generated_at=t, valid_until=t + timedelta(minutes=5), observed_at=t + timedelta(
+            minutes=10), soc_pct=50.0, solar_power_w=1800.0))  # fmt: skip
+    store.close()
+    spawn("services.forecast", env=env(openmeteo))
+    pv = forecast(probe, PV)
+    raw = OpenMeteoClient(openmeteo.url, make_session("off", None, 0, 0), 5, "minutely_15", 3).fetch(PvArray())
+    expected = slot_energy([(raw, PvArray())], [NOON])[0]
+    assert pv.model == "gti-temp-v1-calibrated"
+    assert pv.energy_at(NOON) == pytest.approx(expected * 0.9, abs=0.002)
