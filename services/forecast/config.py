@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from services.forecast.pv_model import PvArray
 from shared.settings import ServiceSettings
@@ -15,7 +16,7 @@ class ForecastSettings(ServiceSettings):
     openmeteo_url: str = Field(
         "https://api.open-meteo.com/v1/forecast", description="Open-Meteo forecast endpoint (…/v1/forecast)"
     )
-    pv_arrays: list[PvArray] = Field(
+    pv_arrays: Annotated[list[PvArray], NoDecode] = Field(
         default_factory=lambda: [PvArray()],
         description='PV arrays as a JSON list, e.g. [{"latitude":51.75,"longitude":-1.26,"tilt":30,'
         '"azimuth":-35,"kwp":3.95,"efficiency":0.86}] (azimuth: 0 = south, -90 = east, 90 = west)',
@@ -57,7 +58,10 @@ class ForecastSettings(ServiceSettings):
     @classmethod
     def _parse_arrays(cls, value: object) -> object:
         if isinstance(value, str):
-            value = json.loads(value)
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError('not JSON: give a list like [{"kwp": 4, "tilt": 30, "azimuth": 0}]') from None
         if isinstance(value, dict):
             value = [value]
         if isinstance(value, list) and not value:
