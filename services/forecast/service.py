@@ -68,7 +68,7 @@ class ForecastService:
         """On (re)connect: publish the newest good forecasts we hold, unchanged, if they are still valid."""
         now = self.clock.now()
         for kind, forecast in list(self.current.items()):
-            if forecast.is_valid(now):
+            if forecast.generated_at <= now and forecast.is_valid(now):
                 self._publish(forecast, save=False)
                 self.log.info(
                     "forecast republished", kind=kind, generated_at=forecast.generated_at.isoformat(),
@@ -77,7 +77,7 @@ class ForecastService:
                 if kind == "pv":
                     self._publish_pv_today(forecast, now)
             else:
-                self.log.info("stored forecast expired; not republished", kind=kind)
+                self.log.info("stored forecast expired (or from a later clock); not republished", kind=kind)
 
     def _publish(self, forecast: EnergyForecast, save: bool = True) -> None:
         topic = self.topics.forecast_pv if forecast.kind == "pv" else self.topics.forecast_load

@@ -61,7 +61,10 @@ class ForecastStore:
         observed = _iso(state.observed_at)
         with self._lock:
             row = self._db.execute("SELECT value FROM meta WHERE key='last_observed_at'").fetchone()
-            if row and row[0] >= observed:
+            last = datetime.fromisoformat(row[0].replace("Z", "+00:00")) if row else None
+            if last is not None and last - timedelta(minutes=30) < state.observed_at <= last:
+                # The retained message again (after a reconnect or a restart), or one out of order. A much older
+                # time is a clock that was set back (a demo run started again), which is accepted.
                 return False
             self._db.execute("BEGIN")
             self._db.execute(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,8 @@ from services.forecast.load_model import (
     forecast_load,
 )
 from services.forecast.pv_model import PvArray, calibration_factor, power_kw
+from services.forecast.store import ForecastStore
+from shared.models import BatteryState
 from shared.slots import local_day_slots, local_midnight
 
 
@@ -93,3 +95,20 @@ def test_pv_calibration_is_the_observed_ratio_within_its_bounds() -> None:
     assert calibration_factor(forecast * 0.2, forecast, (0.7, 1.3), 10.0) == 0.7  # a shaded week cannot sink it
     assert calibration_factor(forecast * 5, forecast, (0.7, 1.3), 10.0) == 1.3
     assert calibration_factor(forecast[:5] * 0.9, forecast, (0.7, 1.3), 10.0) is None  # too little to judge
+
+
+def test_the_store_counts_each_observation_once_and_survives_a_clock_set_back(tmp_path) -> None:
+    store = ForecastStore(tmp_path / "forecast.db")
+    t = datetime(2024, 6, 21, 12, 5, tzinfo=UTC)
+
+    def state(at: datetime, w: float) -> BatteryState:
+        return BatteryState(generated_at=at, valid_until=at + timedelta(minutes=5), observed_at=at, soc_pct=50,
+                            load_power_w=w)  # fmt: skip
+
+    assert store.record(state(t, 1000))
+    assert not store.record(state(t, 1000))  # the retained message again after a reconnect
+    assert store.record(state(t + timedelta(minutes=10), 2000))
+    assert store.load_history(t - timedelta(hours=1)).iloc[-1] == pytest.approx(0.75)  # mean 1.5 kW × 0.5 h
+    assert store.record(state(t - timedelta(days=3), 400))  # the demo started again from an earlier time
+    assert len(store.load_history(t - timedelta(days=4))) == 2
+    store.close()
