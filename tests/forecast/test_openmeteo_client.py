@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from services.forecast.openmeteo_client import OpenMeteoClient, OpenMeteoError, make_session
-from services.forecast.pv_model import PvArray, power_kw, slot_energy
+from services.forecast.pv_model import PvArray, covered_slots, power_kw, slot_energy
 from shared.slots import iter_slots
 from sim.openmeteo import OpenMeteoSim
 from tests.forecast.conftest import NOON, control
@@ -113,3 +113,15 @@ def _temp(sim: OpenMeteoSim, resolution: str, stamp: datetime | None = None) -> 
     series = client(sim, resolution).fetch(ARRAY)
     t = int((stamp or at(11)).timestamp())
     return float(series.temperature_c[list(series.times).index(t)])
+
+
+@pytest.mark.parametrize("resolution", ["minutely_15", "hourly"])
+def test_values_missing_from_the_end_of_the_answer_are_gaps(openmeteo, resolution: str) -> None:
+    control(openmeteo, truncate=2)  # the time axis says 3 days; the last two values of each variable are absent
+    series = client(openmeteo, resolution).fetch(ARRAY)
+    _, end = covered_slots(series)  # the half-hours the time axis covers (values cover the interval before a stamp)
+    last = list(iter_slots(end - timedelta(hours=3), end))
+    energy = dict(zip(last, slot_energy([(series, ARRAY)], last), strict=True))
+    missing = 2 * series.interval_s // 1800 if resolution == "hourly" else 1  # 2 hours = 4 slots; 2 quarters = 1
+    assert [t for t, e in energy.items() if e is None] == last[-missing:]
+    assert all(e == 0.0 for e in list(energy.values())[:-missing])  # night: known zeros
