@@ -125,3 +125,16 @@ def test_values_missing_from_the_end_of_the_answer_are_gaps(openmeteo, resolutio
     missing = 2 * series.interval_s // 1800 if resolution == "hourly" else 1  # 2 hours = 4 slots; 2 quarters = 1
     assert [t for t, e in energy.items() if e is None] == last[-missing:]
     assert all(e == 0.0 for e in list(energy.values())[:-missing])  # night: known zeros
+
+
+def test_variables_come_back_in_the_order_asked(openmeteo) -> None:
+    import openmeteo_requests
+    from openmeteo_sdk.Variable import Variable
+
+    om = openmeteo_requests.Client(session=requests.Session())
+    params = {"latitude": 51.75, "longitude": -1.26, "hourly": "temperature_2m,global_tilted_irradiance_instant"}
+    hourly = om.weather_api(openmeteo.url, params=params)[0].Hourly()
+    got = [hourly.Variables(i).Variable() for i in range(hourly.VariablesLength())]
+    assert got == [Variable.temperature, Variable.global_tilted_irradiance_instant]
+    assert hourly.Variables(0).Altitude() == 2  # temperature_2m
+    assert hourly.Interval() == 3600 and (hourly.TimeEnd() - hourly.Time()) == 7 * 86400  # forecast_days default 7
