@@ -46,6 +46,7 @@ PLAN_TOPICS = frozenset(
         "planner/peak_end_local",
     }
 )
+STOP = "\x00stop"  # not a topic name: tells an event stream to end
 TICK_S = 5.0  # the Now page's ages move on even when nothing arrives
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
@@ -211,6 +212,15 @@ def create_app(
         start = end - timedelta(days=days)
         return views.history_figure(store.battery_between(start, end), store.prices_between(start, end), tz)
 
+    streams: set[Callable[[str], None]] = set()
+
+    def close_streams() -> None:
+        """At shutdown: end every open event stream now, so uvicorn can finish without cutting them."""
+        for wake in list(streams):
+            wake(STOP)
+
+    app.state.close_streams = close_streams
+
     @app.get("/api/events")
     async def events(request: Request) -> StreamingResponse:
         loop = asyncio.get_running_loop()
@@ -221,6 +231,7 @@ def create_app(
 
         async def stream() -> AsyncIterator[str]:
             live.add_listener(listener)
+            streams.add(listener)
             try:
                 yield "retry: 2000\n\n"
                 yield sse("now", now_doc())
@@ -232,7 +243,7 @@ def create_app(
                         names = set()
                     while not queue.empty():  # coalesce a burst (e.g. retained messages on reconnect)
                         names.add(queue.get_nowait())
-                    if await request.is_disconnected():
+                    if STOP in names or await request.is_disconnected():
                         return
                     yield sse("now", now_doc())
                     if names & PLAN_TOPICS:
@@ -241,6 +252,7 @@ def create_app(
                         yield sse("applied", {"day": local_date(clock.now(), tz).isoformat()})
             finally:
                 live.remove_listener(listener)
+                streams.discard(listener)
 
         return StreamingResponse(
             stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}

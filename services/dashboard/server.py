@@ -54,6 +54,9 @@ class WebServer:
         return bool(self.server.started)
 
     def stop(self, timeout: float = 5.0) -> None:
+        close_streams = getattr(self.server.config.app.state, "close_streams", None)
+        if close_streams:
+            close_streams()
         self.server.should_exit = True
         self.thread.join(timeout)
         self.sock.close()

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, ValidationError
 
 from shared.models import (
+    SLOT,
     AppliedDecision,
     BatteryState,
     CurrentRate,
@@ -30,7 +31,7 @@ from shared.models import (
     PricingAlert,
     RateSeries,
 )
-from shared.slots import local_day_bounds, local_window, parse_hhmm
+from shared.slots import local_day_bounds, local_window, parse_hhmm, slot_start
 from shared.topics import PLANNER_SETTINGS, SERVICES
 
 from .live import Entry
@@ -184,6 +185,17 @@ def now_view(
             "error": applied.error,
         }
     price = None
+    rates = parse(entries, "pricing/import/rates", RateSeries)
+    if current is None and rates is not None:
+        # No current-price message yet: read the slot in progress from the series (never guess a missing one).
+        start = slot_start(now)
+        value = rates.price_at(start)
+        price = {
+            "known": value is not None,
+            "p_per_kwh": round(value * 100, 2) if value is not None else None,
+            "slot": f"{local_text(start, tz, '%H:%M')}–{local_text(start + SLOT, tz, '%H:%M')} (from the price list)",
+            "stale": not rates.is_valid(now),
+        }
     if current is not None:
         price = {
             "known": current.known,
@@ -413,7 +425,14 @@ def plan_figure(entries: Mapping[str, Entry], now: datetime, tz: ZoneInfo) -> di
         "legend": {"orientation": "h", "y": -0.12},
         "xaxis": {"type": "date", "anchor": "y3"},
         "yaxis": {"title": {"text": "p/kWh"}, "domain": [0.35, 1]},
-        "yaxis2": {"title": {"text": "SOC %"}, "overlaying": "y", "side": "right", "range": [0, 100]},
+        "yaxis2": {
+            "title": {"text": "SOC %"},
+            "overlaying": "y",
+            "side": "right",
+            "range": [0, 100],
+            "tickvals": [0, 20, 40, 60, 80, 100],
+            "showgrid": False,
+        },
         "yaxis3": {"title": {"text": "kWh"}, "domain": [0, 0.28]},
         "shapes": shapes,
         "annotations": [
@@ -555,6 +574,13 @@ def history_figure(battery: list[Any], prices: list[tuple[str, float]], tz: Zone
         "legend": {"orientation": "h", "y": -0.15},
         "xaxis": {"type": "date"},
         "yaxis": {"title": {"text": "p/kWh"}},
-        "yaxis2": {"title": {"text": "SOC %"}, "overlaying": "y", "side": "right", "range": [0, 100]},
+        "yaxis2": {
+            "title": {"text": "SOC %"},
+            "overlaying": "y",
+            "side": "right",
+            "range": [0, 100],
+            "tickvals": [0, 20, 40, 60, 80, 100],
+            "showgrid": False,
+        },
     }
     return {"data": data, "layout": layout}
