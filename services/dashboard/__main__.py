@@ -10,14 +10,17 @@ from datetime import timedelta
 from shared.runner import ServiceContext, run_service
 from shared.settings import load_settings
 
-from .app import create_app
 from .config import DashboardSettings
-from .live import LiveState
-from .server import WebServer, bind
-from .store import Store
+from .server import bind
 
 
 def wire(ctx: ServiceContext[DashboardSettings], sock: socket.socket) -> None:
+    # Imported here so that a configuration error is reported before the web stack is even loaded.
+    from .app import create_app
+    from .live import LiveState
+    from .server import WebServer
+    from .store import Store
+
     s = ctx.settings
     store = Store(ctx.data_path("dashboard.db"))
     live = LiveState(ctx.topics, ctx.clock, store)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import socket
 import threading
+from typing import TYPE_CHECKING
 
-import uvicorn
-from fastapi import FastAPI
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -31,6 +32,8 @@ def bind(host: str, port: int) -> socket.socket:
 
 class WebServer:
     def __init__(self, app: FastAPI, sock: socket.socket) -> None:
+        import uvicorn  # the web stack loads only once the configuration is known to be good
+
         config = uvicorn.Config(
             app,
             log_config=None,
