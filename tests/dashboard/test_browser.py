@@ -107,6 +107,14 @@ def test_login_plan_live_soc_and_override_in_chromium(spawn, probe, provider, ar
             expect(page.locator("#costs")).to_contain_text("£1.23")
             bars = chart.locator(".bars .point path")
             assert bars.count() > 40
+            charge_bar = page.evaluate(
+                "() => { const d = document.getElementById('plan-chart').data[0];"
+                " return d.marker.color.indexOf('#2e9d4f'); }"
+            )
+            box = bars.nth(charge_bar).bounding_box()
+            assert box is not None
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            expect(chart.locator(".hovertext").first).to_contain_text("cheapest_needed")
             page.screenshot(path=str(artifacts / "dashboard-plan.png"), full_page=True)
 
             # Override: the command arrives on the bus; the answer (from the probe, as the executor) shows up.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -81,6 +81,10 @@ def test_lifecycle_health_history_and_clean_stop(spawn, probe, broker) -> None:
     assert client2.get("/?token=" + link2.split("token=")[1]).status_code == 303
     rows = client2.get("/api/history").json()["rows"]
     assert [r["decision_id"] for r in rows] == ["keep-me"]
+    today = client2.get("/api/history").json()["day"]
+    yesterday = (date.fromisoformat(today) - timedelta(days=1)).isoformat()
+    assert client2.get(f"/api/history?day={yesterday}").json()["rows"] == []  # the day filter
+    assert client2.get("/api/history?day=someday").status_code == 422
     csv_text = client2.get("/api/history.csv").text
     assert csv_text.splitlines()[0].startswith("time,slot,mode") and "keep-me" in csv_text
     assert client2.get("/api/history/chart?days=1").json()["data"][0]["y"] == [48.0]
