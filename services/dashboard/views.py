@@ -418,7 +418,7 @@ def plan_figure(entries: Mapping[str, Entry], now: datetime, tz: ZoneInfo) -> di
         }
     )
     layout = {
-        "margin": {"l": 55, "r": 55, "t": 20, "b": 40},
+        "margin": {"l": 55, "r": 55, "t": 28, "b": 40},
         "barmode": "overlay",
         "bargap": 0.1,
         "hovermode": "closest",
@@ -440,11 +440,11 @@ def plan_figure(entries: Mapping[str, Entry], now: datetime, tz: ZoneInfo) -> di
                 "text": f"peak {peak[0]}–{peak[1]} shaded",
                 "xref": "paper",
                 "yref": "paper",
-                "x": 1,
-                "y": 1.04,
+                "x": 0,
+                "y": 1.05,
                 "showarrow": False,
                 "font": {"size": 11, "color": "#d64541"},
-                "xanchor": "right",
+                "xanchor": "left",
             }
         ],
     }
