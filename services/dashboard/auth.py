@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -35,6 +37,8 @@ PUBLIC_PATHS = frozenset({"/login", "/auth/callback", "/healthz", "/update_statu
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "x-csrf-token"
 LOCAL_USER = "local"
+MAX_BAD_TOKENS = 10  # wrong local-login tokens per minute before all token logins pause (guessing is futile
+BAD_TOKEN_WINDOW_S = 60.0  # anyway with 192 random bits; this keeps the log quiet and the CPU idle)
 
 
 def csrf_token(request: Request) -> str:
@@ -56,6 +60,7 @@ class Auth:
         self.settings = settings
         self.local = settings.dashboard_auth == "local"
         self.local_token = local_token
+        self._bad_tokens: deque[float] = deque()
         self.allowed = settings.allowed_emails()
         self.oauth: OAuth | None = None
         if not self.local:
@@ -87,12 +92,16 @@ class Auth:
     async def middleware(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         path = request.url.path
         if self.local and "token" in request.query_params and request.method == "GET":
+            if self._too_many_bad_tokens():
+                return _deny(request, 429, "too many wrong login tokens; wait a minute")
             if same_secret(request.query_params.get("token"), self.local_token):
                 request.session.clear()
                 request.session["user"] = {"email": LOCAL_USER, "sub": LOCAL_USER}
                 csrf_token(request)
                 log.info("local login")
                 return RedirectResponse(path if path not in PUBLIC_PATHS else "/", status_code=303)
+            self._bad_tokens.append(time.monotonic())
+            log.warning("wrong local login token")
             return _deny(request, 401, "wrong or expired login token: use the link printed in the dashboard's log")
         if path in PUBLIC_PATHS:
             return await call_next(request)
@@ -110,6 +119,12 @@ class Auth:
             log.warning("request without a valid CSRF token refused", path=path)
             return JSONResponse({"error": "missing or wrong CSRF token; reload the page"}, status_code=403)
         return await call_next(request)
+
+    def _too_many_bad_tokens(self) -> bool:
+        cutoff = time.monotonic() - BAD_TOKEN_WINDOW_S
+        while self._bad_tokens and self._bad_tokens[0] < cutoff:
+            self._bad_tokens.popleft()
+        return len(self._bad_tokens) >= MAX_BAD_TOKENS
 
     # ------------------------------------------------------------------ login flow (OIDC)
 
@@ -174,7 +189,8 @@ class Auth:
 def _deny(request: Request, status: int, message: str) -> Response:
     if request.url.path.startswith("/api/") or request.method not in SAFE_METHODS:
         return JSONResponse({"error": message}, status_code=status)
-    return _page(status, "Access denied" if status == 403 else "Login required", message)
+    title = {403: "Access denied", 429: "Slow down"}.get(status, "Login required")
+    return _page(status, title, message)
 
 
 def _page(status: int, title: str, body_html: str) -> Response:

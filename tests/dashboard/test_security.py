@@ -161,6 +161,33 @@ def test_local_token_login(tmp_path: Path) -> None:
     assert client.get("/api/now").status_code == 200
 
 
+def test_local_token_guessing_is_throttled(tmp_path: Path) -> None:
+    s = settings(tmp_path, dashboard_auth="local", dashboard_session_secret=None)
+    client = InProcess(s, local_token="t0ken-abc").client()
+    codes = [client.get(f"/?token=guess{i}").status_code for i in range(12)]
+    assert codes[:10] == [401] * 10 and codes[10:] == [429, 429]
+    assert client.get("/?token=t0ken-abc").status_code == 429  # even the right one, until the minute is over
+
+
+def test_secrets_come_from_files_named_after_the_settings(tmp_path: Path, monkeypatch) -> None:
+    from services.dashboard.config import DashboardSettings
+    from shared.settings import build_settings
+
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "dashboard_session_secret").write_text("x" * 40)
+    (secrets / "oidc_client_secret").write_text("client-secret")
+    (secrets / "dashboard_api_key").write_text("api-key")
+    monkeypatch.setenv("BATSCHED_SECRETS_DIR", str(secrets))
+    monkeypatch.setenv("BATSCHED_OIDC_CLIENT_ID", "cid")
+    monkeypatch.setenv("AUTHORIZED_EMAILS", "Alice@example.org")  # the seed's name
+    s = build_settings(DashboardSettings)
+    assert s.startup_problem() is None
+    assert s.dashboard_api_key is not None and s.dashboard_api_key.get_secret_value() == "api-key"
+    assert s.allowed_emails() == frozenset({"alice@example.org"})
+    assert "x" * 40 not in repr(s)
+
+
 @pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.10", "::", "example.org"])
 def test_local_mode_refuses_a_non_loopback_bind(tmp_path: Path, host: str) -> None:
     s = settings(tmp_path, dashboard_auth="local", dashboard_host=host)
