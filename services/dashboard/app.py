@@ -48,6 +48,7 @@ PLAN_TOPICS = frozenset(
 )
 STOP = "\x00stop"  # not a topic name: tells an event stream to end
 TICK_S = 5.0  # the Now page's ages move on even when nothing arrives
+MAX_EXTERNAL = 20  # /update_status sources kept (a key holder must not grow memory without bound)
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
@@ -305,6 +306,8 @@ def create_app(
             body = StatusIn.model_validate_json(await request.body())
         except ValueError as exc:
             return JSONResponse({"error": f"invalid status: {str(exc)[:200]}"}, status_code=422)
+        if body.source not in external and len(external) >= MAX_EXTERNAL:
+            return JSONResponse({"error": f"at most {MAX_EXTERNAL} status sources"}, status_code=429)
         external[body.source] = {
             "source": body.source,
             "status": body.status,

@@ -141,6 +141,8 @@ def test_api_key_endpoint(tmp_path: Path) -> None:
     assert client.post(f"/update_status?api_key={key}", json=body).status_code == 401  # never in a URL
     assert client.post("/update_status", json=body, headers={"X-API-Key": key}).status_code == 200
     assert client.post("/update_status", content=b"{bad", headers={"X-API-Key": key}).status_code == 422
+    login_free = client.get("/api/now")
+    assert login_free.status_code == 401  # the key opens only its own endpoint
 
 
 def test_api_key_endpoint_is_closed_when_no_key_is_configured(tmp_path: Path) -> None:
