@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from shared.models import CommandResult
 from shared.topics import Topics
@@ -17,7 +18,6 @@ from tests.dashboard import helpers
 from tests.dashboard.fake_oidc import CLIENT_ID, CLIENT_SECRET, FakeOIDC
 from tests.support.broker import free_port
 
-playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = [
     "--headless",
@@ -54,8 +54,6 @@ def publish_world(probe, now: datetime) -> int:
 
 
 def test_login_plan_live_soc_and_override_in_chromium(spawn, probe, provider, artifacts: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
-
     now = datetime.now(UTC)
     charge_slots = publish_world(probe, now)
     port = free_port()
