@@ -180,11 +180,18 @@
       }
       if (!changed) result(false, "nothing changed");
     });
-    const d = new Date(Date.now() + 2 * 3600 * 1000);
+    $("ov-until").addEventListener("input", () => { $("ov-until").dataset.touched = "1"; });
+  }
+  // The default end time is two hours after the SERVER's time (the demo runs a simulated clock).
+  function defaultUntil(serverNow) {
+    const el = $("ov-until");
+    if (el.dataset.touched) return;
+    const d = new Date(new Date(serverNow).getTime() + 2 * 3600 * 1000);
     d.setMinutes(d.getMinutes() - d.getTimezoneOffset());
-    $("ov-until").value = d.toISOString().slice(0, 16);
+    el.value = d.toISOString().slice(0, 16);
   }
   function renderControl(now) {
+    defaultUntil(now.now);
     set("cur-mode", now.mode || "unknown");
     set("cur-dry", now.dry_run === null ? "unknown" : now.dry_run ? "on" : "off");
     for (const [name, value] of Object.entries(now.settings)) {
