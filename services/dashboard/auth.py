@@ -35,6 +35,7 @@ log = get_logger("batsched.dashboard.auth")
 # The style sheet is public so the login and error pages look right before login; it holds no data.
 PUBLIC_PATHS = frozenset({"/login", "/auth/callback", "/healthz", "/update_status", "/static/style.css"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+ALLOWED_NEXT = frozenset({"/", "/plan", "/history", "/control"})  # where a login may return to
 CSRF_HEADER = "x-csrf-token"
 LOCAL_USER = "local"
 MAX_BAD_TOKENS = 10  # wrong local-login tokens per minute before all token logins pause (guessing is futile
@@ -143,6 +144,9 @@ class Auth:
                 "<code>make run</code>).",
             )
         assert self.oauth is not None
+        target = request.query_params.get("next", "/")
+        # Only a path on this site: never "//host" or a full URL (no open redirect).
+        request.session["next"] = target if target.startswith("/") and not target.startswith("//") else "/"
         try:
             return await self.oauth.oidc.authorize_redirect(request, self.redirect_uri(request))
         except Exception as exc:  # the provider's discovery document is unreachable or bad
@@ -171,11 +175,12 @@ class Auth:
         if not self.email_allowed(email):
             log.warning("login refused: not on the allow-list", email=email, allow_list_size=len(self.allowed))
             return _page(403, "Access denied", "Your account is not on this dashboard's allow-list.")
-        request.session.clear()
+        target = request.session.get("next", "/")
+        request.session.clear()  # a fresh session at login (no fixation)
         request.session["user"] = {"email": email.lower(), "sub": str(claims.get("sub", ""))}
         csrf_token(request)
         log.info("login", email=email.lower())
-        return RedirectResponse("/", status_code=303)
+        return RedirectResponse(target if target in ALLOWED_NEXT else "/", status_code=303)
 
     async def logout(self, request: Request) -> Response:
         request.session.clear()

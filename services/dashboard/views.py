@@ -1,7 +1,9 @@
 """Pure view-building: from the latest messages and the clock's time to the JSON each page renders.
 
 No I/O here. Times arrive in UTC and leave as local wall-clock text for people (the configured zone), or as
-naive local ISO strings for the chart (plotly.js has no time zones, so it is given the local wall time).
+naive local ISO strings for the chart (plotly.js has no time zones, so it is given the local wall time; on the
+autumn change day the repeated hour's two slots share an x position, and their hover text still tells them
+apart by price and action).
 A message that does not validate is reported as a warning on the page, never guessed at.
 """
 
@@ -30,6 +32,7 @@ from shared.models import (
     PlanNow,
     PricingAlert,
     RateSeries,
+    WatchdogReport,
 )
 from shared.slots import local_day_bounds, local_window, parse_hhmm, slot_start
 from shared.topics import PLANNER_SETTINGS, SERVICES
@@ -203,7 +206,17 @@ def now_view(
             "slot": f"{local_text(current.slot_start, tz, '%H:%M')}–{local_text(current.slot_end, tz, '%H:%M')}",
             "stale": not current.is_valid(now),
         }
+    executor = None
+    if heartbeat is not None:
+        executor = {
+            "forced": heartbeat.forced,
+            "lease_until": local_text(heartbeat.lease_until, tz, "%H:%M") if heartbeat.lease_until else None,
+            "age": age_text((now - heartbeat.generated_at).total_seconds()),
+        }
+    watchdog = parse(entries, "executor/watchdog", WatchdogReport)
     return {
+        "executor": executor,
+        "watchdog": None if watchdog is None else {"state": watchdog.state, "detail": watchdog.detail},
         "now": now.isoformat(),
         "now_local": local_text(now, tz, "%a %d %b %Y %H:%M"),
         "bus_connected": bus_connected,

@@ -48,6 +48,15 @@ def publish_world(probe, now: datetime) -> int:
     probe.publish(T.plan, plan.model_dump_json(), retain=True)
     probe.publish(T.executor_mode, "auto", retain=True)
     probe.publish(T.executor_dry_run, "false", retain=True)
+    summary = {
+        "generated_at": now.isoformat(),
+        "date": (now - timedelta(days=1)).date().isoformat(),
+        "actual_cost_gbp": 1.5,
+        "no_battery_cost_gbp": 2.75,
+        "month": {"actual_cost_gbp": 20.1, "saving_gbp": 9.3},
+        "since_install": {"actual_cost_gbp": 400.0, "saving_gbp": 151.2},
+    }
+    probe.publish(T.executor_daily_summary, summary, retain=True)
     for svc in ("pricing", "forecast", "planner", "executor"):
         probe.publish(T.status(svc), "online", retain=True)
     return sum(1 for s in plan.slots if s.action.value == "charge" and s.start >= now - timedelta(minutes=30))
@@ -89,6 +98,8 @@ def test_login_plan_live_soc_and_override_in_chromium(spawn, probe, provider, ar
             expect(page.locator("#soc")).to_have_text("42.0")
             expect(page.locator("#live")).to_have_text("live")
             expect(page.locator("#services")).to_contain_text("online")
+            expect(page.locator("#summary")).to_contain_text("since install")
+            expect(page.locator("#summary")).to_contain_text("£1.50")
             page.evaluate("window.__same_page = true")
             page.screenshot(path=str(artifacts / "dashboard-now.png"), full_page=True)
 

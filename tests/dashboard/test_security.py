@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlparse
 
+import httpx
 import pytest
 from fastapi.routing import APIRoute
 from joserfc.jwk import RSAKey
@@ -73,6 +75,20 @@ def test_cookie_is_secure_when_served_over_https(tmp_path: Path, provider: FakeO
     done = login(client, provider, ALICE)
     assert done.status_code == 303
     assert "secure" in done.headers["set-cookie"].lower()
+
+
+def test_login_returns_to_the_page_asked_for_but_never_off_site(tmp_path: Path, provider: FakeOIDC) -> None:
+    client = InProcess(settings(tmp_path, provider)).client()
+    first = client.get("/history")
+    assert first.headers["location"] == "/login?next=%2Fhistory"
+    client.get(first.headers["location"])  # stores where to go back to
+    done = login(client, provider, ALICE)
+    assert done.headers["location"] == "/"  # login() starts a new flow without next=
+    for target, expected in (("/history", "/history"), ("//evil.example", "/"), ("https://evil.example", "/")):
+        start = client.get("/login", params={"next": target})
+        authorize = httpx.get(start.headers["location"], follow_redirects=False)
+        back = urlparse(authorize.headers["location"])
+        assert client.get(f"{back.path}?{back.query}").headers["location"] == expected, target
 
 
 def test_email_not_on_the_list_is_refused(tmp_path: Path, provider: FakeOIDC) -> None:

@@ -72,6 +72,8 @@
       $("action").className = "tag " + (a.action || "none");
       set("action-reason", a.reason ? a.reason + (a.detail ? ": " + a.detail : "") + (a.target_soc_pct != null ? " (target " + a.target_soc_pct + " %)" : "") : "—");
       const d = now.last_decision;
+      const ex = now.executor;
+      set("executor-state", ex ? (ex.forced ? "forced state active" + (ex.lease_until ? " until " + ex.lease_until : "") : "normal Powerwall control") + " · heartbeat " + ex.age + " ago" + (now.watchdog ? " · watchdog " + now.watchdog.state : "") : "no executor heartbeat yet");
       set("last-decision", d ? "executor at " + d.at + ": " + d.action + " (" + d.outcome + ")" + (d.rules.length ? " — " + d.rules.join("; ") : "") + (d.error ? " — error: " + d.error : "") : "no decision from the executor yet");
     }
     if ($("services")) {
@@ -84,9 +86,11 @@
     if ($("summary") && now.daily_summary) {
       const s = now.daily_summary;
       if (s.error) { $("summary").textContent = s.error; } else {
+        const label = (k) => k.replace(/_gbp$/, "").replace(/_/g, " ");
+        const money = (k, v) => (/_gbp$/.test(k) && typeof v === "number" ? "£" + v.toFixed(2) : String(v));
         let h = '<table class="kv"><tr><th>' + esc(s.date) + "</th><td>£" + Number(s.actual_cost_gbp).toFixed(2) + "</td></tr>";
         for (const [k, v] of Object.entries(s)) {
-          if (v && typeof v === "object") h += "<tr><th>" + esc(k.replace(/_/g, " ")) + "</th><td>" + esc(Object.entries(v).map(([a, b]) => a + ": " + b).join(", ")) + "</td></tr>";
+          if (v && typeof v === "object") h += "<tr><th>" + esc(label(k)) + "</th><td>" + esc(Object.entries(v).map(([a, b]) => label(a) + " " + money(a, b)).join(", ")) + "</td></tr>";
         }
         for (const k of ["no_battery_cost_gbp", "self_use_cost_gbp", "planned_cost_gbp"]) {
           if (s[k] !== null && s[k] !== undefined) h += "<tr><th>" + esc(k.replace(/_gbp$/, "").replace(/_/g, " ")) + "</th><td>£" + Number(s[k]).toFixed(2) + "</td></tr>";
