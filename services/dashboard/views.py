@@ -561,7 +561,12 @@ def decisions_csv(rows: list[dict[str, Any]]) -> str:
 
 def history_figure(battery: list[Any], prices: list[tuple[str, float]], tz: ZoneInfo) -> dict[str, Any]:
     soc_x = [local_naive(datetime.fromisoformat(b.observed_at), tz) for b in battery]
-    price_x = [local_naive(datetime.fromisoformat(p[0]), tz) for p in prices]
+    starts = [datetime.fromisoformat(p[0]) for p in prices]
+    values = [round(p[1] * 100, 2) for p in prices]
+    if starts:  # a step line ends where the last slot ends, not where it starts
+        starts.append(starts[-1] + SLOT)
+        values.append(values[-1])
+    price_x = [local_naive(t, tz) for t in starts]
     data = [
         {
             "type": "scatter",
@@ -577,7 +582,7 @@ def history_figure(battery: list[Any], prices: list[tuple[str, float]], tz: Zone
             "mode": "lines",
             "name": "price (p/kWh)",
             "x": price_x,
-            "y": [round(p[1] * 100, 2) for p in prices],
+            "y": values,
             "line": {"color": "#2e7bb8", "shape": "hv"},
             "yaxis": "y",
         },

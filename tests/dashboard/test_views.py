@@ -154,7 +154,7 @@ def test_store_keeps_prices_and_soc_for_charts(tmp_path: Path) -> None:
         TZ,
     )
     soc, price = fig["data"][0], fig["data"][1]
-    assert soc["y"] == [61.0] and len(price["y"]) == 3
+    assert soc["y"] == [61.0] and len(price["y"]) == 3 + 1  # three slots, and the last one's end
     store.prune(NOW + timedelta(days=3))
     assert store.prices_between(NOW - timedelta(days=1), NOW + timedelta(days=3)) == []
 

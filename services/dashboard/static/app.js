@@ -132,7 +132,7 @@
       '</td><td><span class="tag ' + esc(r.action) + '">' + esc(r.action) + "</span></td><td>" + esc(r.outcome) + (r.error ? ": " + esc(r.error) : "") +
       "</td><td>" + esc(r.commanded) + '</td><td class="' + (r.match === false ? "bad" : "") + '">' + esc(r.observed) + "</td><td>" + esc(r.rules) +
       "</td><td>" + (r.soc_pct === null ? "" : esc(r.soc_pct.toFixed(0))) + "</td></tr>").join("");
-    set("history-count", doc.rows.length + " decisions on " + doc.day);
+    set("history-count", doc.rows.length + (doc.rows.length === 1 ? " decision on " : " decisions on ") + doc.day);
   }
   async function loadHistoryChart() {
     const res = await fetch("/api/history/chart?days=" + $("chart-days").value, { credentials: "same-origin" });
