@@ -417,7 +417,8 @@ def plan_figure(entries: Mapping[str, Entry], now: datetime, tz: ZoneInfo) -> di
                 "hoverinfo": "skip",
             }
         )
-    shapes = _peak_shapes(start, horizon_end, peak, tz) if order else []
+    # Shade only where there is data: the chart ends where the known prices (or plan) end.
+    shapes = _peak_shapes(start, min(horizon_end, order[-1] + SLOT), peak, tz) if order else []
     shapes.append(
         {
             "type": "line",
