@@ -139,7 +139,8 @@ def test_post_without_csrf_token_is_refused(tmp_path: Path, provider: FakeOIDC) 
     client = InProcess(settings(tmp_path, provider)).client()
     login(client, provider, ALICE)
     token = csrf_of(client)
-    posts = [("/api/control/replan", {}), ("/api/control/mode", {"mode": "hold"}), ("/logout", {})]
+    posts = [(path, {"mode": "hold"}) for method, path in protected_routes(client.app) if method != "GET"]
+    assert len(posts) >= 6  # every control route and logout
     for path, body in posts:
         assert client.post(path, json=body).status_code == 403, path
         assert client.post(path, json=body, headers={"X-CSRF-Token": "wrong"}).status_code == 403, path
