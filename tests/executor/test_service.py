@@ -338,3 +338,44 @@ def test_kill_at_a_few_random_points(world_factory, probe, spawn) -> None:
 @pytest.mark.timeout(1200)
 def test_kill_at_fifty_random_points(world_factory, probe, spawn) -> None:
     kill_cycles(world_factory, probe, spawn, points=50, seed=2026)
+
+
+def test_with_the_real_pricing_service(world_factory, probe, spawn) -> None:
+    """The same afternoon with the real pricing service (fed by the fake Octopus API replaying the real prices of
+    2023-06-12): the executor charges in the planned slots whose published price is within the limit, not in those
+    above it, and never in the peak."""
+    from sim.datasets import agile_prices
+    from sim.octopus import FakeOctopus
+
+    start = utc(2023, 6, 12, 10, 0)
+    world = world_factory(start, 1200.0, watchdog_s=900.0, soc_pct=20.0)
+    octopus = FakeOctopus(world.clock).start()
+    try:
+        real = agile_prices()
+        planned = [utc(2023, 6, 12, 11, 0) + SLOT * k for k in range(6)] + [utc(2023, 6, 12, 15, 0)]
+        price = {s: float(real[s]) for s in planned}
+        plan = make_plan(start, start, 7, charge=planned)
+        probe.publish("batsched/planner/plan", plan.model_dump_json(), retain=True)
+        env = world.env(BATSCHED_OCTOPUS_BASE_URL=octopus.url, BATSCHED_OCTOPUS_REGION="J")
+        spawn("services.pricing", env=env, name="pricing")
+        probe.wait_json("batsched/pricing/import/rates", timeout=30)
+        spawn("services.executor", env=env, name="executor")
+        spawn("services.executor.watchdog", env=env, name="watchdog")
+        wait_sim_time(world.clock, utc(2023, 6, 12, 15, 40), timeout=40)
+    finally:
+        octopus.stop()
+    log = world.sim.log()
+    first = min(datetime.fromisoformat(m.json()["generated_at"]) for m in probe.on("batsched/executor/applied"))
+    assert first < planned[0], f"the executor came up too late ({first}) for this test to mean anything"
+    cheap = [s for s in planned[:6] if price[s] <= 0.20]
+    dear = [s for s in planned[:6] if price[s] > 0.20]
+    assert cheap, "the chosen slots should include some within the limit"
+    assert charged_in(log["samples"], cheap, "charge_w") > 0.5 * len(cheap)  # ~1.6 kWh per slot at 3.3 kW
+    late = timedelta(seconds=20 + 180)  # the apply delay after a slot boundary, plus a decision interval or two
+    tails = [t for t in dear if t - SLOT in cheap]
+    for s in log["samples"]:
+        t = datetime.fromisoformat(s["t"])
+        if slot_start(t) in dear and not (slot_start(t) in tails and t - slot_start(t) < late):
+            assert s["grid_charge_w"] == 0, (t, price[slot_start(t)])
+    assert grid_charge_in_peak(log["samples"], TZ) == []
+    assert log["max_per_minute"] <= 5 and log["rate_limited"] == 0
