@@ -347,7 +347,7 @@ def test_with_the_real_pricing_service(world_factory, probe, spawn) -> None:
     from sim.datasets import agile_prices
     from sim.octopus import FakeOctopus
 
-    start = utc(2023, 6, 12, 10, 0)
+    start = utc(2023, 6, 12, 9, 40)
     world = world_factory(start, 1200.0, watchdog_s=900.0, soc_pct=20.0)
     octopus = FakeOctopus(world.clock).start()
     try:
@@ -357,16 +357,16 @@ def test_with_the_real_pricing_service(world_factory, probe, spawn) -> None:
         plan = make_plan(start, start, 7, charge=planned)
         probe.publish("batsched/planner/plan", plan.model_dump_json(), retain=True)
         env = world.env(BATSCHED_OCTOPUS_BASE_URL=octopus.url, BATSCHED_OCTOPUS_REGION="J")
-        spawn("services.pricing", env=env, name="pricing")
-        probe.wait_json("batsched/pricing/import/rates", timeout=30)
-        spawn("services.executor", env=env, name="executor")
-        spawn("services.executor.watchdog", env=env, name="watchdog")
-        wait_sim_time(world.clock, utc(2023, 6, 12, 15, 40), timeout=40)
+        for module in ("services.pricing", "services.executor", "services.executor.watchdog"):
+            spawn(module, env=env, name=module.rsplit(".", 1)[-1])
+        wait_sim_time(world.clock, utc(2023, 6, 12, 15, 10), timeout=40)
     finally:
         octopus.stop()
     log = world.sim.log()
     first = min(datetime.fromisoformat(m.json()["generated_at"]) for m in probe.on("batsched/executor/applied"))
     assert first < planned[0], f"the executor came up too late ({first}) for this test to mean anything"
+    rates = probe.wait_json("batsched/pricing/import/rates", timeout=1)
+    assert datetime.fromisoformat(rates["generated_at"]) < planned[0], "prices came too late for this test"
     cheap = [s for s in planned[:6] if price[s] <= 0.20]
     dear = [s for s in planned[:6] if price[s] > 0.20]
     assert cheap, "the chosen slots should include some within the limit"
