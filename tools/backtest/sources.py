@@ -1,0 +1,105 @@
+"""Turn the command line's choices into the backtest's series: files, the Octopus API, or the bundled examples."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from shared.slots import local_midnight
+from tools.backtest import inputs, octopus
+from tools.backtest.inputs import InputError
+
+LOOKAHEAD = timedelta(days=2)  # data after the period kept for plans near its end (never reported)
+
+
+@dataclass
+class Series:
+    prices: pd.Series
+    load: pd.Series
+    pv: pd.Series | None
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def read_text(path: Path) -> str:
+    if not path.exists():
+        raise InputError(str(path), "file not found")
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        raw = gzip.decompress(raw)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(str(path), "not a UTF-8 text file") from None
+
+
+def _is_json(text: str) -> bool:
+    return text.lstrip().startswith(("{", "["))
+
+
+def load_prices(path: Path) -> pd.Series:
+    text = read_text(path)
+    if _is_json(text):
+        return inputs.parse_rates_json(json.loads(text), str(path.name))
+    return inputs.parse_prices_csv(text, str(path.name))
+
+
+def load_consumption(path: Path) -> pd.Series:
+    text = read_text(path)
+    if _is_json(text):
+        return inputs.parse_consumption_json(json.loads(text), str(path.name))
+    return inputs.parse_consumption_csv(text, str(path.name))
+
+
+def load_pv(path: Path) -> pd.Series:
+    return inputs.parse_pv_csv(read_text(path), str(path.name))
+
+
+def local_range(first: date | None, last: date | None) -> tuple[datetime | None, datetime | None]:
+    """``--from``/``--to`` are local dates, both included."""
+    return (
+        local_midnight(first) if first else None,
+        local_midnight(last + timedelta(days=1)) if last else None,
+    )
+
+
+def octopus_prices(product: str, region: str, start: datetime, end: datetime, base_url: str) -> pd.Series:
+    doc = octopus.fetch_rates(product, region, start, end + LOOKAHEAD, base_url)
+    return inputs.parse_rates_json(doc, f"Octopus {octopus.tariff_code(product, region)}")
+
+
+def octopus_consumption(mpan: str, serial: str, key: str, start: datetime, end: datetime, base_url: str) -> pd.Series:
+    doc = octopus.fetch_consumption(mpan, serial, key, start, end + LOOKAHEAD, base_url)
+    return inputs.parse_consumption_json(doc, f"Octopus consumption {mpan}/{serial}")
+
+
+def window(
+    prices: pd.Series, load: pd.Series, start: datetime | None, end: datetime | None
+) -> tuple[pd.DatetimeIndex, int, int]:
+    """The slot axis (reported period plus up to ``LOOKAHEAD`` after it) and the reported ``[start, stop)``."""
+    period = inputs.align(load, prices, start, end)
+    lo, hi = period[0], period[-1] + pd.Timedelta(minutes=30)
+    data_end = min(load.index[-1], prices.index[-1]) + pd.Timedelta(minutes=30)
+    axis_end = min(hi + pd.Timedelta(LOOKAHEAD), data_end)
+    axis = pd.date_range(lo, axis_end, freq="30min", inclusive="left")
+    return axis, 0, len(period)
+
+
+def on_axis(series: pd.Series, axis: pd.DatetimeIndex, what: str) -> np.ndarray:
+    values = series.reindex(axis)
+    missing = values.isna()
+    if missing.any():
+        first = axis[int(np.argmax(missing.to_numpy()))]
+        raise InputError(
+            what, f"{int(missing.sum())} half-hour(s) missing in the period, first at {first:%Y-%m-%dT%H:%MZ}"
+        )
+    return values.to_numpy(dtype=float)
+
+
+def utc(d: datetime) -> datetime:
+    return d.astimezone(UTC)
