@@ -50,6 +50,7 @@ def monthly_chart(result: BacktestResult) -> go.Figure:
     fig.update_layout(
         title="Monthly cost per strategy", barmode="group", yaxis_title="£ per month", legend_orientation="h"
     )
+    fig.update_xaxes(type="category")
     return fig
 
 
@@ -71,6 +72,7 @@ def typical_day_chart(result: BacktestResult) -> go.Figure:
         secondary_y=True,
     )
     fig.update_layout(title="A typical day: mean grid import per half-hour (local time)", legend_orientation="h")
+    fig.update_xaxes(type="category", dtick=4, tickangle=0)
     fig.update_yaxes(title_text="kWh per half-hour", secondary_y=False)
     fig.update_yaxes(title_text="p/kWh", secondary_y=True)
     return fig
