@@ -151,10 +151,10 @@ def backtest(args: argparse.Namespace) -> int:
         names["consumption"] = "bundled real household (gross load, Oct 2021 - Sep 2022)"
 
     axis, i0, i1 = sources.window(prices, load, start, end)
-    price = sources.on_axis(prices, axis, names["prices"])
-    load_kwh = sources.on_axis(load, axis, names["consumption"])
+    price = sources.on_axis(prices, axis, i0, i1, names["prices"], fill_outside=False)
+    load_kwh = sources.on_axis(load, axis, i0, i1, names["consumption"], fill_outside=True)
     if args.pv:
-        pv = sources.on_axis(sources.load_pv(args.pv), axis, str(args.pv))
+        pv = sources.on_axis(sources.load_pv(args.pv), axis, i0, i1, str(args.pv), fill_outside=True)
         names["pv"] = str(args.pv)
     elif args.pv_kwp > 0:
         from sim.datasets import pv_energy

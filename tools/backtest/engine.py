@@ -16,12 +16,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from services.executor import rules as executor_rules
 from services.planner import replay as rp
 from services.planner.baselines import no_battery_cost
-from services.planner.battery import ACTION_NAMES, BatteryModel, Limits, step_slot
+from services.planner.battery import ACTION_NAMES, CHARGE, SELF_USE, BatteryModel, Limits, step_slot
 from services.planner.dp import Horizon
 from services.planner.lp import solve_lp
-from shared.models import PlannerSettings
+from shared.models import Action, PlannerSettings
+from shared.slots import LONDON, parse_hhmm
 from tools.backtest.result import BacktestResult, StrategyRun
 
 STRATEGIES = ("no_battery", "self_use", "seed_rule", "batsched", "bound")
@@ -63,6 +65,42 @@ class _Recorder:
         if self.tick:
             self.tick(1)
         return action, target
+
+
+class ExecutorRules:
+    """Passes each slot's action through the executor's own safety rules (``services.executor.rules``: peak window,
+    price limit), evaluated at the slot's start as the live executor would on the slot boundary. The planner
+    already respects both, so in a faithful replay they block nothing; the count of blocked slots says so."""
+
+    def __init__(self, policy: rp.Policy, sc: Scenario, settings: PlannerSettings) -> None:
+        self.policy, self.sc = policy, sc
+        self.cfg = executor_rules.RuleConfig(
+            tz=LONDON,
+            peak_start=parse_hhmm(settings.peak_start_local),
+            peak_end=parse_hhmm(settings.peak_end_local),
+            max_price_gbp=settings.max_charge_price_gbp,
+        )
+        self.limit = executor_rules.price_limit_gbp(self.cfg, settings.max_charge_price_gbp)
+        self.blocked: dict[str, int] = {}
+
+    @property
+    def plan_seconds(self) -> list[float]:
+        return list(getattr(self.policy, "plan_seconds", []))
+
+    def __call__(self, i: int, soc: float) -> tuple[int, float]:
+        action, target = self.policy(i, soc)
+        if action != CHARGE:
+            return action, target
+        now = self.sc.slots[i].to_pydatetime()
+        price = float(self.sc.price[i]) if np.isfinite(self.sc.price[i]) else None
+        p = executor_rules.Proposal(Action.CHARGE)
+        p, peak = executor_rules.peak_window(p, now, self.cfg)
+        p, limit = executor_rules.price_limit(p, now, price, self.limit)
+        if p.action == Action.CHARGE:
+            return action, target
+        rule = peak.rule if peak.verdict != "pass" else limit.rule
+        self.blocked[rule] = self.blocked.get(rule, 0) + 1
+        return SELF_USE, soc
 
 
 def _run_policy(
@@ -107,18 +145,20 @@ def _no_battery(sc: Scenario) -> StrategyRun:
 def _bound(
     sc: Scenario, model: BatteryModel, limits: Limits, soc0_kwh: float, settings: PlannerSettings
 ) -> StrategyRun:
-    """The LP with perfect foresight over the whole period (slightly optimistic: see ``services.planner.lp``)."""
+    """The planner's LP with perfect foresight over the whole period (slightly optimistic: see
+    ``services.planner.lp``). Set up as ``tools.bench_planner.lp_bound`` does: unknown prices at the period's mean,
+    grid charging allowed outside the peak and up to the price limit."""
     sl = slice(sc.start, sc.stop)
-    price = sc.price[sl]
+    raw = sc.price[sl]
+    price = np.nan_to_num(raw, nan=float(np.nanmean(raw)))
     peak = rp.peak_mask(sc.slots[sl], settings)
-    ok = np.isfinite(price) & ~peak & (np.where(np.isfinite(price), price, np.inf) <= settings.max_charge_price_gbp)
-    h = Horizon(np.nan_to_num(price, nan=0.0), sc.export_price[sl], sc.load[sl], sc.pv[sl], ok)
+    h = Horizon(price, sc.export_price[sl], sc.load[sl], sc.pv[sl], ~peak & (price <= settings.max_charge_price_gbp))
     lp = solve_lp(h, soc0_kwh, model, limits)
     cost = h.price * lp.grid_import_kwh - h.export_price * lp.grid_export_kwh
     return StrategyRun(
         "bound",
-        lp.grid_import_kwh,
-        lp.grid_export_kwh,
+        np.asarray(lp.grid_import_kwh),
+        np.asarray(lp.grid_export_kwh),
         cost,
         np.asarray(lp.soc_kwh) / model.capacity_kwh * 100.0,
         total_gbp=float(lp.cost_gbp),
@@ -144,11 +184,12 @@ def run_backtest(
     policies: dict[str, Callable[[], rp.Policy]] = {
         "self_use": lambda: rp.self_use_policy,
         "seed_rule": lambda: rp.SeedRule(sc.world(), model, settings),
-        "batsched": lambda: rp.Batsched(sc.world(), model, settings, forecasts=forecasts),
+        "batsched": lambda: ExecutorRules(rp.Batsched(sc.world(), model, settings, forecasts=forecasts), sc, settings),
     }
     t0 = time.perf_counter()
     runs: dict[str, StrategyRun] = {}
     timings: dict[str, Any] = {}
+    blocked: dict[str, int] = {}
     for name in strategies:
         t1 = time.perf_counter()
         if name == "no_battery":
@@ -160,7 +201,10 @@ def run_backtest(
                 tick(1)
         else:
             tick = progress(n, name) if progress else None
-            runs[name], _ = _run_policy(name, sc, policies[name](), model, limits, soc0, tick)
+            policy = policies[name]()
+            runs[name], _ = _run_policy(name, sc, policy, model, limits, soc0, tick)
+            if isinstance(policy, ExecutorRules):
+                blocked = policy.blocked
         timings[name] = round(time.perf_counter() - t1, 2)
     sl = slice(sc.start, sc.stop)
     return BacktestResult(
@@ -179,6 +223,7 @@ def run_backtest(
             "start_soc_pct": round(soc0 / model.capacity_kwh * 100, 1),
             "forecasts": forecasts,
             **settings.model_dump(),
+            "executor_rules_blocked_slots": blocked,
             "seconds_per_strategy": timings,
         },
         elapsed_s=time.perf_counter() - t0,

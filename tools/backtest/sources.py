@@ -16,6 +16,7 @@ from tools.backtest import inputs, octopus
 from tools.backtest.inputs import InputError
 
 LOOKAHEAD = timedelta(days=2)  # data after the period kept for plans near its end (never reported)
+HISTORY = timedelta(days=14)  # data before the period the planner may look back at (never reported)
 
 
 @dataclass
@@ -81,24 +82,31 @@ def octopus_consumption(mpan: str, serial: str, key: str, start: datetime, end: 
 def window(
     prices: pd.Series, load: pd.Series, start: datetime | None, end: datetime | None
 ) -> tuple[pd.DatetimeIndex, int, int]:
-    """The slot axis (reported period plus up to ``LOOKAHEAD`` after it) and the reported ``[start, stop)``."""
+    """The slot axis and the reported ``[start, stop)`` on it. The axis also holds up to ``HISTORY`` before the
+    period (what the planner's own forecasts and its price forecast look back at) and ``LOOKAHEAD`` after it (so
+    plans near the end see the next day's prices), within the price data; like the planner benchmark."""
     period = inputs.align(load, prices, start, end)
     lo, hi = period[0], period[-1] + pd.Timedelta(minutes=30)
-    data_end = min(load.index[-1], prices.index[-1]) + pd.Timedelta(minutes=30)
-    axis_end = min(hi + pd.Timedelta(LOOKAHEAD), data_end)
-    axis = pd.date_range(lo, axis_end, freq="30min", inclusive="left")
-    return axis, 0, len(period)
+    axis_lo = max(lo - pd.Timedelta(HISTORY), prices.index[0])
+    axis_hi = min(hi + pd.Timedelta(LOOKAHEAD), prices.index[-1] + pd.Timedelta(minutes=30))
+    axis = pd.date_range(axis_lo, axis_hi, freq="30min", inclusive="left")
+    i0 = int(axis.searchsorted(lo))
+    return axis, i0, i0 + len(period)
 
 
-def on_axis(series: pd.Series, axis: pd.DatetimeIndex, what: str) -> np.ndarray:
-    values = series.reindex(axis)
-    missing = values.isna()
+def on_axis(series: pd.Series, axis: pd.DatetimeIndex, i0: int, i1: int, what: str, fill_outside: bool) -> np.ndarray:
+    """The series on the axis: complete inside the reported period (else an error naming the first missing slot);
+    outside it, gaps are NaN (prices: not published) or the period's mean (load, PV: as the benchmark does)."""
+    values = series.reindex(axis).to_numpy(dtype=float)
+    missing = np.isnan(values[i0:i1])
     if missing.any():
-        first = axis[int(np.argmax(missing.to_numpy()))]
+        first = axis[i0 + int(np.argmax(missing))]
         raise InputError(
             what, f"{int(missing.sum())} half-hour(s) missing in the period, first at {first:%Y-%m-%dT%H:%MZ}"
         )
-    return values.to_numpy(dtype=float)
+    if fill_outside:
+        values = np.where(np.isnan(values), float(np.mean(values[i0:i1])), values)
+    return values
 
 
 def utc(d: datetime) -> datetime:
