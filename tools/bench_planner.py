@@ -1,0 +1,200 @@
+"""Benchmark the planner on a real year (``make bench-planner``): money against baselines and an LP bound, speed.
+
+Scenarios (Agile region J, the household's gross load, a 13.5 kWh battery, 3.3 kW grid charge, 5 kW discharge,
+95 %/95 % efficiency, no battery export, PV surplus exported at 15p, no grid charging 16:00-19:00 local):
+``J-2023-noPV``, ``J-2023-3kWp`` (2023 prices, the load mapped onto 2023 by ISO week and weekday) and
+``J-2021/22-4kWp`` (2021-10-01 .. 2022-09-19 with its own load). Usage: ``python -m tools.bench_planner [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from services.planner.baselines import no_battery_cost
+from services.planner.battery import BatteryModel
+from services.planner.dp import Horizon, solve, terminal_linear
+from services.planner.lp import solve_lp
+from services.planner.replay import (
+    Batsched,
+    SeedRule,
+    World,
+    limits_for,
+    peak_mask,
+    replay,
+    self_use_policy,
+)
+from sim.datasets import agile_prices, gross_load_year, pv_energy
+from shared.models import PlannerSettings
+
+LONDON = "Europe/London"
+HISTORY_DAYS = 14
+MODEL = BatteryModel()
+# Charging is limited by the peak window only: the bench measures the planner, not a user's price cap.
+SETTINGS = PlannerSettings(min_soc_pct=0.0, max_charge_price_gbp=2.0, target_soc_cap_pct=100.0)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    first_day: str  # local dates, inclusive .. exclusive
+    end_day: str
+    kwp: float
+    load_from_2022: bool  # map the gross-load year onto the scenario's dates by ISO week and weekday
+
+
+SCENARIOS = (
+    Scenario("J-2023-noPV", "2023-01-01", "2024-01-01", 0.0, True),
+    Scenario("J-2023-3kWp", "2023-01-01", "2024-01-01", 3.0, True),
+    Scenario("J-2021/22-4kWp", "2021-10-01", "2022-09-20", 4.0, False),
+)
+
+
+def _local_axis(first: str, end: str) -> pd.DatetimeIndex:
+    a = pd.Timestamp(first, tz=LONDON).tz_convert("UTC")
+    b = pd.Timestamp(end, tz=LONDON).tz_convert("UTC")
+    return pd.date_range(a, b, freq="30min", inclusive="left")
+
+
+def mapped_load(slots: pd.DatetimeIndex) -> np.ndarray:
+    """The gross load mapped onto ``slots`` by ISO week, weekday and local wall time (nearest covered week)."""
+    src = gross_load_year()
+    loc = src.index.tz_convert(LONDON)
+    iso = loc.isocalendar()
+    table = pd.DataFrame(
+        {"week": iso.week.to_numpy(), "dow": iso.day.to_numpy(), "hhmm": loc.hour * 60 + loc.minute, "v": src.values}
+    ).drop_duplicates(["week", "dow", "hhmm"])
+    lookup = table.set_index(["week", "dow", "hhmm"])["v"]
+    weeks = set(table["week"])
+    tl = slots.tz_convert(LONDON)
+    tiso = tl.isocalendar()
+    week = tiso.week.to_numpy().astype(int)
+    for k, wk in enumerate(week):  # weeks the source year does not cover take the nearest earlier week
+        while wk not in weeks:
+            wk = wk - 1 if wk > 1 else 52
+        week[k] = wk
+    keys = pd.MultiIndex.from_arrays([week, tiso.day.to_numpy(), tl.hour * 60 + tl.minute])
+    out = lookup.reindex(keys).to_numpy()
+    return pd.Series(out).ffill().bfill().to_numpy()
+
+
+def build_world(sc: Scenario) -> World:
+    first = (pd.Timestamp(sc.first_day) - pd.Timedelta(days=HISTORY_DAYS)).strftime("%Y-%m-%d")
+    end_plus = (pd.Timestamp(sc.end_day) + pd.Timedelta(days=2)).strftime("%Y-%m-%d")
+    slots = _local_axis(first, end_plus)
+    prices = agile_prices().reindex(slots).to_numpy()
+    if sc.load_from_2022:
+        load = mapped_load(slots)
+    else:
+        g = gross_load_year().reindex(slots)
+        load = g.fillna(g.mean()).to_numpy()
+    pv = pv_energy(slots, sc.kwp) if sc.kwp else np.zeros(len(slots))
+    start = int(slots.searchsorted(pd.Timestamp(sc.first_day, tz=LONDON)))
+    stop = int(slots.searchsorted(pd.Timestamp(sc.end_day, tz=LONDON)))
+    export = np.full(len(slots), MODEL.export_price_gbp)
+    return World(slots, prices, export, load, pv, start, stop)
+
+
+def lp_bound(w: World) -> tuple[float, float]:
+    """The perfect-foresight LP over the whole period: (cost, seconds)."""
+    sl = slice(w.start, w.stop)
+    price = np.nan_to_num(w.price[sl], nan=np.nanmean(w.price[sl]))
+    peak = peak_mask(w.slots[sl], SETTINGS)
+    h = Horizon(price, w.export_price[sl], w.load[sl], w.pv[sl], ~peak & (price <= SETTINGS.max_charge_price_gbp))
+    t0 = time.perf_counter()
+    res = solve_lp(h, 0.0, MODEL, limits_for(MODEL, SETTINGS))
+    return res.cost_gbp, time.perf_counter() - t0
+
+
+def dp_lp_ratio(policy: Batsched, w: World, n: int = 150) -> tuple[float, float, float]:
+    """DP and LP time on the same plans (every k-th slot of the period): (dp median ms, lp median ms, max gap %)."""
+    lim = limits_for(MODEL, SETTINGS)
+    idx = np.linspace(w.start, w.stop - 1, n).astype(int)
+    dp_t, lp_t, gaps = [], [], []
+    for i in idx:
+        a = policy.inputs(int(i))
+        if not a:
+            continue
+        price = np.nan_to_num(a["price"], nan=float(np.nanmean(a["price"])))
+        peak = a["peak"]
+        h = Horizon(price, a["export_price"], a["load"], a["pv"], ~peak & (price <= SETTINGS.max_charge_price_gbp))
+        soc0 = 0.5 * MODEL.capacity_kwh
+        t0 = time.perf_counter()
+        s = solve(h, soc0, MODEL, lim, terminal_linear(MODEL, lim, 0.0))
+        dp_t.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        r = solve_lp(h, soc0, MODEL, lim)
+        lp_t.append(time.perf_counter() - t0)
+        nb = no_battery_cost(price, a["export_price"], a["load"], a["pv"])
+        gaps.append((s.cost_gbp.sum() - r.objective_gbp) / max(abs(nb), 1e-9) * 100)
+    return statistics.median(dp_t) * 1e3, statistics.median(lp_t) * 1e3, max(gaps)
+
+
+def share(base: float, cost: float, bound: float) -> str:
+    return f"{(base - cost) / (base - bound) * 100:6.1f} %" if base != bound else "   n/a"
+
+
+def run(sc: Scenario, variants: bool) -> None:
+    w = build_world(sc)
+    lim = limits_for(MODEL, SETTINGS)
+    sl = slice(w.start, w.stop)
+    base = no_battery_cost(np.nan_to_num(w.price[sl]), w.export_price[sl], w.load[sl], w.pv[sl])
+    rows: list[tuple[str, float, str]] = [("no battery", base, "")]
+    su = replay(w, self_use_policy, MODEL, lim, lim.min_kwh)
+    seed = replay(w, SeedRule(w, MODEL, SETTINGS), MODEL, lim, lim.min_kwh)
+    perfect_policy = Batsched(w, MODEL, SETTINGS, "perfect", "forecast")
+    perfect = replay(w, perfect_policy, MODEL, lim, lim.min_kwh)
+    own = replay(w, Batsched(w, MODEL, SETTINGS, "own", "forecast"), MODEL, lim, lim.min_kwh)
+    bound, lp_s = lp_bound(w)
+    print(f"\n== {sc.name}: {w.slots[w.start].date()} .. {w.slots[w.stop - 1].date()}, {w.stop - w.start} slots")
+    print(f"{'strategy':44s} {'cost GBP':>10s} {'share of bound saving':>22s}")
+    rows += [
+        ("self-use", su.cost_gbp, ""),
+        ("seed rule (cheapest N before peak)", seed.cost_gbp, ""),
+        ("batsched, perfect load/PV forecasts", perfect.cost_gbp, f"replay {perfect.seconds:.1f} s"),
+        ("batsched, own forecasts", own.cost_gbp, f"replay {own.seconds:.1f} s"),
+    ]
+    if variants:
+        for ev in ("zero", "linear"):
+            r = replay(w, Batsched(w, MODEL, SETTINGS, "perfect", ev), MODEL, lim, lim.min_kwh)
+            rows.append((f"  end value '{ev}' (perfect forecasts)", r.cost_gbp, f"replay {r.seconds:.1f} s"))
+    rows.append(("LP bound, perfect foresight (optimistic*)", bound, f"solve {lp_s:.1f} s"))
+    for name, cost, note in rows:
+        print(f"{name:44s} {cost:10.2f} {share(base, cost, bound):>22s}   {note}")
+    times = np.array(perfect.plan_seconds) * 1e3
+    dp_ms, lp_ms, gap = dp_lp_ratio(perfect_policy, w)
+    print(
+        f"time per plan (perfect run, {len(times)} plans): median {np.median(times):.2f} ms, "
+        f"p99 {np.percentile(times, 99):.2f} ms; whole replay {perfect.seconds:.1f} s"
+    )
+    print(
+        f"DP vs LP on the same 150 plans: DP median {dp_ms:.2f} ms, LP median {lp_ms:.2f} ms, "
+        f"LP/DP time ratio {lp_ms / dp_ms:.1f}x; max DP excess over LP {gap:.3f} % of no-battery cost"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--scenario", help="run only scenarios whose name contains this")
+    ap.add_argument("--no-variants", action="store_true", help="skip the end-value comparison runs")
+    args = ap.parse_args(argv)
+    print("batsched planner benchmark (costs are money paid for the period, GBP)")
+    print(
+        "* the LP may import and export (or charge and discharge) in one slot and discharge part of a deficit,"
+        " which no Powerwall mode does, and it sees the whole period's prices: an optimistic bound."
+    )
+    for sc in SCENARIOS:
+        if args.scenario and args.scenario not in sc.name:
+            continue
+        run(sc, not args.no_variants)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
