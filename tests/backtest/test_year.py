@@ -28,8 +28,14 @@ def test_the_bundled_year_prints_the_benchmarks_annual_figures(tmp_path: Path, a
         shot = artifacts / "backtest_year.png"
         url = Path(doc["files"]["html"]).resolve().as_uri()
         subprocess.run(
-            [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'p'}", f"--screenshot={shot}", "--window-size=1400,2000"]
-            + [url],
+            [
+                CHROMIUM,
+                *FLAGS,
+                f"--user-data-dir={tmp_path / 'p'}",
+                f"--screenshot={shot}",
+                "--window-size=1400,2000",
+                url,
+            ],
             capture_output=True,
             timeout=120,
             check=True,
