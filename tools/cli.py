@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = bt.add_argument_group("solar (default: none)")
     g.add_argument("--pv-kwp", type=float, default=0.0, help="scale the bundled PVGIS profile to this many kWp")
     g.add_argument("--pv", type=Path, help="half-hourly PV CSV (start, pv_kwh) instead of the profile")
+    g.add_argument(
+        "--fill-gaps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="fill up to N half-hours of consumption missing in the period with its mean (listed in the report)",
+    )
     g = bt.add_argument_group("period")
     g.add_argument("--from", dest="first", type=_date, help="first local day (default: where the data starts)")
     g.add_argument("--to", dest="last", type=_date, help="last local day, included (default: where the data ends)")
@@ -151,10 +158,14 @@ def backtest(args: argparse.Namespace) -> int:
         names["consumption"] = "bundled real household (gross load, Oct 2021 - Sep 2022)"
 
     axis, i0, i1 = sources.window(prices, load, start, end)
-    price = sources.on_axis(prices, axis, i0, i1, names["prices"], fill_outside=False)
-    load_kwh = sources.on_axis(load, axis, i0, i1, names["consumption"], fill_outside=True)
+    price, _ = sources.on_axis(prices, axis, i0, i1, names["prices"], fill_outside=False)
+    load_kwh, filled = sources.on_axis(load, axis, i0, i1, names["consumption"], True, args.fill_gaps)
+    if filled:
+        names["filled consumption"] = f"{len(filled)} half-hour(s) set to the mean: " + ", ".join(
+            f"{t:%Y-%m-%dT%H:%MZ}" for t in filled[:10]
+        )
     if args.pv:
-        pv = sources.on_axis(sources.load_pv(args.pv), axis, i0, i1, str(args.pv), fill_outside=True)
+        pv, _ = sources.on_axis(sources.load_pv(args.pv), axis, i0, i1, str(args.pv), fill_outside=True)
         names["pv"] = str(args.pv)
     elif args.pv_kwp > 0:
         from sim.datasets import pv_energy

@@ -322,11 +322,11 @@ def parse_pv_csv(text: str, source: str = "PV CSV") -> pd.Series:
 
 
 def align(load: pd.Series, prices: pd.Series, start: datetime | None, end: datetime | None) -> pd.DatetimeIndex:
-    """The slots where both consumption and prices are known, within ``[start, end)``; an error if they do not
-    overlap or if prices are missing inside the consumption period."""
-    lo = max(load.index[0], prices.index[0], *([pd.Timestamp(start)] if start else []))
-    hi = min(load.index[-1] + SLOT, prices.index[-1] + SLOT, *([pd.Timestamp(end)] if end else []))
-    if lo >= hi:
+    """The reported slots: ``[start, end)`` when given (the data must then cover it), else where both consumption
+    and prices are known. An error if they do not overlap."""
+    lo = pd.Timestamp(start) if start else max(load.index[0], prices.index[0])
+    hi = pd.Timestamp(end) if end else min(load.index[-1] + SLOT, prices.index[-1] + SLOT)
+    if lo >= hi or lo > min(load.index[-1], prices.index[-1]) or hi <= max(load.index[0], prices.index[0]):
         raise InputError(
             "inputs",
             f"consumption ({load.index[0]:%Y-%m-%d}…{load.index[-1]:%Y-%m-%d}) and prices "

@@ -70,12 +70,12 @@ def local_range(first: date | None, last: date | None) -> tuple[datetime | None,
 
 
 def octopus_prices(product: str, region: str, start: datetime, end: datetime, base_url: str) -> pd.Series:
-    doc = octopus.fetch_rates(product, region, start, end + LOOKAHEAD, base_url)
+    doc = octopus.fetch_rates(product, region, start - HISTORY, end + LOOKAHEAD, base_url)
     return inputs.parse_rates_json(doc, f"Octopus {octopus.tariff_code(product, region)}")
 
 
 def octopus_consumption(mpan: str, serial: str, key: str, start: datetime, end: datetime, base_url: str) -> pd.Series:
-    doc = octopus.fetch_consumption(mpan, serial, key, start, end + LOOKAHEAD, base_url)
+    doc = octopus.fetch_consumption(mpan, serial, key, start - HISTORY, end + LOOKAHEAD, base_url)
     return inputs.parse_consumption_json(doc, f"Octopus consumption {mpan}/{serial}")
 
 
@@ -94,19 +94,32 @@ def window(
     return axis, i0, i0 + len(period)
 
 
-def on_axis(series: pd.Series, axis: pd.DatetimeIndex, i0: int, i1: int, what: str, fill_outside: bool) -> np.ndarray:
-    """The series on the axis: complete inside the reported period (else an error naming the first missing slot);
-    outside it, gaps are NaN (prices: not published) or the period's mean (load, PV: as the benchmark does)."""
+def on_axis(
+    series: pd.Series, axis: pd.DatetimeIndex, i0: int, i1: int, what: str, fill_outside: bool, fill_gaps: int = 0
+) -> tuple[np.ndarray, list[pd.Timestamp]]:
+    """The series on the axis and the slots that were filled. Inside the reported period it must be complete: an
+    error names the first missing slot, unless at most ``fill_gaps`` are missing, which then take the period's
+    mean (and are listed). Outside the period, gaps are NaN (prices: not published) or the period's mean (load,
+    PV), as in the planner benchmark."""
     values = series.reindex(axis).to_numpy(dtype=float)
     missing = np.isnan(values[i0:i1])
+    filled: list[pd.Timestamp] = []
     if missing.any():
         first = axis[i0 + int(np.argmax(missing))]
-        raise InputError(
-            what, f"{int(missing.sum())} half-hour(s) missing in the period, first at {first:%Y-%m-%dT%H:%MZ}"
-        )
-    if fill_outside:
-        values = np.where(np.isnan(values), float(np.mean(values[i0:i1])), values)
-    return values
+        count = int(missing.sum())
+        if count > fill_gaps:
+            hint = f" (--fill-gaps {count} fills them with the mean)" if fill_outside else ""
+            raise InputError(
+                what, f"{count} half-hour(s) missing in the period, first at {first:%Y-%m-%dT%H:%MZ}{hint}"
+            )
+        filled = [axis[i0 + k] for k in np.flatnonzero(missing)]
+    if fill_outside or filled:
+        mean = float(np.nanmean(values[i0:i1]))
+        if fill_outside:
+            values = np.where(np.isnan(values), mean, values)
+        else:
+            values[i0:i1] = np.where(np.isnan(values[i0:i1]), mean, values[i0:i1])
+    return values, filled
 
 
 def utc(d: datetime) -> datetime:
