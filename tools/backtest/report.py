@@ -26,14 +26,19 @@ PRICE_COLOUR = "#d62728"
 
 
 def default_week(result: BacktestResult) -> date:
-    """The local Monday nearest the middle of the period that still has a full week after it."""
+    """The full local Monday-to-Sunday week whose prices vary most (the planner has most to do there)."""
     local = result.local
+    days = pd.Series(result.price, index=local.date)
     first, last = local[0].date(), local[-1].date()
-    mid = first + (last - first) / 2
-    monday = mid - timedelta(days=mid.weekday())
-    while monday + timedelta(days=7) > last and monday > first:
-        monday -= timedelta(days=7)
-    return max(monday, first)
+    monday = first + timedelta(days=(7 - first.weekday()) % 7)
+    best, best_spread = first, -1.0
+    while monday + timedelta(days=6) <= last:
+        week = days[(days.index >= monday) & (days.index < monday + timedelta(days=7))]
+        spread = float(week.std()) if len(week) else -1.0
+        if spread > best_spread:
+            best, best_spread = monday, spread
+        monday += timedelta(days=7)
+    return best
 
 
 def monthly_chart(result: BacktestResult) -> go.Figure:
@@ -122,6 +127,12 @@ def _table(result: BacktestResult) -> str:
     )
 
 
+def _forecast_note(result: BacktestResult) -> str:
+    if result.settings.get("forecasts") == "own":
+        return "the planner forecasts load and PV from the past days, where the live system also uses weather forecasts"
+    return "the planner here sees the real coming load and PV, where the live system sees forecasts"
+
+
 def render_html(result: BacktestResult, week: date | None = None) -> str:
     week = week or default_week(result)
     figures = [monthly_chart(result), typical_day_chart(result), week_chart(result, week)]
@@ -150,8 +161,7 @@ th {{ text-align: left; }} td.n {{ text-align: right; font-variant-numeric: tabu
 figure in advance and may split a half-hour between charging and discharging, which no real battery mode does: it
 is slightly optimistic, a ceiling rather than a target. The other strategies are replayed through the planner's
 own battery model and rules with the same inputs. These figures are <strong>estimates, not a bill</strong>: standing
-charges are left out, the battery model is simplified, and the planner here sees the real load and PV where the live
-system sees forecasts.</p>
+charges are left out, the battery model is simplified, and {html.escape(_forecast_note(result))}.</p>
 {"".join(f'<section class="chart">{d}</section>' for d in divs)}
 <h2>Inputs</h2><table>{sources}</table>
 <h2>Settings</h2><table>{settings}</table>
