@@ -195,10 +195,10 @@ def run_backtest(
         if name == "no_battery":
             runs[name] = _no_battery(sc)
         elif name == "bound":
-            tick = progress(1, "perfect-foresight bound (LP)") if progress else None
+            tick = progress(n, "perfect-foresight bound (LP)") if progress else None
             runs[name] = _bound(sc, model, limits, soc0, settings)
             if tick:
-                tick(1)
+                tick(n)
         else:
             tick = progress(n, name) if progress else None
             policy = policies[name]()
