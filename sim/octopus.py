@@ -233,6 +233,7 @@ class FakeOctopus:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> FakeOctopus:
+        _ = self.prices  # load the data before the first request, so that one is not slow
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-octopus", daemon=True
         )
@@ -581,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     clock = make_clock(load_settings(ServiceSettings, "fake-octopus"))
     api = FakeOctopus(clock, port=args.port, host=args.host)
-    _ = api.prices  # load the data before the first request
+    _ = api.prices  # load the data before the first request, so that one is not slow
     print(f"fake Octopus on {api.url} (clock now {clock.now().isoformat()})", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         api.serve_forever()

@@ -29,7 +29,7 @@ from .schedule import Timetable, has_tomorrow, next_delay, today_incomplete, tom
 from .store import RateStore
 from .validation import BatchRejected, Bounds, validate_rates
 
-DIRECTIONS = ("import", "export")
+KEEP_DAYS = 60  # stored history beyond the published window
 
 
 @dataclass
@@ -177,6 +177,11 @@ class PricingService:
                     self.log.error("batch rejected; keeping the last good prices", direction=direction, reason=str(exc))
                     errors.append(msg)
                     problem = _Problem("validation_failed", msg)
+                except Exception as exc:  # a bug or a full disk: same safe outcome, nothing new published
+                    msg = f"{direction} prices: internal error {type(exc).__name__}: {exc}"
+                    self.log.exception("fetch crashed; keeping the last good prices", direction=direction)
+                    errors.append(msg)
+                    problem = problem or _Problem("fetch_failing", msg)
             self._problem = problem
             self._attempted = True
             self._failures = self._failures + 1 if errors else 0
@@ -196,7 +201,7 @@ class PricingService:
         start, end = self.window(now)
         rows = self.client.unit_rates(tariff.product, tariff.code, start, end)
         bounds = Bounds(
-            min_gbp=self.s.price_min_gbp if direction == "import" else min(self.s.price_min_gbp, 0.0),
+            min_gbp=self.s.price_min_gbp,
             max_gbp=self.s.price_max_gbp,
             vat_included=direction == "import",
         )
@@ -214,6 +219,7 @@ class PricingService:
             self.log.warning("Octopus returned no prices for the window", direction=direction, start=_iso(start))
             return
         self.store.save(direction, tariff.code, now, checked.rates)
+        self.store.prune(start - timedelta(days=KEEP_DAYS))
         self._publish_series(direction, tariff.code, "octopus", now)
 
     def _tariff(self, direction: str, now: datetime) -> Tariff:

@@ -63,7 +63,7 @@ def pricing(broker: Broker, tmp_path: Path, clock: FixedClock, fake: FakeOctopus
             "data_dir": tmp_path / "data",
             "octopus_base_url": fake.url,
             "octopus_region": "J",
-            "http_timeout_s": 0.5,
+            "http_timeout_s": 5.0,  # generous: a loaded CI machine must not turn into a timeout test
             "http_backoff_s": 0.05,
             **overrides,
         }

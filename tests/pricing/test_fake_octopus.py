@@ -112,3 +112,16 @@ def test_make_run_style_processes_show_real_prices_within_5_s(spawn, probe: Prob
     wait_port(port, 5)
     assert json.loads(requests.get(f"http://127.0.0.1:{port}/_control", timeout=5).text)["requests"]
     assert os.path.exists(tmp_path / "data" / "pricing.db")
+
+
+def test_partial_day_late_publication_and_outage_switches(fake: FakeOctopus, clock: FixedClock) -> None:
+    clock.set(datetime(2023, 6, 12, 16, tzinfo=UTC))  # 17:00 BST
+    fake.set_faults(partial_tomorrow=10)
+    assert get(fake, RATES_PATH, period_from="2023-06-11T23:00:00Z").json()["count"] == 46 + 10
+    fake.set_faults(partial_tomorrow=None, publish_at="18:40")
+    assert get(fake, RATES_PATH, period_from="2023-06-11T23:00:00Z").json()["count"] == 46
+    clock.set(datetime(2023, 6, 12, 17, 40, tzinfo=UTC))  # 18:40 BST
+    assert get(fake, RATES_PATH, period_from="2023-06-11T23:00:00Z", page_size=1500).json()["count"] == 46 + 48
+    fake.set_faults(down=1)
+    assert get(fake, RATES_PATH).status_code == 503
+    assert get(fake, RATES_PATH).status_code == 200

@@ -207,7 +207,7 @@ def test_500s_then_success_publishes_after_retries(pricing, probe: Probe, fake: 
 
 def test_a_hanging_server_times_out_and_the_retry_succeeds(pricing, probe: Probe, fake: FakeOctopus) -> None:
     fake.set_faults(hang=1, hang_s=10)
-    pricing(http_timeout_s=0.3)
+    pricing(http_timeout_s=1.0)
     series = probe.wait_json(RATES, timeout=10)
     assert len(series["rates"]) == 46
     assert fake.rate_requests() == 2
@@ -325,11 +325,15 @@ def test_export_rates_are_published_when_configured(pricing, probe: Probe) -> No
 
 
 @pytest.mark.parametrize("with_account", [False, True])
-def test_the_agile_tariff_is_discovered(pricing, probe: Probe, with_account: bool) -> None:
+def test_the_agile_tariff_is_discovered(pricing, probe: Probe, fake: FakeOctopus, with_account: bool) -> None:
+    # With an account the tariffs come from its agreements (HTTP basic auth with the key), else from the products.
     extra = {"octopus_account": ACCOUNT_NUMBER, "octopus_api_key": API_KEY} if with_account else {}
-    pricing(octopus_product="auto", octopus_export_product="auto", **extra)
-    assert probe.wait_json(RATES, timeout=10)["tariff_code"] == "E-1R-AGILE-24-10-01-J"
-    assert probe.wait_json(EXPORT, timeout=10)["tariff_code"] == "E-1R-AGILE-OUTGOING-19-05-13-J"
+    pricing(octopus_product="auto", octopus_export_product="auto", octopus_region="C", **extra)
+    region = "J" if with_account else "C"  # the account's meter is in region J
+    assert probe.wait_json(RATES, timeout=10)["tariff_code"] == f"E-1R-AGILE-24-10-01-{region}"
+    assert probe.wait_json(EXPORT, timeout=10)["tariff_code"] == f"E-1R-AGILE-OUTGOING-19-05-13-{region}"
+    assert any(p.startswith("/v1/accounts/") for p in fake.requests) is with_account
+    assert any(p.startswith("/v1/products/?") for p in fake.requests) is not with_account
 
 
 def test_home_assistant_discovery(pricing, probe: Probe) -> None:
@@ -340,3 +344,44 @@ def test_home_assistant_discovery(pricing, probe: Probe) -> None:
     assert now["state_topic"] == CURRENT and "value_inc_vat" in now["value_template"]
     cheap = probe.wait_json("homeassistant/sensor/batsched_pricing/agile_next_cheapest_slot/config", timeout=10)
     assert cheap["device_class"] == "timestamp" and "next_cheapest_start" in cheap["value_template"]
+
+
+def test_at_local_midnight_the_published_day_moves_on(pricing, probe: Probe, clock: FixedClock) -> None:
+    clock.set(utc("2023-06-12T22:50:00Z"))  # 23:50 BST, tomorrow published
+    pricing()
+    before = probe.wait_json(RATES, timeout=10)
+    assert before["rates"][0]["start"] == "2023-06-11T23:00:00Z" and len(before["rates"]) == 94
+    mark = probe.mark()
+    clock.set(utc("2023-06-12T23:00:01Z"))  # 00:00 BST on the 13th
+    after = probe.wait_json(RATES, timeout=10, after=mark)
+    assert after["rates"][0]["start"] == "2023-06-12T23:00:00Z" and len(after["rates"]) == 46
+    assert after["valid_until"] == before["valid_until"]
+    assert after["generated_at"] == before["generated_at"]  # same data, trimmed: not a new fetch
+
+
+def test_failing_fetches_back_off_and_recover_on_schedule(
+    pricing, probe: Probe, clock: FixedClock, fake: FakeOctopus
+) -> None:
+    fake.set_faults(fail_500=-1)
+    svc = pricing(http_attempts=1)
+    probe.wait_json(ALERT, lambda d: d["code"] == "fetch_failing" and "HTTP 500" in d["message"], timeout=10)
+    assert fake.rate_requests() == 1
+    fake.set_faults(fail_500=0)
+    clock.set(utc("2023-06-12T10:01:07Z"))  # the first retry is due after 60 s (+ ≤ 10 % jitter)
+    series = probe.wait_json(RATES, timeout=10)
+    assert len(series["rates"]) == 46 and fake.rate_requests() == 2
+    probe.wait_json(ALERT, lambda d: d["code"] == "ok", timeout=10)
+    assert svc.logged("fetch failed; keeping the last good prices")[0]["error"] == "HTTP 500 from Octopus"
+
+
+def test_state_is_republished_after_the_broker_loses_it(pricing, broker, probe: Probe) -> None:
+    pricing()
+    original = probe.wait_json(RATES, timeout=10)
+    broker.kill()  # SIGKILL: retained messages are gone
+    broker.start()
+    fresh = Probe(broker.port, subscribe=f"{P}/#").start()
+    try:
+        assert fresh.wait_json(RATES, timeout=15) == original
+        assert fresh.wait_json(CURRENT, timeout=5)["known"] is True
+    finally:
+        fresh.stop()

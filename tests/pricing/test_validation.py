@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.pricing.validation import BatchRejected, Bounds, validate_rates
 from shared.slots import SLOT, agile_day_bounds, iter_slots
@@ -94,3 +96,22 @@ def test_not_a_list_of_objects_is_rejected(rows) -> None:
 def test_export_prices_carry_no_vat() -> None:
     out = validate_rates([row(T0, 5.0, exc_p=5.0)], Bounds(min_gbp=0.0, vat_included=False))
     assert out.rates[0].value_inc_vat == 0.05
+
+
+@given(
+    keep=st.lists(st.booleans(), min_size=50, max_size=50),
+    repeat=st.lists(st.integers(0, 49), max_size=5),
+    seed=st.randoms(use_true_random=False),
+)
+def test_any_subset_in_any_order_keeps_exactly_the_sent_slots(keep: list[bool], repeat: list[int], seed) -> None:
+    all_starts = list(iter_slots(*agile_day_bounds(date(2023, 10, 29))))  # the 50-slot day
+    prices = {s: round(seed.uniform(-20, 100), 4) for s in all_starts}
+    sent = [s for s, k in zip(all_starts, keep, strict=True) if k]
+    rows = [row(s, prices[s]) for s in sent] + [row(all_starts[i], prices[all_starts[i]]) for i in repeat if keep[i]]
+    seed.shuffle(rows)
+    out = validate_rates(rows)
+    assert [r.start for r in out.rates] == sent
+    assert all(r.value_inc_vat == pytest.approx(prices[r.start] / 100) for r in out.rates)
+    if sent:
+        inside = [s for s in all_starts if sent[0] <= s <= sent[-1]]
+        assert sorted(out.gaps) == [s for s in inside if s not in set(sent)]
