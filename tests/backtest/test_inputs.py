@@ -164,3 +164,15 @@ def test_rates_json_from_the_api() -> None:
     assert parse_rates_json(doc).tolist() == pytest.approx([0.2, 0.15246])
     with pytest.raises(InputError, match="'results' list"):
         parse_rates_json({"detail": "Not found."})
+
+
+def test_pv_csv_and_its_errors() -> None:
+    from tools.backtest.inputs import parse_pv_csv
+
+    s = parse_pv_csv("start,pv_kwh\n2024-06-01T11:00:00Z,1.2\n2024-06-01T11:30:00Z,1.4\n")
+    assert s.tolist() == [1.2, 1.4]
+    with pytest.raises(InputError) as err:
+        parse_pv_csv("start,pv_kwh\n2024-06-01T11:00:00Z,1200\n")
+    assert "not plausible" in str(err.value) and err.value.line == 2
+    with pytest.raises(InputError, match="unknown column layout"):
+        parse_pv_csv("when,watts\n2024-06-01T11:00:00Z,1200\n")

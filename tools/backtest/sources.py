@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +16,6 @@ from tools.backtest.inputs import InputError
 
 LOOKAHEAD = timedelta(days=2)  # data after the period kept for plans near its end (never reported)
 HISTORY = timedelta(days=14)  # data before the period the planner may look back at (never reported)
-
-
-@dataclass
-class Series:
-    prices: pd.Series
-    load: pd.Series
-    pv: pd.Series | None
-    sources: dict[str, str] = field(default_factory=dict)
 
 
 def read_text(path: Path) -> str:
@@ -120,7 +111,3 @@ def on_axis(
         else:
             values[i0:i1] = np.where(np.isnan(values[i0:i1]), mean, values[i0:i1])
     return values, filled
-
-
-def utc(d: datetime) -> datetime:
-    return d.astimezone(UTC)
