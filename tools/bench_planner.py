@@ -18,20 +18,19 @@ import numpy as np
 import pandas as pd
 
 from services.planner.baselines import no_battery_cost
-from services.planner.battery import BatteryModel
+from services.planner.battery import BatteryModel, limits_for
 from services.planner.dp import Horizon, solve, terminal_linear
 from services.planner.lp import solve_lp
 from services.planner.replay import (
     Batsched,
     SeedRule,
     World,
-    limits_for,
     peak_mask,
     replay,
     self_use_policy,
 )
-from sim.datasets import agile_prices, gross_load_year, pv_energy
 from shared.models import PlannerSettings
+from sim.datasets import agile_prices, gross_load_year, pv_energy
 
 LONDON = "Europe/London"
 HISTORY_DAYS = 14

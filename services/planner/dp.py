@@ -49,7 +49,7 @@ class Solution:
 def terminal_linear(m: BatteryModel, lim: Limits, value_gbp_per_kwh: float) -> np.ndarray:
     """A terminal value function (as a cost, so negative) crediting each stored kWh above the reserve."""
     q = m.soc_step_kwh
-    n = int(round(m.capacity_kwh / q)) + 1
+    n = round(m.capacity_kwh / q) + 1
     soc = np.arange(n) * q
     return -value_gbp_per_kwh * (soc - lim.min_kwh)
 
@@ -63,7 +63,7 @@ def solve(
 ) -> Solution:
     """The cheapest sequence of actions over ``h`` from ``soc0_kwh`` (terminal: cost per grid state, or 0)."""
     q = m.soc_step_kwh
-    n_states = int(round(m.capacity_kwh / q)) + 1
+    n_states = round(m.capacity_kwh / q) + 1
     top = n_states - 1
     full = top * q
     t_len = len(h.price)

@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 
 SLOTS_PER_DAY = 48
+DEFAULT_LOAD_KWH = 0.4  # per half-hour, when there is no load forecast or history at all
 EndValue = Literal["zero", "linear", "forecast"]
 
 

@@ -17,15 +17,21 @@ import numpy as np
 import pandas as pd
 
 from services.planner.baselines import seed_rule_charge_slots
-from services.planner.battery import CHARGE, SELF_USE, BatteryModel, Limits, step_slot
+from services.planner.battery import CHARGE, SELF_USE, BatteryModel, Limits, limits_for, step_slot
 from services.planner.decide import Tail, decide
-from services.planner.horizon import SLOTS_PER_DAY, EndValue, fill_gaps, linear_end_value, same_time_mean
+from services.planner.horizon import (
+    DEFAULT_LOAD_KWH,
+    SLOTS_PER_DAY,
+    EndValue,
+    fill_gaps,
+    linear_end_value,
+    same_time_mean,
+)
 from shared.models import PlannerSettings
 from shared.slots import parse_hhmm
 
 LONDON = "Europe/London"
 PUBLISH_HOUR_LOCAL = 16
-DEFAULT_LOAD_KWH = 0.4  # per half-hour when there is no history at all
 Forecasts = Literal["perfect", "own"]
 
 
@@ -61,13 +67,6 @@ def peak_mask(slots: pd.DatetimeIndex, settings: PlannerSettings) -> np.ndarray:
     if e_m > s_m:
         return (m < e_m) & (s_m < m + 30)
     return (m + 30 > s_m) | (m < e_m)
-
-
-def limits_for(model: BatteryModel, settings: PlannerSettings) -> Limits:
-    return Limits(
-        min_kwh=model.capacity_kwh * settings.min_soc_pct / 100.0,
-        charge_cap_kwh=model.capacity_kwh * settings.target_soc_cap_pct / 100.0,
-    )
 
 
 @dataclass
