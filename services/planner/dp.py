@@ -87,11 +87,21 @@ def solve(
     has_deficit = deficit[:, None] > 0
     su_next = np.where(has_deficit, soc[None, :] - dc, hold_next)
     su_cost = np.where(has_deficit, p * (deficit[:, None] - dc * ed) + w * dc, hold_cost)
-    x2 = np.clip(np.stack([su_next, hold_next], axis=1) / q, 0, top)  # (T, 2, N): monotone rows interpolate fast
-    c2 = np.stack([su_cost, hold_cost], axis=2)
 
-    # Charge band: k = 1..K grid steps on top of the (then never clipped) PV charging.
+    # Charge at the full grid-charge rate (up to the cap): continuous like self-use, so the grid's step does not
+    # shave the charge rate. Then the band: k = 1..K whole steps on top of the (then never clipped) PV charging.
     pv_full = np.minimum(surplus, m.charge_kwh)
+    after_pv = soc[None, :] + (pv_full * ec)[:, None]
+    g_full = np.minimum(
+        np.minimum(m.grid_charge_kwh, m.charge_kwh - pv_full)[:, None], (min(lim.charge_cap_kwh, full) - after_pv) / ec
+    )
+    full_ok = (g_full > 1e-9) & h.charge_ok[:, None]
+    full_next = np.where(full_ok, after_pv + np.maximum(g_full, 0.0) * ec, soc[None, :])
+    full_cost = p * (deficit[:, None] + g_full) - e * (surplus - pv_full)[:, None] + w * (pv_full[:, None] + g_full) * ec
+    full_cost = np.where(full_ok, full_cost, INF)
+    x3 = np.clip(np.stack([su_next, hold_next, full_next], axis=1) / q, 0, top)  # (T, 3, N): monotone rows
+    c3 = np.stack([su_cost, hold_cost, full_cost], axis=2)
+
     pv_steps = pv_full * ec / q
     fl = np.floor(pv_steps + 1e-9).astype(np.int64)
     frac = np.maximum(pv_steps - fl, 0.0)
@@ -101,14 +111,14 @@ def solve(
     room_k = np.floor(m.charge_kwh * ec / q - pv_steps + 1e-9)  # total charge power left for grid steps
     band_cost = np.where(ks[None, :] <= room_k[:, None], band_cost, INF)
     band_cost[~h.charge_ok] = INF
-    any_band = np.isfinite(band_cost).any(axis=1)
+    any_band = np.isfinite(band_cost).any(axis=1) | full_ok.any(axis=1)
     jmax = np.floor(capx - frac + 1e-9).astype(np.int64)  # last state j with j + frac within the cap
 
     value = np.zeros(n_states) if terminal is None else np.asarray(terminal, dtype=float).copy()
     width = n_states + int(fl.max(initial=0)) + k_grid + 2
     vband = np.full(width, INF)
     win = as_strided(vband, shape=(width - k_grid + 1, k_grid), strides=(vband.strides[0], vband.strides[0]))
-    n_cand = 2 + k_grid
+    n_cand = 3 + k_grid
     qbuf = np.empty((n_states, n_cand))
     qflat = qbuf.reshape(-1)
     base_idx = states * n_cand
@@ -117,8 +127,8 @@ def solve(
     right_inf = INF
     cap_full = jmax >= top
     for t in range(t_len - 1, -1, -1):
-        np.add(np.interp(x2[t], xs, value).T, c2[t], out=qbuf[:, :2])
         if any_band[t]:
+            np.add(np.interp(x3[t], xs, value).T, c3[t], out=qbuf[:, :3])
             ft = frac[t]
             if ft > 0:
                 vband[:n_states] = np.interp(xs + ft, xs, value, right=right_inf)
@@ -127,9 +137,10 @@ def solve(
             if not cap_full[t]:
                 vband[jmax[t] + 1 : n_states] = INF
             r = int(fl[t]) + 1
-            np.add(win[r : r + n_states], band_cost[t], out=qbuf[:, 2:])
+            np.add(win[r : r + n_states], band_cost[t], out=qbuf[:, 3:])
             c = qbuf.argmin(axis=1)
         else:
+            np.add(np.interp(x3[t, :2], xs, value).T, c3[t, :, :2], out=qbuf[:, :2])
             c = qbuf[:, :2].argmin(axis=1)
         choice[t] = c
         value = qflat[base_idx + c]
@@ -156,7 +167,8 @@ def solve(
             pv = min(sur, chg, max(full - s, 0.0) / ec)
             s_new, g, a = s + pv * ec, d - (sur - pv), HOLD if d > 0 else SELF_USE
             if c >= 2:
-                want = (min(s + pvf[t] * ec + (c - 1) * q, cap) - s_new) / ec
+                step = gmax * ec if c == 2 else (c - 2) * q
+                want = (min(s + pvf[t] * ec + step, cap) - s_new) / ec
                 gc = min(want, gmax, chg - pv)
                 if gc > 1e-12:
                     s_new, g, a = s_new + gc * ec, g + gc, CHARGE

@@ -97,9 +97,9 @@ def solve_lp(h: Horizon, soc0_kwh: float, m: BatteryModel, lim: Limits, end_valu
         raise RuntimeError(f"LP not solved: {solver.modelStatusToString(status)}")
     x = np.array(solver.getSolution().col_value)
     soc = x[4::5]
-    objective = float(cost @ x)
+    objective = float(cost @ x) + end_value_gbp_per_kwh * lim.min_kwh  # the DP credits energy above the reserve
     return LpResult(
-        cost_gbp=objective + end_value_gbp_per_kwh * float(soc[-1]),
+        cost_gbp=objective + end_value_gbp_per_kwh * (float(soc[-1]) - lim.min_kwh),
         objective_gbp=objective,
         soc_kwh=soc,
         grid_import_kwh=x[0::5],
