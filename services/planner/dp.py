@@ -123,6 +123,8 @@ def solve(
     qflat = qbuf.reshape(-1)
     base_idx = states * n_cand
     choice = np.empty((t_len, n_states), dtype=np.int16)
+    values = np.empty((t_len + 1, n_states))
+    values[t_len] = value
     xs = states.astype(float)
     right_inf = INF
     cap_full = jmax >= top
@@ -144,13 +146,14 @@ def solve(
             c = qbuf[:, :2].argmin(axis=1)
         choice[t] = c
         value = qflat[base_idx + c]
+        values[t] = value
 
     # Forward pass from the real SOC with the real physics (as ``battery.step_slot``, inlined for speed), taking
     # each slot's move from the nearest grid state.
     cap = min(lim.charge_cap_kwh, full)
     lo = lim.min_kwh
     chg, dmax, gmax = m.charge_kwh, m.discharge_kwh, m.grid_charge_kwh
-    defs, surs, pvf = deficit.tolist(), surplus.tolist(), pv_full.tolist()
+    defs, surs, prices = deficit.tolist(), surplus.tolist(), h.price.tolist()
     ch = choice.tolist() if t_len * n_states < 20000 else choice
     act = [0] * t_len
     socs = [0.0] * t_len
@@ -167,9 +170,7 @@ def solve(
             pv = min(sur, chg, max(full - s, 0.0) / ec)
             s_new, g, a = s + pv * ec, d - (sur - pv), HOLD if d > 0 else SELF_USE
             if c >= 2:
-                step = gmax * ec if c == 2 else (c - 2) * q
-                want = (min(s + pvf[t] * ec + step, cap) - s_new) / ec
-                gc = min(want, gmax, chg - pv)
+                gc = _charge_amount(s_new, min(gmax, chg - pv), cap, values[t + 1], q, ec, prices[t], w)
                 if gc > 1e-12:
                     s_new, g, a = s_new + gc * ec, g + gc, CHARGE
         act[t], socs[t], grid[t] = a, s_new, g
@@ -192,3 +193,25 @@ def solve(
         wear_gbp=float(w * moved),
         terminal_value_gbp=term,
     )
+
+
+def _charge_amount(
+    s: float, g_max: float, cap: float, v_next: np.ndarray, q: float, ec: float, price: float, wear: float
+) -> float:
+    """The grid charge (AC kWh) from the real SOC ``s`` (after PV) that minimises money plus the interpolated value
+    of the next state. With a piecewise-linear value the best target is a grid point or the rate limit, so only
+    those are tried: the plan lands exactly where the DP wanted instead of up to a grid step beyond."""
+    hi = min(s + g_max * ec, cap)
+    if hi <= s:
+        return 0.0
+    per_kwh = price / ec + wear  # money per stored kWh added
+    j0 = int(np.floor(s / q + 1e-9)) + 1
+    j1 = int(np.floor(hi / q + 1e-9))
+    targets = [j * q for j in range(j0, j1 + 1)] + [hi]
+    xs = np.asarray(targets) / q
+    vals = np.interp(xs, np.arange(len(v_next)), v_next) + per_kwh * (np.asarray(targets) - s)
+    v_hold = float(np.interp(s / q, np.arange(len(v_next)), v_next))
+    k = int(np.argmin(vals))
+    if vals[k] >= v_hold:
+        return 0.0
+    return (targets[k] - s) / ec

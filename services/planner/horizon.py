@@ -29,6 +29,7 @@ def same_time_mean(past: np.ndarray, n_ahead: int, days: int = 7) -> np.ndarray:
     """Forecast ``n_ahead`` slots after ``past`` (a regular half-hourly series, NaN = unknown) as the mean of the
     same half-hour on the ``days`` most recent days that are in ``past``. NaN where nothing is known."""
     n_past = len(past)
+    n_ahead = max(n_ahead, 0)
     j = np.arange(n_ahead)
     first_day = j // SLOTS_PER_DAY + 1  # the most recent day whose same slot is already in the past
     lags = (first_day[:, None] + np.arange(days)[None, :]) * SLOTS_PER_DAY

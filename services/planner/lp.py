@@ -3,7 +3,7 @@
 Same physics as the DP (``battery.py``) but continuous: the battery may discharge part of a deficit and charge
 any amount, and at low or negative prices the LP may import and export (or charge and discharge) in one slot,
 which no real Powerwall mode does. Its optimum is therefore a slightly optimistic bound, never a plan.
-Grid charging above ``Limits.charge_cap_kwh`` is not modelled (the SOC bound is the full capacity).
+The charge cap is exact without PV; with PV the SOC bound is the full capacity.
 """
 
 from __future__ import annotations
@@ -49,7 +49,9 @@ def solve_lp(h: Horizon, soc0_kwh: float, m: BatteryModel, lim: Limits, end_valu
     hi[2::5] = np.minimum(m.charge_kwh, surplus + np.where(h.charge_ok, m.grid_charge_kwh, 0.0))
     hi[3::5] = np.minimum(deficit, m.discharge_kwh)
     lo[4::5] = min(lim.min_kwh, soc0_kwh)
-    hi[4::5] = m.capacity_kwh
+    # Grid charging stops at the charge cap; only PV can fill beyond it. Without PV that is the bound max(cap, s0);
+    # with PV the bound is the capacity (a relaxation: grid energy could then end up above the cap).
+    hi[4::5] = m.capacity_kwh if surplus.any() else min(max(lim.charge_cap_kwh, soc0_kwh), m.capacity_kwh)
 
     # Rows: 2t = energy balance at the meter, 2t+1 = SOC continuity.
     t = np.arange(t_len)

@@ -94,12 +94,18 @@ class Batsched:
         end_value: EndValue = "forecast",
         max_slots: int = 96,
         tail_slots: int = SLOTS_PER_DAY,
+        prices_known: Literal["published", "all"] = "published",
+        price_days: int = 7,
+        tail_end_value: bool = False,
     ) -> None:
         self.w, self.m, self.s = world, model, settings
         self.lim = limits_for(model, settings)
         self.forecasts, self.end_value = forecasts, end_value
-        self.max_slots, self.tail_slots = max_slots, tail_slots
+        self.max_slots, self.tail_slots, self.price_days = max_slots, tail_slots, price_days
+        self.tail_end_value = tail_end_value
         self.known_end = published_end(world.slots)
+        if prices_known == "all":  # a diagnostic: what knowing every price in advance would be worth
+            self.known_end = np.full(len(world.slots), len(world.slots))
         self.peak = peak_mask(world.slots, settings)
         self.plan_seconds: list[float] = []
 
@@ -135,10 +141,12 @@ class Batsched:
         )
         if n_tail > 0:
             a, b = i + n, i + n + n_tail
-            fc = same_time_mean(past, b - ke, days=7)
+            fc = same_time_mean(past, b - ke, days=self.price_days)
             tail_price = w.price[a:b].copy()
             tail_price[max(ke - a, 0) :] = fc[max(a - ke, 0) :]
             args["tail"] = Tail(tail_price, w.export_price[a:b], load[n:], pv[n:], self.peak[a:b])
+            if self.tail_end_value:
+                args["end_value_gbp_per_kwh"] = linear_end_value(past, self.m.eta_discharge) * 0.5
         elif self.end_value == "linear":
             args["end_value_gbp_per_kwh"] = linear_end_value(past, self.m.eta_discharge)
         return args
