@@ -132,7 +132,7 @@ def test_a_retained_command_is_cleared_and_not_executed(spawn, probe: Probe) -> 
     probe.publish(topic, {"request_id": "left-behind"}, retain=True)
     start_echo(spawn)
     probe.wait_for(f"{PREFIX}/echo/status", online, timeout=15)
-    probe.wait_for(topic, lambda m: m.payload == b"" and m.retain is False or m.payload == b"", timeout=10)
+    probe.wait_for(topic, lambda m: (m.payload == b"" and m.retain is False) or m.payload == b"", timeout=10)
     assert not [m for m in probe.on(f"{topic}/result") if b"left-behind" in m.payload]
     fresh = Probe(probe.port).start()  # a new subscriber sees no retained command any more
     try:

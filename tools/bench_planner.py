@@ -212,7 +212,9 @@ def random_inputs(rng: np.random.Generator) -> tuple[Horizon, float, Limits, flo
     shape = 0.18 + 0.12 * np.sin(2 * np.pi * k / 48 + rng.uniform(0, 6.3)) + 0.04 * np.sin(2 * np.pi * k / 12)
     with_pv = rng.random() < 0.5
     price = shape * rng.uniform(0.5, 1.5) + rng.normal(0, 0.03, t_len)
-    if not with_pv and rng.random() < 0.3:  # a few hours of negative prices (only without PV: see dp_excess_pct)
+    if with_pv:  # no negative prices with PV: see dp_excess_pct
+        price = np.maximum(price, 0.0)
+    elif rng.random() < 0.3:  # a few hours of negative prices
         a = int(rng.integers(0, t_len))
         price[a : a + int(rng.integers(2, 9))] -= 0.25
     load = rng.gamma(2.0, 0.2, t_len)

@@ -97,7 +97,9 @@ def solve(
     )
     full_ok = (g_full > 1e-9) & h.charge_ok[:, None]
     full_next = np.where(full_ok, after_pv + np.maximum(g_full, 0.0) * ec, soc[None, :])
-    full_cost = p * (deficit[:, None] + g_full) - e * (surplus - pv_full)[:, None] + w * (pv_full[:, None] + g_full) * ec
+    full_cost = (
+        p * (deficit[:, None] + g_full) - e * (surplus - pv_full)[:, None] + w * (pv_full[:, None] + g_full) * ec
+    )
     full_cost = np.where(full_ok, full_cost, INF)
     x3 = np.clip(np.stack([su_next, hold_next, full_next], axis=1) / q, 0, top)  # (T, 3, N): monotone rows
     c3 = np.stack([su_cost, hold_cost, full_cost], axis=2)

@@ -25,7 +25,7 @@ DEFAULT_LOAD_KWH = 0.4  # per half-hour, when there is no load forecast or histo
 EndValue = Literal["zero", "linear", "forecast"]
 
 
-def same_time_mean(past: np.ndarray, n_ahead: int, days: int = 7) -> np.ndarray:
+def same_time_mean(past: np.ndarray, n_ahead: int, days: int = 7, quantile: float | None = None) -> np.ndarray:
     """Forecast ``n_ahead`` slots after ``past`` (a regular half-hourly series, NaN = unknown) as the mean of the
     same half-hour on the ``days`` most recent days that are in ``past``. NaN where nothing is known."""
     n_past = len(past)
@@ -37,6 +37,12 @@ def same_time_mean(past: np.ndarray, n_ahead: int, days: int = 7) -> np.ndarray:
     ok = idx >= 0
     vals = np.where(ok, past[np.clip(idx, 0, max(n_past - 1, 0))] if n_past else np.nan, np.nan)
     count = np.sum(np.isfinite(vals), axis=1)
+    if quantile is not None:
+        out = np.full(n_ahead, np.nan)
+        rows = count > 0
+        if rows.any():
+            out[rows] = np.nanquantile(vals[rows], quantile, axis=1)
+        return out
     total = np.nansum(vals, axis=1)
     out = np.full(n_ahead, np.nan)
     np.divide(total, count, out=out, where=count > 0)

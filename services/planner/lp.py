@@ -1,8 +1,9 @@
 """The planner's model as a linear programme, solved with HiGHS (``highspy``): a bound to check the DP against.
 
 Same physics as the DP (``battery.py``) but continuous: the battery may discharge part of a deficit and charge
-any amount, and at low or negative prices the LP may import and export (or charge and discharge) in one slot,
-which no real Powerwall mode does. Its optimum is therefore a slightly optimistic bound, never a plan.
+any amount, may export PV that it has room for, and may import while exporting PV; charging and discharging in
+one slot is limited to the convex hull (c/c_max + d/d_max <= 1). No real Powerwall mode does these things, so
+its optimum is a slightly optimistic bound, never a plan.
 The charge cap is exact without PV; with PV the SOC bound is the full capacity.
 """
 
@@ -68,6 +69,14 @@ def solve_lp(h: Horizon, soc0_kwh: float, m: BatteryModel, lim: Limits, end_valu
         (col + 4, cont, np.ones(t_len)),  # SOC at the end of slot t
         (N_VARS * last + 4, cont[1:], -np.ones(t_len - 1)),  # ... is the start of slot t+1
     ]
+    # A real battery either charges or discharges in a slot: c/c_max + d/d_max <= 1 holds for every real schedule
+    # and stops the LP from burning energy through the losses at negative prices (rows 2T + t).
+    both = (hi[2::5] > 0) & (hi[3::5] > 0)
+    tb = t[both]
+    coo += [
+        (col[both] + 2, 2 * t_len + tb, 1.0 / hi[2::5][both]),
+        (col[both] + 3, 2 * t_len + tb, 1.0 / hi[3::5][both]),
+    ]
     c_idx = np.concatenate([c for c, _, _ in coo])
     r_idx = np.concatenate([r for _, r, _ in coo])
     vals = np.concatenate([v for _, _, v in coo])
@@ -75,17 +84,20 @@ def solve_lp(h: Horizon, soc0_kwh: float, m: BatteryModel, lim: Limits, end_valu
     starts = np.concatenate([[0], np.cumsum(np.bincount(c_idx, minlength=n))])
     index = r_idx[order]
     value = vals[order]
-    rlo = np.zeros(2 * t_len)
+    rlo = np.zeros(3 * t_len)
     rlo[bal] = net
     rlo[1] = soc0_kwh
+    rhi = rlo.copy()
+    rlo[2 * t_len :] = -highspy.kHighsInf
+    rhi[2 * t_len :] = 1.0
     lp = highspy.HighsLp()
     lp.num_col_ = n
-    lp.num_row_ = 2 * t_len
+    lp.num_row_ = 3 * t_len
     lp.col_cost_ = cost
     lp.col_lower_ = lo
     lp.col_upper_ = hi
     lp.row_lower_ = rlo
-    lp.row_upper_ = rlo.copy()
+    lp.row_upper_ = rhi
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
     lp.a_matrix_.index_ = np.array(index, dtype=np.int32)

@@ -97,12 +97,13 @@ class Batsched:
         prices_known: Literal["published", "all"] = "published",
         price_days: int = 7,
         tail_end_value: bool = False,
+        price_quantile: float | None = None,
     ) -> None:
         self.w, self.m, self.s = world, model, settings
         self.lim = limits_for(model, settings)
         self.forecasts, self.end_value = forecasts, end_value
         self.max_slots, self.tail_slots, self.price_days = max_slots, tail_slots, price_days
-        self.tail_end_value = tail_end_value
+        self.tail_end_value, self.price_quantile = tail_end_value, price_quantile
         self.known_end = published_end(world.slots)
         if prices_known == "all":  # a diagnostic: what knowing every price in advance would be worth
             self.known_end = np.full(len(world.slots), len(world.slots))
@@ -141,7 +142,7 @@ class Batsched:
         )
         if n_tail > 0:
             a, b = i + n, i + n + n_tail
-            fc = same_time_mean(past, b - ke, days=self.price_days)
+            fc = same_time_mean(past, b - ke, days=self.price_days, quantile=self.price_quantile)
             tail_price = w.price[a:b].copy()
             tail_price[max(ke - a, 0) :] = fc[max(a - ke, 0) :]
             args["tail"] = Tail(tail_price, w.export_price[a:b], load[n:], pv[n:], self.peak[a:b])

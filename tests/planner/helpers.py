@@ -26,7 +26,9 @@ def rates(start: datetime, prices: list[float | None], generated_at: datetime | 
 
 def battery(now: datetime, soc: float, age: timedelta = timedelta(0)) -> BatteryState:
     observed = now - age
-    return BatteryState(generated_at=observed, valid_until=observed + timedelta(minutes=5), observed_at=observed, soc_pct=soc)
+    return BatteryState(
+        generated_at=observed, valid_until=observed + timedelta(minutes=5), observed_at=observed, soc_pct=soc
+    )
 
 
 def forecast(kind: str, start: datetime, values: list[float], generated_at: datetime | None = None) -> EnergyForecast:
