@@ -23,7 +23,9 @@ SECRETS_DIR_ENV = "BATSCHED_SECRETS_DIR"
 
 
 def env(name: str, *aliases: str) -> AliasChoices:
-    """Accept ``BATSCHED_<NAME>`` first, then the given legacy names (the seed app's variables)."""
+    """Accept ``BATSCHED_<NAME>`` first, then ``<name>`` (also the secret file's name), then legacy names.
+
+    Every secret field uses this, so that Compose secrets are files named after the setting (``mqtt_password``)."""
     return AliasChoices(f"{ENV_PREFIX}{name.upper()}", name, *aliases)
 
 
@@ -41,7 +43,9 @@ class ServiceSettings(BaseSettings):
     mqtt_host: str = Field("127.0.0.1", description="MQTT broker host")
     mqtt_port: Annotated[int, Field(ge=1, le=65535)] = Field(1883, description="MQTT broker port")
     mqtt_username: str | None = Field(None, description="MQTT user name (one per service with the project's ACL)")
-    mqtt_password: SecretStr | None = Field(None, description="MQTT password (secret file `mqtt_password`)")
+    mqtt_password: SecretStr | None = Field(
+        None, validation_alias=env("mqtt_password"), description="MQTT password (secret file `mqtt_password`)"
+    )
     mqtt_tls: bool = Field(False, description="Use TLS to the broker")
     mqtt_ca_file: Path | None = Field(None, description="CA bundle for TLS (system CAs when unset)")
     mqtt_protocol: Literal["5", "3.1.1"] = Field("5", description="MQTT protocol version")

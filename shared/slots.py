@@ -71,11 +71,14 @@ def local_wall_time(day: date, wall: time, tz: ZoneInfo = LONDON) -> datetime:
     first occurrence, so a window never silently collapses.
     """
     naive = datetime.combine(day, wall)
-    first = naive.replace(tzinfo=tz, fold=0)
-    # A time in the spring gap does not round-trip; move it to the end of the gap.
-    if first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != naive:
-        return naive.replace(tzinfo=tz, fold=1).astimezone(UTC)
-    return first.astimezone(UTC)
+    t = naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if t.astimezone(tz).replace(tzinfo=None) == naive:
+        return t
+    # In the spring gap: walk back to the first instant whose wall time is at or after ``wall`` (the gap's end).
+    step = timedelta(minutes=1)
+    while (t - step).astimezone(tz).replace(tzinfo=None) >= naive:
+        t -= step
+    return t
 
 
 def parse_hhmm(value: str) -> time:
