@@ -9,7 +9,9 @@ at night. Three choices, compared by ``tools/bench_planner.py``:
   efficiency);
 - ``forecast`` (default): the plan is extended by a day of forecast prices (the mean of the same half-hour over
   the last 7 days of known prices), with forecast load and PV; the extension's cost-to-go is the value of the
-  energy at the horizon's end. Only the known slots are published; the extension is never executed.
+  energy at the horizon's end. Only the known slots are published; the extension is never executed. Energy still
+  left after the extension is credited at half the recent mean price (it will mostly be replaced by cheap night
+  energy; measured slightly better than 0 or the full mean).
 
 Everything here uses only information available at planning time.
 """
@@ -21,6 +23,7 @@ from typing import Literal
 import numpy as np
 
 SLOTS_PER_DAY = 48
+TAIL_END_SHARE = 0.5  # energy left after the forecast day: this share of the recent mean price
 DEFAULT_LOAD_KWH = 0.4  # per half-hour, when there is no load forecast or history at all
 EndValue = Literal["zero", "linear", "forecast"]
 

@@ -21,6 +21,7 @@ from services.planner.decide import Tail, decide
 from services.planner.horizon import (
     DEFAULT_LOAD_KWH,
     SLOTS_PER_DAY,
+    TAIL_END_SHARE,
     EndValue,
     fill_gaps,
     linear_end_value,
@@ -118,6 +119,7 @@ def plan(
             pv=t_pv,
             peak=np.array([slot_overlaps_local_window(s, peak_start, peak_end, cfg.tz) for s in t_starts]),
         )
+        end_value = TAIL_END_SHARE * linear_end_value(past, m.eta_discharge)
         if not np.isfinite(tail.price).any():
             notes.append("no price history: energy beyond the known prices valued at the known mean price")
     elif cfg.end_value == "linear":

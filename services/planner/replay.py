@@ -22,6 +22,7 @@ from services.planner.decide import Tail, decide
 from services.planner.horizon import (
     DEFAULT_LOAD_KWH,
     SLOTS_PER_DAY,
+    TAIL_END_SHARE,
     EndValue,
     fill_gaps,
     linear_end_value,
@@ -96,7 +97,7 @@ class Batsched:
         tail_slots: int = SLOTS_PER_DAY,
         prices_known: Literal["published", "all"] = "published",
         price_days: int = 7,
-        tail_end_value: bool = False,
+        tail_end_value: bool = True,
         price_quantile: float | None = None,
     ) -> None:
         self.w, self.m, self.s = world, model, settings
@@ -147,7 +148,7 @@ class Batsched:
             tail_price[max(ke - a, 0) :] = fc[max(a - ke, 0) :]
             args["tail"] = Tail(tail_price, w.export_price[a:b], load[n:], pv[n:], self.peak[a:b])
             if self.tail_end_value:
-                args["end_value_gbp_per_kwh"] = linear_end_value(past, self.m.eta_discharge) * 0.5
+                args["end_value_gbp_per_kwh"] = TAIL_END_SHARE * linear_end_value(past, self.m.eta_discharge)
         elif self.end_value == "linear":
             args["end_value_gbp_per_kwh"] = linear_end_value(past, self.m.eta_discharge)
         return args
