@@ -18,20 +18,20 @@ import numpy as np
 import pandas as pd
 
 from services.planner.baselines import no_battery_cost
-from services.planner.battery import BatteryModel
+from services.planner.battery import BatteryModel, Limits, limits_for
+from services.planner.decide import charge_allowed
 from services.planner.dp import Horizon, solve, terminal_linear
 from services.planner.lp import solve_lp
 from services.planner.replay import (
     Batsched,
     SeedRule,
     World,
-    limits_for,
     peak_mask,
     replay,
     self_use_policy,
 )
-from sim.datasets import agile_prices, gross_load_year, pv_energy
 from shared.models import PlannerSettings
+from sim.datasets import agile_prices, gross_load_year, pv_energy
 
 LONDON = "Europe/London"
 HISTORY_DAYS = 14
@@ -193,8 +193,102 @@ def main(argv: list[str] | None = None) -> int:
         if args.scenario and args.scenario not in sc.name:
             continue
         run(sc, not args.no_variants)
+    if not args.scenario:
+        t0 = time.perf_counter()
+        rand, real = agreement(500, 500)
+        print(
+            f"\n== DP vs LP of the same model: DP excess in % of the horizon's no-battery cost"
+            f" ({time.perf_counter() - t0:.0f} s)"
+        )
+        for name, g in (("500 random inputs", rand), ("500 real plan inputs", real)):
+            print(
+                f"{name:22s} median {np.median(g):.3f}  p90 {np.percentile(g, 90):.3f}  p99 {np.percentile(g, 99):.3f}"
+                f"  max {g.max():.3f}  min {g.min():.3f}  share <= 0.5 %: {np.mean(g <= 0.5) * 100:.1f} %"
+            )
     return 0
 
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+# ------------------------------------------------------------------ DP against the LP on the same inputs
+
+
+def random_inputs(rng: np.random.Generator) -> tuple[Horizon, float, Limits, float]:
+    """A random but plausible plan input: a smooth daily price shape with noise (some negative), gamma loads,
+    sometimes PV (exported at 0, so the LP cannot export PV that the battery has room for), a random reserve,
+    start SOC above it and a random value for the energy left at the end."""
+    t_len = int(rng.integers(16, 97))
+    k = np.arange(t_len) + rng.integers(0, 48)
+    shape = 0.18 + 0.12 * np.sin(2 * np.pi * k / 48 + rng.uniform(0, 6.3)) + 0.04 * np.sin(2 * np.pi * k / 12)
+    with_pv = rng.random() < 0.5
+    price = shape * rng.uniform(0.5, 1.5) + rng.normal(0, 0.03, t_len)
+    if with_pv:  # no negative prices with PV: see dp_excess_pct
+        price = np.maximum(price, 0.0)
+    elif rng.random() < 0.3:  # a few hours of negative prices
+        a = int(rng.integers(0, t_len))
+        price[a : a + int(rng.integers(2, 9))] -= 0.25
+    load = rng.gamma(2.0, 0.2, t_len)
+    pv = np.clip(1.2 * np.sin(np.pi * ((k % 48) - 12) / 24), 0, None) * rng.uniform(0, 1) * with_pv
+    ok = rng.random(t_len) > 0.15
+    lim = Limits(rng.uniform(0.0, 3.0), MODEL.capacity_kwh)  # the LP models a lower charge cap only as a bound
+    soc0 = rng.uniform(lim.min_kwh, MODEL.capacity_kwh)
+    return Horizon(price, np.zeros(t_len), load, pv, ok), soc0, lim, float(rng.uniform(0.0, 0.15))
+
+
+def plan_horizon(policy: Batsched, i: int) -> Horizon | None:
+    """The whole horizon the planner solves at slot ``i`` (published prices then the forecast tail), with the
+    hard rules applied: exactly what ``decide`` hands the DP."""
+    a = policy.inputs(i)
+    if not a:
+        return None
+    price = np.nan_to_num(a["price"], nan=float(np.nanmean(a["price"])))
+    ok = charge_allowed(a["price"], a["peak"], SETTINGS.max_charge_price_gbp)
+    parts = [price], [a["export_price"]], [a["load"]], [a["pv"]], [ok]
+    tail = a.get("tail")
+    if tail is not None:
+        t_price = np.nan_to_num(tail.price, nan=float(price.mean()))
+        for lst, v in zip(
+            parts,
+            (t_price, tail.export_price, tail.load, tail.pv, charge_allowed(t_price, tail.peak, 2.0)),
+            strict=True,
+        ):
+            lst.append(v)
+    return Horizon(*(np.concatenate(x) for x in parts))
+
+
+def real_inputs(rng: np.random.Generator, policy: Batsched) -> tuple[Horizon, float, Limits, float]:
+    """A real plan input: the horizon the planner solved at a random half-hour of a scenario (export at 0 so the
+    LP cannot export PV that the battery has room for), with a random reserve, start SOC and end value."""
+    w = policy.w
+    h = None
+    while h is None:
+        h = plan_horizon(policy, int(rng.integers(w.start, w.stop)))
+    # Where there is a PV surplus, a negative price would let the LP be paid to import while it exports PV the
+    # battery has room for; no Powerwall mode does that, so such prices are floored at the export price (0).
+    price = np.where(h.pv > h.load, np.maximum(h.price, 0.0), h.price)
+    h = Horizon(price, np.zeros(len(h.price)), h.load, h.pv, h.charge_ok)
+    lim = limits_for(MODEL, PlannerSettings(min_soc_pct=float(rng.uniform(0, 20))))
+    soc0 = rng.uniform(lim.min_kwh, MODEL.capacity_kwh)
+    return h, soc0, lim, float(rng.uniform(0.0, 0.15))
+
+
+def dp_excess_pct(h: Horizon, soc0: float, lim: Limits, end_value: float) -> float:
+    """How much the DP plan's objective exceeds the LP optimum, in % of the horizon's no-battery cost.
+
+    The samples avoid the LP's one freedom that no Powerwall mode has and that is worth real money: exporting PV
+    while the battery has room (or, at negative prices, importing while exporting PV)."""
+    s = solve(h, soc0, MODEL, lim, terminal_linear(MODEL, lim, end_value))
+    r = solve_lp(h, soc0, MODEL, lim, end_value)
+    dp_obj = float(s.cost_gbp.sum()) + s.wear_gbp - s.terminal_value_gbp
+    base = no_battery_cost(h.price, h.export_price, h.load, h.pv)
+    return (dp_obj - r.objective_gbp) / max(abs(base), 1e-6) * 100
+
+
+def agreement(n_random: int, n_real: int, seed: int = 11) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    rand = np.array([dp_excess_pct(*random_inputs(rng)) for _ in range(n_random)])
+    policies = [Batsched(build_world(sc), MODEL, SETTINGS) for sc in SCENARIOS]
+    real = np.array([dp_excess_pct(*real_inputs(rng, policies[k % len(policies)])) for k in range(n_real)])
+    return rand, real

@@ -49,7 +49,7 @@ class Solution:
 def terminal_linear(m: BatteryModel, lim: Limits, value_gbp_per_kwh: float) -> np.ndarray:
     """A terminal value function (as a cost, so negative) crediting each stored kWh above the reserve."""
     q = m.soc_step_kwh
-    n = int(round(m.capacity_kwh / q)) + 1
+    n = round(m.capacity_kwh / q) + 1
     soc = np.arange(n) * q
     return -value_gbp_per_kwh * (soc - lim.min_kwh)
 
@@ -63,7 +63,7 @@ def solve(
 ) -> Solution:
     """The cheapest sequence of actions over ``h`` from ``soc0_kwh`` (terminal: cost per grid state, or 0)."""
     q = m.soc_step_kwh
-    n_states = int(round(m.capacity_kwh / q)) + 1
+    n_states = round(m.capacity_kwh / q) + 1
     top = n_states - 1
     full = top * q
     t_len = len(h.price)
@@ -87,11 +87,23 @@ def solve(
     has_deficit = deficit[:, None] > 0
     su_next = np.where(has_deficit, soc[None, :] - dc, hold_next)
     su_cost = np.where(has_deficit, p * (deficit[:, None] - dc * ed) + w * dc, hold_cost)
-    x2 = np.clip(np.stack([su_next, hold_next], axis=1) / q, 0, top)  # (T, 2, N): monotone rows interpolate fast
-    c2 = np.stack([su_cost, hold_cost], axis=2)
 
-    # Charge band: k = 1..K grid steps on top of the (then never clipped) PV charging.
+    # Charge at the full grid-charge rate (up to the cap): continuous like self-use, so the grid's step does not
+    # shave the charge rate. Then the band: k = 1..K whole steps on top of the (then never clipped) PV charging.
     pv_full = np.minimum(surplus, m.charge_kwh)
+    after_pv = soc[None, :] + (pv_full * ec)[:, None]
+    g_full = np.minimum(
+        np.minimum(m.grid_charge_kwh, m.charge_kwh - pv_full)[:, None], (min(lim.charge_cap_kwh, full) - after_pv) / ec
+    )
+    full_ok = (g_full > 1e-9) & h.charge_ok[:, None]
+    full_next = np.where(full_ok, after_pv + np.maximum(g_full, 0.0) * ec, soc[None, :])
+    full_cost = (
+        p * (deficit[:, None] + g_full) - e * (surplus - pv_full)[:, None] + w * (pv_full[:, None] + g_full) * ec
+    )
+    full_cost = np.where(full_ok, full_cost, INF)
+    x3 = np.clip(np.stack([su_next, hold_next, full_next], axis=1) / q, 0, top)  # (T, 3, N): monotone rows
+    c3 = np.stack([su_cost, hold_cost, full_cost], axis=2)
+
     pv_steps = pv_full * ec / q
     fl = np.floor(pv_steps + 1e-9).astype(np.int64)
     frac = np.maximum(pv_steps - fl, 0.0)
@@ -101,24 +113,26 @@ def solve(
     room_k = np.floor(m.charge_kwh * ec / q - pv_steps + 1e-9)  # total charge power left for grid steps
     band_cost = np.where(ks[None, :] <= room_k[:, None], band_cost, INF)
     band_cost[~h.charge_ok] = INF
-    any_band = np.isfinite(band_cost).any(axis=1)
+    any_band = np.isfinite(band_cost).any(axis=1) | full_ok.any(axis=1)
     jmax = np.floor(capx - frac + 1e-9).astype(np.int64)  # last state j with j + frac within the cap
 
     value = np.zeros(n_states) if terminal is None else np.asarray(terminal, dtype=float).copy()
     width = n_states + int(fl.max(initial=0)) + k_grid + 2
     vband = np.full(width, INF)
     win = as_strided(vband, shape=(width - k_grid + 1, k_grid), strides=(vband.strides[0], vband.strides[0]))
-    n_cand = 2 + k_grid
+    n_cand = 3 + k_grid
     qbuf = np.empty((n_states, n_cand))
     qflat = qbuf.reshape(-1)
     base_idx = states * n_cand
     choice = np.empty((t_len, n_states), dtype=np.int16)
+    values = np.empty((t_len + 1, n_states))
+    values[t_len] = value
     xs = states.astype(float)
     right_inf = INF
     cap_full = jmax >= top
     for t in range(t_len - 1, -1, -1):
-        np.add(np.interp(x2[t], xs, value).T, c2[t], out=qbuf[:, :2])
         if any_band[t]:
+            np.add(np.interp(x3[t], xs, value).T, c3[t], out=qbuf[:, :3])
             ft = frac[t]
             if ft > 0:
                 vband[:n_states] = np.interp(xs + ft, xs, value, right=right_inf)
@@ -127,19 +141,21 @@ def solve(
             if not cap_full[t]:
                 vband[jmax[t] + 1 : n_states] = INF
             r = int(fl[t]) + 1
-            np.add(win[r : r + n_states], band_cost[t], out=qbuf[:, 2:])
+            np.add(win[r : r + n_states], band_cost[t], out=qbuf[:, 3:])
             c = qbuf.argmin(axis=1)
         else:
+            np.add(np.interp(x3[t, :2], xs, value).T, c3[t, :, :2], out=qbuf[:, :2])
             c = qbuf[:, :2].argmin(axis=1)
         choice[t] = c
         value = qflat[base_idx + c]
+        values[t] = value
 
     # Forward pass from the real SOC with the real physics (as ``battery.step_slot``, inlined for speed), taking
     # each slot's move from the nearest grid state.
     cap = min(lim.charge_cap_kwh, full)
     lo = lim.min_kwh
     chg, dmax, gmax = m.charge_kwh, m.discharge_kwh, m.grid_charge_kwh
-    defs, surs, pvf = deficit.tolist(), surplus.tolist(), pv_full.tolist()
+    defs, surs, prices = deficit.tolist(), surplus.tolist(), h.price.tolist()
     ch = choice.tolist() if t_len * n_states < 20000 else choice
     act = [0] * t_len
     socs = [0.0] * t_len
@@ -156,8 +172,7 @@ def solve(
             pv = min(sur, chg, max(full - s, 0.0) / ec)
             s_new, g, a = s + pv * ec, d - (sur - pv), HOLD if d > 0 else SELF_USE
             if c >= 2:
-                want = (min(s + pvf[t] * ec + (c - 1) * q, cap) - s_new) / ec
-                gc = min(want, gmax, chg - pv)
+                gc = _charge_amount(s_new, min(gmax, chg - pv), cap, values[t + 1], q, ec, prices[t], w)
                 if gc > 1e-12:
                     s_new, g, a = s_new + gc * ec, g + gc, CHARGE
         act[t], socs[t], grid[t] = a, s_new, g
@@ -180,3 +195,25 @@ def solve(
         wear_gbp=float(w * moved),
         terminal_value_gbp=term,
     )
+
+
+def _charge_amount(
+    s: float, g_max: float, cap: float, v_next: np.ndarray, q: float, ec: float, price: float, wear: float
+) -> float:
+    """The grid charge (AC kWh) from the real SOC ``s`` (after PV) that minimises money plus the interpolated value
+    of the next state. With a piecewise-linear value the best target is a grid point or the rate limit, so only
+    those are tried: the plan lands exactly where the DP wanted instead of up to a grid step beyond."""
+    hi = min(s + g_max * ec, cap)
+    if hi <= s:
+        return 0.0
+    per_kwh = price / ec + wear  # money per stored kWh added
+    j0 = int(np.floor(s / q + 1e-9)) + 1
+    j1 = int(np.floor(hi / q + 1e-9))
+    targets = [j * q for j in range(j0, j1 + 1)] + [hi]
+    xs = np.asarray(targets) / q
+    vals = np.interp(xs, np.arange(len(v_next)), v_next) + per_kwh * (np.asarray(targets) - s)
+    v_hold = float(np.interp(s / q, np.arange(len(v_next)), v_next))
+    k = int(np.argmin(vals))
+    if vals[k] >= v_hold:
+        return 0.0
+    return (targets[k] - s) / ec

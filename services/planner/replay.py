@@ -17,15 +17,22 @@ import numpy as np
 import pandas as pd
 
 from services.planner.baselines import seed_rule_charge_slots
-from services.planner.battery import CHARGE, SELF_USE, BatteryModel, Limits, step_slot
+from services.planner.battery import CHARGE, SELF_USE, BatteryModel, Limits, limits_for, step_slot
 from services.planner.decide import Tail, decide
-from services.planner.horizon import SLOTS_PER_DAY, EndValue, fill_gaps, linear_end_value, same_time_mean
+from services.planner.horizon import (
+    DEFAULT_LOAD_KWH,
+    SLOTS_PER_DAY,
+    TAIL_END_SHARE,
+    EndValue,
+    fill_gaps,
+    linear_end_value,
+    same_time_mean,
+)
 from shared.models import PlannerSettings
 from shared.slots import parse_hhmm
 
 LONDON = "Europe/London"
 PUBLISH_HOUR_LOCAL = 16
-DEFAULT_LOAD_KWH = 0.4  # per half-hour when there is no history at all
 Forecasts = Literal["perfect", "own"]
 
 
@@ -63,13 +70,6 @@ def peak_mask(slots: pd.DatetimeIndex, settings: PlannerSettings) -> np.ndarray:
     return (m + 30 > s_m) | (m < e_m)
 
 
-def limits_for(model: BatteryModel, settings: PlannerSettings) -> Limits:
-    return Limits(
-        min_kwh=model.capacity_kwh * settings.min_soc_pct / 100.0,
-        charge_cap_kwh=model.capacity_kwh * settings.target_soc_cap_pct / 100.0,
-    )
-
-
 @dataclass
 class ReplayResult:
     cost_gbp: float
@@ -95,12 +95,19 @@ class Batsched:
         end_value: EndValue = "forecast",
         max_slots: int = 96,
         tail_slots: int = SLOTS_PER_DAY,
+        prices_known: Literal["published", "all"] = "published",
+        price_days: int = 7,
+        tail_end_value: bool = True,
+        price_quantile: float | None = None,
     ) -> None:
         self.w, self.m, self.s = world, model, settings
         self.lim = limits_for(model, settings)
         self.forecasts, self.end_value = forecasts, end_value
-        self.max_slots, self.tail_slots = max_slots, tail_slots
+        self.max_slots, self.tail_slots, self.price_days = max_slots, tail_slots, price_days
+        self.tail_end_value, self.price_quantile = tail_end_value, price_quantile
         self.known_end = published_end(world.slots)
+        if prices_known == "all":  # a diagnostic: what knowing every price in advance would be worth
+            self.known_end = np.full(len(world.slots), len(world.slots))
         self.peak = peak_mask(world.slots, settings)
         self.plan_seconds: list[float] = []
 
@@ -136,10 +143,12 @@ class Batsched:
         )
         if n_tail > 0:
             a, b = i + n, i + n + n_tail
-            fc = same_time_mean(past, b - ke, days=7)
+            fc = same_time_mean(past, b - ke, days=self.price_days, quantile=self.price_quantile)
             tail_price = w.price[a:b].copy()
             tail_price[max(ke - a, 0) :] = fc[max(a - ke, 0) :]
             args["tail"] = Tail(tail_price, w.export_price[a:b], load[n:], pv[n:], self.peak[a:b])
+            if self.tail_end_value:
+                args["end_value_gbp_per_kwh"] = TAIL_END_SHARE * linear_end_value(past, self.m.eta_discharge)
         elif self.end_value == "linear":
             args["end_value_gbp_per_kwh"] = linear_end_value(past, self.m.eta_discharge)
         return args
