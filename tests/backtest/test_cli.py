@@ -12,7 +12,8 @@ import pytest
 from tools.cli import main
 
 bench = pytest.importorskip("tools.bench_planner", reason="needs the planner's replay and benchmark (branch planner)")
-from services.planner.replay import Batsched, SeedRule, limits_for, replay, self_use_policy  # noqa: E402
+from services.planner.battery import limits_for  # noqa: E402
+from services.planner.replay import Batsched, SeedRule, replay, self_use_policy  # noqa: E402
 
 MONTH = ("2022-01-01", "2022-02-01")  # local days, end exclusive, inside the bundled gross-load year
 BENCH_FLAGS = ["--min-soc", "0", "--max-charge-price", "2", "--target-soc-cap", "100", "--pv-kwp", "4"]

@@ -19,7 +19,7 @@ import pandas as pd
 from services.executor import rules as executor_rules
 from services.planner import replay as rp
 from services.planner.baselines import no_battery_cost
-from services.planner.battery import ACTION_NAMES, CHARGE, SELF_USE, BatteryModel, Limits, step_slot
+from services.planner.battery import ACTION_NAMES, CHARGE, SELF_USE, BatteryModel, Limits, limits_for, step_slot
 from services.planner.dp import Horizon
 from services.planner.lp import solve_lp
 from shared.models import Action, PlannerSettings
@@ -178,7 +178,7 @@ def run_backtest(
     """Every strategy over the scenario. ``progress(total, label)`` returns a per-slot tick (a progress bar)."""
     model = model or BatteryModel()
     settings = settings or PlannerSettings()
-    limits = rp.limits_for(model, settings)
+    limits = limits_for(model, settings)
     soc0 = limits.min_kwh if soc0_pct is None else model.capacity_kwh * soc0_pct / 100.0
     n = sc.stop - sc.start
     policies: dict[str, Callable[[], rp.Policy]] = {
