@@ -46,7 +46,12 @@ def fetch_consumption(
     for _ in range(MAX_PAGES):
         if url is None:
             return {"results": out}
-        body = client.get_json(url, params, auth=True)
+        try:
+            body = client.get_json(url, params, auth=True)
+        except OctopusError as exc:
+            raise OctopusError(
+                f"consumption for meter {mpan}/{serial}: {exc} (check the API key, MPAN and serial)"
+            ) from None
         if not isinstance(body.get("results"), list):
             raise OctopusError("consumption response has no results list", transient=False)
         out.extend(body["results"])
