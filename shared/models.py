@@ -406,6 +406,8 @@ class DailySummary(Message):
     slots_expected: int = 48
     slots_unpriced: int = 0  # slots with energy but no known import price: left out of actual_cost_gbp
     slots_planned: int = 0  # slots a plan covered (planned_cost_gbp is their sum)
+    soc_start_pct: Percent | None = None  # first observed SOC of the day: energy bought for another day shows here
+    soc_end_pct: Percent | None = None  # last observed SOC of the day
     month: CostTotals | None = None  # this local month up to and including ``date``
     since_install: CostTotals | None = None  # every day in the accounting history up to ``date``
 

@@ -189,4 +189,6 @@ class AccountingJob:
             slots_expected=a.slots_expected,
             slots_unpriced=a.slots_unpriced,
             slots_planned=a.slots_planned,
+            soc_start_pct=a.soc_start_pct,
+            soc_end_pct=a.soc_end_pct,
         )
