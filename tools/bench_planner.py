@@ -291,6 +291,8 @@ def dp_excess_pct(h: Horizon, soc0: float, lim: Limits, end_value: float) -> flo
 def agreement(n_random: int, n_real: int, seed: int = 11) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     rand = np.array([dp_excess_pct(*random_inputs(rng)) for _ in range(n_random)])
-    policies = [Batsched(build_world(sc), MODEL, SETTINGS) for sc in SCENARIOS]
+    # Real plan inputs with a day of forecast prices after the known ones (end value 'forecast'), so that the DP
+    # and the LP solve the same full horizon.
+    policies = [Batsched(build_world(sc), MODEL, SETTINGS, end_value="forecast") for sc in SCENARIOS]
     real = np.array([dp_excess_pct(*real_inputs(rng, policies[k % len(policies)])) for k in range(n_real)])
     return rand, real

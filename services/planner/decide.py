@@ -97,6 +97,7 @@ def tail_value(
     limits: Limits,
     max_charge_price: float,
     days: int = 7,
+    end_share: float = TAIL_END_SHARE,
 ) -> np.ndarray | None:
     """The value of stored energy at the end of the known prices, as a cost per grid state: the mean over the last
     ``days`` days' prices (each a scenario for the slots after the known ones) of the optimal cost-to-go.
@@ -108,7 +109,7 @@ def tail_value(
     mean = float(np.nanmean(past_prices)) if np.isfinite(past_prices).any() else np.nan
     if n == 0 or not np.isfinite(mean):
         return None
-    end = terminal_linear(model, limits, TAIL_END_SHARE * max(mean, 0.0) * model.eta_discharge)
+    end = terminal_linear(model, limits, end_share * max(mean, 0.0) * model.eta_discharge)
     values = []
     for d in range(1, days + 1):
         idx = n_past - d * SLOTS_PER_DAY + np.arange(n)
