@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.planner.battery import BatteryModel, Limits
-from services.planner.dp import Horizon, Solution, solve, terminal_linear
-from services.planner.horizon import fill_gaps
+from services.planner.dp import Horizon, Solution, solve, terminal_linear, value_function
+from services.planner.horizon import SLOTS_PER_DAY, TAIL_END_SHARE, fill_gaps
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,10 @@ def decide(
     max_charge_price: float,
     tail: Tail | None = None,
     end_value_gbp_per_kwh: float = 0.0,
+    terminal: np.ndarray | None = None,
 ) -> Decision:
+    """Plan the known slots. The energy left at their end is valued by (first that applies) a ``tail`` of forecast
+    slots solved with them, a ``terminal`` value function (cost per grid state), or a linear value per kWh."""
     n_known = len(price)
     ok = charge_allowed(price, peak, max_charge_price)
     fallback = np.nanmean(tail.price) if tail is not None and np.isfinite(tail.price).any() else np.nan
@@ -68,7 +71,8 @@ def decide(
         )
     else:
         h = Horizon(cost_price, export_price, load, pv, ok)
-    terminal = terminal_linear(model, limits, end_value_gbp_per_kwh) if end_value_gbp_per_kwh else None
+    if terminal is None and end_value_gbp_per_kwh:
+        terminal = terminal_linear(model, limits, end_value_gbp_per_kwh)
     sol = solve(h, soc0_kwh, model, limits, terminal)
     tail_cost = float(sol.cost_gbp[n_known:].sum())
     known = Solution(
@@ -81,3 +85,45 @@ def decide(
         terminal_value_gbp=sol.terminal_value_gbp,
     )
     return Decision(known, ok, sol.terminal_value_gbp - tail_cost)
+
+
+def tail_value(
+    past_prices: np.ndarray,
+    export_price: np.ndarray,
+    load: np.ndarray,
+    pv: np.ndarray,
+    peak: np.ndarray,
+    model: BatteryModel,
+    limits: Limits,
+    max_charge_price: float,
+    days: int = 7,
+    end_share: float = TAIL_END_SHARE,
+) -> np.ndarray | None:
+    """The value of stored energy at the end of the known prices, as a cost per grid state: the mean over the last
+    ``days`` days' prices (each a scenario for the slots after the known ones) of the optimal cost-to-go.
+
+    Averaging value functions rather than prices keeps each day's spread (cheap nights, dear evenings), which a
+    mean price curve smooths away. ``past_prices`` ends where the known prices end (NaN = unknown)."""
+    n = len(load)
+    n_past = len(past_prices)
+    mean = float(np.nanmean(past_prices)) if np.isfinite(past_prices).any() else np.nan
+    if n == 0 or not np.isfinite(mean):
+        return None
+    end = terminal_linear(model, limits, end_share * max(mean, 0.0) * model.eta_discharge)
+    values = []
+    for d in range(1, days + 1):
+        idx = n_past - d * SLOTS_PER_DAY + np.arange(n)
+        if idx[0] < 0:
+            break
+        price = past_prices[np.minimum(idx, n_past - 1)]
+        price = np.where(idx < n_past, price, np.nan)
+        if not np.isfinite(price).any():
+            continue
+        price = fill_gaps(price, mean)
+        h = Horizon(price, export_price, load, pv, charge_allowed(price, peak, max_charge_price))
+        values.append(value_function(h, model, limits, end))
+    if not values:
+        return None
+    v = np.mean(values, axis=0)
+    grid = np.arange(len(v)) * model.soc_step_kwh
+    return v - float(np.interp(limits.min_kwh, grid, v))  # 0 at the reserve: the value of the stored energy

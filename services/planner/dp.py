@@ -1,15 +1,17 @@
 """Exact dynamic programme over a discretised SOC grid (numpy, vectorised over states).
 
-State: stored energy on a grid of ``soc_step_kwh``. Per slot and state three kinds of move exist:
-``self_use`` (full discharge into the deficit, or PV charging), ``hold`` (no discharge, PV still charges) and
-``charge`` (hold plus k grid steps, k = 1..K). A move's money depends only on the slot and on the SOC change, so
-per slot a small table ``cost[delta]`` is built, and the charge moves of every state are read through one strided
-view of the next slot's value function (a band of K reachable states). The backward pass is a handful of numpy
-calls per slot; the forward pass follows the stored argmin from the starting state.
+State: stored energy on a grid of ``soc_step_kwh`` (0.1 kWh: 136 states for 13.5 kWh). Moves per slot and state:
+``self_use`` (the deficit from the battery down to the reserve, or PV charging), ``hold`` (no discharge; PV still
+charges), ``charge`` at the full grid-charge rate (up to the cap), and ``charge`` by k = 1..K whole grid steps.
+Self-use, hold and full-rate charging move the SOC by their real (continuous) energy flows and the next slot's
+value is interpolated linearly between grid points, so the grid's rounding cannot be exploited; the k-step
+charges of every state are read through one strided view of the (shifted) next value function. The backward pass
+is about eight numpy calls per slot on a 136 x 18 array; the forward pass starts from the real SOC, applies the
+real physics and, in charge slots, picks the charge that lands on the best grid point.
 
-Ties are broken deterministically by the order of the candidates: self-use, then hold, then the smallest charge.
-So among equal-cost plans the planner prefers not to charge and charges as little as it can; with identical
-inputs a replan yields identical actions.
+Ties are broken deterministically by the order of the candidates: self-use, then hold, then charging (full rate,
+then the smallest step first). So among equal-cost plans the planner prefers not to charge, and identical inputs
+give identical actions.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ def terminal_linear(m: BatteryModel, lim: Limits, value_gbp_per_kwh: float) -> n
     return -value_gbp_per_kwh * (soc - lim.min_kwh)
 
 
+def value_function(h: Horizon, m: BatteryModel, lim: Limits, terminal: np.ndarray | None = None) -> np.ndarray:
+    """The optimal cost-to-go from the start of ``h`` for every grid state (the backward pass only)."""
+    return _solve(h, 0.0, m, lim, terminal, values_only=True)  # type: ignore[return-value]
+
+
 def solve(
     h: Horizon,
     soc0_kwh: float,
@@ -62,6 +69,17 @@ def solve(
     terminal: np.ndarray | None = None,
 ) -> Solution:
     """The cheapest sequence of actions over ``h`` from ``soc0_kwh`` (terminal: cost per grid state, or 0)."""
+    return _solve(h, soc0_kwh, m, lim, terminal)  # type: ignore[return-value]
+
+
+def _solve(
+    h: Horizon,
+    soc0_kwh: float,
+    m: BatteryModel,
+    lim: Limits,
+    terminal: np.ndarray | None = None,
+    values_only: bool = False,
+) -> Solution | np.ndarray:
     q = m.soc_step_kwh
     n_states = round(m.capacity_kwh / q) + 1
     top = n_states - 1
@@ -149,6 +167,8 @@ def solve(
         choice[t] = c
         value = qflat[base_idx + c]
         values[t] = value
+    if values_only:
+        return value
 
     # Forward pass from the real SOC with the real physics (as ``battery.step_slot``, inlined for speed), taking
     # each slot's move from the nearest grid state.
@@ -156,14 +176,13 @@ def solve(
     lo = lim.min_kwh
     chg, dmax, gmax = m.charge_kwh, m.discharge_kwh, m.grid_charge_kwh
     defs, surs, prices = deficit.tolist(), surplus.tolist(), h.price.tolist()
-    ch = choice.tolist() if t_len * n_states < 20000 else choice
     act = [0] * t_len
     socs = [0.0] * t_len
     grid = [0.0] * t_len
     s = min(max(float(soc0_kwh), 0.0), full)
     moved = 0.0
     for t in range(t_len):
-        c = ch[t][min(int(s / q + 0.5), top)]
+        c = int(choice[t, min(int(s / q + 0.5), top)])
         d, sur = defs[t], surs[t]
         if c == 0 and d > 0:
             out = min(min(d, dmax) / ed, max(s - lo, 0.0))

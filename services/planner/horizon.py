@@ -7,7 +7,11 @@ at night. Three choices, compared by ``tools/bench_planner.py``:
 - ``zero``: leftover energy is worth nothing;
 - ``linear``: every stored kWh is worth a fixed price (the recent days' mean price times the discharge
   efficiency);
-- ``forecast`` (default): the plan is extended by a day of forecast prices (the mean of the same half-hour over
+- ``scenarios`` (default): each of the last 7 days' prices is a scenario for the day after the known prices; the
+  optimal cost-to-go over that day (with forecast load and PV) is computed for every SOC by the DP's backward pass,
+  and the mean over the scenarios is the terminal value. Averaging values, not prices, keeps each day's spread.
+  It changes only when prices are published, so a replay computes it twice a day;
+- ``forecast``: the plan is extended by a day of forecast prices (the mean of the same half-hour over
   the last 7 days of known prices), with forecast load and PV; the extension's cost-to-go is the value of the
   energy at the horizon's end. Only the known slots are published; the extension is never executed. Energy still
   left after the extension is credited at half the recent mean price (it will mostly be replaced by cheap night
@@ -25,7 +29,7 @@ import numpy as np
 SLOTS_PER_DAY = 48
 TAIL_END_SHARE = 0.5  # energy left after the forecast day: this share of the recent mean price
 DEFAULT_LOAD_KWH = 0.4  # per half-hour, when there is no load forecast or history at all
-EndValue = Literal["zero", "linear", "forecast"]
+EndValue = Literal["zero", "linear", "forecast", "scenarios"]
 
 
 def same_time_mean(past: np.ndarray, n_ahead: int, days: int = 7, quantile: float | None = None) -> np.ndarray:

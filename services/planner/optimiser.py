@@ -17,7 +17,7 @@ import numpy as np
 
 from services.planner.baselines import horizon_baselines
 from services.planner.battery import CHARGE, HOLD, BatteryModel, limits_for
-from services.planner.decide import Tail, decide
+from services.planner.decide import Tail, decide, tail_value
 from services.planner.horizon import (
     DEFAULT_LOAD_KWH,
     SLOTS_PER_DAY,
@@ -50,7 +50,7 @@ class PlannerConfig:
     model: BatteryModel = field(default_factory=BatteryModel)
     max_slots: int = 96  # the published horizon (48 h)
     tail_slots: int = SLOTS_PER_DAY  # forecast slots used to value the energy left at the horizon's end
-    end_value: EndValue = "forecast"
+    end_value: EndValue = "scenarios"
     lease: timedelta = timedelta(minutes=90)  # the executor drops a plan this long after it was made
     default_load_kwh: float = DEFAULT_LOAD_KWH  # per half-hour, when there is no load forecast
     degraded_slots: int = SLOTS_PER_DAY
@@ -108,26 +108,27 @@ def plan(
     past_axis = [horizon_end - k * SLOT for k in range(8 * SLOTS_PER_DAY, 0, -1)]
     past = np.array([history.get(s, np.nan) for s in past_axis])
     tail = None
+    terminal = None
     end_value = 0.0
-    if cfg.end_value == "forecast" and cfg.tail_slots > 0:
+    if cfg.end_value in ("forecast", "scenarios") and cfg.tail_slots > 0:
         t_starts = [horizon_end + k * SLOT for k in range(cfg.tail_slots)]
         t_load, t_pv = _energy(load_forecast, pv_forecast, t_starts, now, cfg, [])
-        tail = Tail(
-            price=same_time_mean(past, cfg.tail_slots),
-            export_price=_export_prices(export_prices, t_starts, now, m),
-            load=t_load,
-            pv=t_pv,
-            peak=np.array([slot_overlaps_local_window(s, peak_start, peak_end, cfg.tz) for s in t_starts]),
-        )
-        end_value = TAIL_END_SHARE * linear_end_value(past, m.eta_discharge)
-        if not np.isfinite(tail.price).any():
-            notes.append("no price history: energy beyond the known prices valued at the known mean price")
+        t_export = _export_prices(export_prices, t_starts, now, m)
+        t_peak = np.array([slot_overlaps_local_window(s, peak_start, peak_end, cfg.tz) for s in t_starts])
+        if cfg.end_value == "scenarios":
+            terminal = tail_value(past, t_export, t_load, t_pv, t_peak, m, lim, settings.max_charge_price_gbp)
+            missing = terminal is None
+        else:
+            tail = Tail(same_time_mean(past, cfg.tail_slots), t_export, t_load, t_pv, t_peak)
+            end_value = TAIL_END_SHARE * linear_end_value(past, m.eta_discharge)
+            missing = not np.isfinite(tail.price).any()
+        if missing:
+            notes.append("no price history: energy left at the horizon's end valued at 0")
     elif cfg.end_value == "linear":
         end_value = linear_end_value(past, m.eta_discharge)
 
-    d = decide(price, export, load, pv, peak, soc0, m, lim, settings.max_charge_price_gbp, tail, end_value)
+    d = decide(price, export, load, pv, peak, soc0, m, lim, settings.max_charge_price_gbp, tail, end_value, terminal)
     sol = d.solution
-    cost_price = np.where(np.isfinite(price), price, np.nan)
     slots = []
     soc_prev = soc0
     for k, s in enumerate(starts):
@@ -154,7 +155,6 @@ def plan(
             )
         )
         soc_prev = float(sol.soc_kwh[k])
-    del cost_price
     baselines = horizon_baselines(price, export, load, pv, peak, soc0, m, lim, settings.max_charge_price_gbp)
     return Plan(
         generated_at=now,

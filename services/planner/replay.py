@@ -18,7 +18,7 @@ import pandas as pd
 
 from services.planner.baselines import seed_rule_charge_slots
 from services.planner.battery import CHARGE, SELF_USE, BatteryModel, Limits, limits_for, step_slot
-from services.planner.decide import Tail, decide
+from services.planner.decide import Tail, decide, tail_value
 from services.planner.horizon import (
     DEFAULT_LOAD_KWH,
     SLOTS_PER_DAY,
@@ -92,24 +92,28 @@ class Batsched:
         model: BatteryModel,
         settings: PlannerSettings,
         forecasts: Forecasts = "perfect",
-        end_value: EndValue = "forecast",
+        end_value: EndValue = "scenarios",
         max_slots: int = 96,
         tail_slots: int = SLOTS_PER_DAY,
         prices_known: Literal["published", "all"] = "published",
         price_days: int = 7,
         tail_end_value: bool = True,
         price_quantile: float | None = None,
+        end_share: float = TAIL_END_SHARE,
     ) -> None:
         self.w, self.m, self.s = world, model, settings
         self.lim = limits_for(model, settings)
         self.forecasts, self.end_value = forecasts, end_value
         self.max_slots, self.tail_slots, self.price_days = max_slots, tail_slots, price_days
-        self.tail_end_value, self.price_quantile = tail_end_value, price_quantile
+        self.tail_end_value, self.price_quantile, self.end_share = tail_end_value, price_quantile, end_share
         self.known_end = published_end(world.slots)
         if prices_known == "all":  # a diagnostic: what knowing every price in advance would be worth
             self.known_end = np.full(len(world.slots), len(world.slots))
         self.peak = peak_mask(world.slots, settings)
         self.plan_seconds: list[float] = []
+        self.tail_seconds: list[float] = []
+        self._tail_key = -1
+        self._tail_value: np.ndarray | None = None
 
     def _energy(self, i: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         w = self.w
@@ -126,7 +130,7 @@ class Batsched:
         n = min(ke - i, self.max_slots)
         if n <= 0:
             return {}
-        n_tail = self.tail_slots if self.end_value == "forecast" else 0
+        n_tail = self.tail_slots if self.end_value == "forecast" else 0  # "scenarios" values the tail apart
         n_tail = min(n_tail, len(w.price) - i - n)
         load, pv = self._energy(i, n + n_tail)
         past = w.price[max(0, ke - 8 * SLOTS_PER_DAY) : ke]
@@ -151,7 +155,33 @@ class Batsched:
                 args["end_value_gbp_per_kwh"] = TAIL_END_SHARE * linear_end_value(past, self.m.eta_discharge)
         elif self.end_value == "linear":
             args["end_value_gbp_per_kwh"] = linear_end_value(past, self.m.eta_discharge)
+        elif self.end_value == "scenarios":
+            if self._tail_key != ke:  # the tail's value changes only when new prices are published
+                t0 = time.perf_counter()
+                self._tail_value = self._scenario_values(i, ke, past)
+                self.tail_seconds.append(time.perf_counter() - t0)
+                self._tail_key = ke
+            args["terminal"] = self._tail_value
         return args
+
+    def _scenario_values(self, i: int, ke: int, past: np.ndarray) -> np.ndarray | None:
+        w = self.w
+        n_t = min(self.tail_slots, len(w.price) - ke)
+        if n_t <= 0:
+            return None
+        load, pv = self._energy(i, ke - i + n_t)
+        return tail_value(
+            past,
+            w.export_price[ke : ke + n_t],
+            load[ke - i :],
+            pv[ke - i :],
+            self.peak[ke : ke + n_t],
+            self.m,
+            self.lim,
+            self.s.max_charge_price_gbp,
+            self.price_days,
+            self.end_share,
+        )
 
     def __call__(self, i: int, soc: float) -> tuple[int, float]:
         args = self.inputs(i)
