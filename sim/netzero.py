@@ -27,6 +27,7 @@ import math
 import os
 import random
 import signal
+import sys
 import threading
 from collections import deque
 from datetime import UTC, datetime, timedelta
@@ -373,7 +374,7 @@ class NetZeroSim:
 
     def stats(self) -> dict[str, Any]:
         return {
-            "requests": len(self.requests),
+            "request_count": len(self.requests),
             "writes": sum(1 for r in self.requests if r["write"]),
             "rate_limited": sum(1 for r in self.requests if r["status"] == 429),
             "max_per_minute": max_per_window(self.requests),
@@ -425,9 +426,19 @@ def make_handler(sim: NetZeroSim) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client killed mid-request (the kill tests do that on purpose) is not the simulator's problem.
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 def serve(sim: NetZeroSim, port: int = 0, host: str = "127.0.0.1") -> ThreadingHTTPServer:
     """Start the HTTP server on a thread; ``server.server_address[1]`` is the port. Stop with ``shutdown()``."""
-    server = ThreadingHTTPServer((host, port), make_handler(sim))
+    server = _Server((host, port), make_handler(sim))
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="netzero-sim", daemon=True).start()
     return server

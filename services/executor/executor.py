@@ -124,7 +124,11 @@ class Executor:
         self.planner_max = value if -1 <= value <= 2 else None
 
     def on_mode_set(self, text: str) -> None:
-        mode = ExecutorMode(text.lower())  # ValueError → refused and logged by the bus
+        try:
+            mode = ExecutorMode(text.lower())
+        except ValueError:
+            self.publish_mode()  # answer with the unchanged state so a UI snaps back
+            raise ValueError(f"unknown mode {text[:20]!r}: use {', '.join(m.value for m in ExecutorMode)}") from None
         with self._lock:
             self.mode = mode
             manual = mode in (ExecutorMode.FORCE_CHARGE, ExecutorMode.HOLD)
@@ -135,7 +139,11 @@ class Executor:
         self.wake.set()
 
     def on_dry_run_set(self, text: str) -> None:
-        value = parse_bool(text)
+        try:
+            value = parse_bool(text)
+        except ValueError:
+            self.publish_dry_run()
+            raise
         with self._lock:
             self.dry_run = value
             self.journal.put("dry_run", "true" if value else "false")
@@ -296,6 +304,7 @@ class Executor:
             )
             decision = decide(inputs, self.cfg)
             applied = self._act(now, decision, write_allowed=not self.dry_run or bool(leaving))
+            self.bus.publish(self.topics.executor_applied, applied)  # after its journal row is committed
             self.heartbeat(now)
             return applied
 
@@ -334,7 +343,8 @@ class Executor:
             self.journal.readback(now, None, self.status.config, True)
             self.log.info("earlier command now confirmed by read-back", change=self.retry_change.model_dump())
             self._reset_retry()
-        self._maybe_clear_forced(now)
+        with self.journal.transaction():
+            self._maybe_clear_forced(now)
 
     def _maybe_clear_forced(self, now: datetime) -> None:
         """The baseline is back on the Powerwall and no forcing command of ours may still apply: not forced."""
@@ -374,6 +384,7 @@ class Executor:
         self.reconciled = True
 
     def _act(self, now: datetime, d: Decision, write_allowed: bool) -> AppliedDecision:
+        """Carry out a decision; every journal write of one step is one transaction (one fsync)."""
         decision_id = uuid.uuid4().hex[:16]
         observed = self.status.config if self.status else None
         common = dict(
@@ -394,54 +405,67 @@ class Executor:
         if d.deferred:
             return self._record(AppliedDecision(**common, observed=observed, outcome="deferred"))
         if d.change is None:
-            if d.forcing and d.desired is not None and d.lease_until is not None:
-                since = self.forced.since if self.forced is not None else now
-                self.forced = ForcedState(d.desired, since, d.lease_until)  # renew the lease
-                self.journal.set_forced(d.desired, since, d.lease_until)
             outcome = "unchanged" if self.status is not None else "failed"
-            return self._record(AppliedDecision(**common, observed=observed, outcome=outcome, error=self.last_error))
+            with self.journal.transaction():
+                if d.forcing and d.desired is not None and d.lease_until is not None:
+                    self._lease(now, d.desired, d.lease_until)  # renew: the plan still wants it
+                return self._record(
+                    AppliedDecision(**common, observed=observed, outcome=outcome, error=self.last_error)
+                )
         if not write_allowed:
             return self._record(AppliedDecision(**common, observed=observed, outcome="dry_run"))
-        # Write-ahead: the lease and the command are committed before anything is sent.
-        if d.forcing and d.desired is not None and d.lease_until is not None:
-            since = self.forced.since if self.forced is not None else now
-            self.forced = ForcedState(d.desired, since, d.lease_until)
-            self.journal.set_forced(d.desired, since, d.lease_until)
-        self.journal.decision(
-            AppliedDecision(
-                **common, sent=d.change, observed=observed, outcome="failed", error="interrupted before the read-back"
-            )
-        )
+        # Write-ahead: the lease, the decision and the command are committed before anything is sent.
         kind = "restore" if d.source == "leaving" else "decision"
-        command_id = self.journal.command(now, kind, d.change, decision_id, d.lease_until)
+        with self.journal.transaction():
+            if d.forcing and d.desired is not None and d.lease_until is not None:
+                self._lease(now, d.desired, d.lease_until)
+            self.journal.decision(
+                AppliedDecision(
+                    **common,
+                    sent=d.change,
+                    observed=observed,
+                    outcome="failed",
+                    error="interrupted before the read-back",
+                )
+            )
+            command_id = self.journal.command(now, kind, d.change, decision_id, d.lease_until)
         try:
             readback = self.client.post(d.change, spare=kind == "restore")
         except NetZeroError as exc:
-            self.journal.command_done(command_id, "failed", str(exc))
             self.log.warning("NetZero write failed", error=str(exc), kind=type(exc).__name__)
             self._schedule_retry(now, d.change)
-            return self._record(
-                AppliedDecision(**common, sent=d.change, observed=observed, outcome="failed", error=str(exc))
-            )
+            with self.journal.transaction():
+                self.journal.command_done(command_id, "failed", str(exc))
+                return self._record(
+                    AppliedDecision(**common, sent=d.change, observed=observed, outcome="failed", error=str(exc))
+                )
         self.status = readback
         self.bus.publish_state(self.topics.battery_state, readback.battery_state(now))
         ok = diff(d.change, readback.config) is None
-        self.journal.readback(now, command_id, readback.config, ok)
-        self.journal.command_done(command_id, "ok" if ok else "mismatch")
-        if ok:
-            self._reset_retry()
-            self._maybe_clear_forced(now)
-            return self._record(AppliedDecision(**common, sent=d.change, observed=readback.config, outcome="applied"))
-        error = f"read-back differs from what was sent (sent {d.change.model_dump(exclude_none=True)})"
-        self.log.warning(
-            "actuation not confirmed",
-            sent=d.change.model_dump(exclude_none=True),
-            observed=readback.config.model_dump(),
-        )
-        self._schedule_retry(now, d.change)
-        return self._record(
-            AppliedDecision(**common, sent=d.change, observed=readback.config, outcome="mismatch", error=error)
-        )
+        with self.journal.transaction():
+            self.journal.readback(now, command_id, readback.config, ok)
+            self.journal.command_done(command_id, "ok" if ok else "mismatch")
+            if ok:
+                self._reset_retry()
+                self._maybe_clear_forced(now)
+                return self._record(
+                    AppliedDecision(**common, sent=d.change, observed=readback.config, outcome="applied")
+                )
+            error = f"read-back differs from what was sent (sent {d.change.model_dump(exclude_none=True)})"
+            self.log.warning(
+                "actuation not confirmed",
+                sent=d.change.model_dump(exclude_none=True),
+                observed=readback.config.model_dump(),
+            )
+            self._schedule_retry(now, d.change)
+            return self._record(
+                AppliedDecision(**common, sent=d.change, observed=readback.config, outcome="mismatch", error=error)
+            )
+
+    def _lease(self, now: datetime, config: PowerwallConfig, until: datetime) -> None:
+        since = self.forced.since if self.forced is not None else now
+        self.forced = ForcedState(config, since, until)
+        self.journal.set_forced(config, since, until)
 
     def _schedule_retry(self, now: datetime, change: PowerwallConfig) -> None:
         if self.retry_change != change:
@@ -456,8 +480,7 @@ class Executor:
         self.backoff_s = self.s.retry_backoff_s
 
     def _record(self, applied: AppliedDecision) -> AppliedDecision:
-        self.journal.decision(applied)  # committed before it is published
-        self.bus.publish(self.topics.executor_applied, applied)
+        self.journal.decision(applied)  # published by ``tick`` once committed
         if applied.outcome in ("failed", "mismatch", "deferred"):
             self.log.info("decision", action=applied.action, outcome=applied.outcome, error=applied.error)
         return applied

@@ -12,6 +12,8 @@ import csv
 import json
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -106,6 +108,7 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.RLock()
+        self._depth = 0
         self._db = sqlite3.connect(path, check_same_thread=False, timeout=10.0, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -120,6 +123,25 @@ class Journal:
     def integrity_ok(self) -> bool:
         with self._lock:
             return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes into one commit (one fsync); nests, and holds the lock so other threads wait."""
+        with self._lock:
+            self._depth += 1
+            if self._depth == 1:
+                self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                if self._depth == 1:
+                    self._db.execute("ROLLBACK")
+                raise
+            else:
+                if self._depth == 1:
+                    self._db.execute("COMMIT")
+            finally:
+                self._depth -= 1
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> int:
         with self._lock:

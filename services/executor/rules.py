@@ -199,7 +199,9 @@ def budget(
     if change is None:
         return True, _out("budget", PASS, "no write needed")
     if retry_change == change and retry_not_before is not None and now < retry_not_before:
-        return False, _out("budget", "blocked", f"read-back mismatch: next try after {retry_not_before.isoformat()}")
+        return False, _out(
+            "budget", "blocked", f"the last try failed or did not apply: next after {retry_not_before.isoformat()}"
+        )
     if available < 1:
         return False, _out("budget", "blocked", "NetZero request budget used for this minute: deferred")
     return True, _out("budget", PASS)

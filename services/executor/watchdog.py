@@ -11,6 +11,7 @@ Run: ``python -m services.executor.watchdog``.
 
 from __future__ import annotations
 
+import sys
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -112,7 +113,12 @@ class Watchdog:
 
 def build_client(settings: WatchdogSettings, clock: Clock) -> NetZeroClient:
     if settings.netzero_api_key is None or not settings.netzero_site_id:
-        raise SystemExit("batsched: BATSCHED_NETZERO_API_KEY and BATSCHED_NETZERO_SITE_ID are required")
+        print(
+            "batsched: configuration error: BATSCHED_NETZERO_API_KEY (or NETZERO_API_KEY) and "
+            "BATSCHED_NETZERO_SITE_ID (or NETZERO_SITE_ID) are required",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     return NetZeroClient(
         settings.netzero_base_url,
         settings.netzero_api_key.get_secret_value(),
