@@ -378,9 +378,9 @@ class CostTotals(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    first_date: date
-    last_date: date
-    days: int
+    first_date: date | None = None
+    last_date: date | None = None
+    days: int = 0
     days_compared: int = 0
     actual_cost_gbp: Finite
     planned_cost_gbp: Finite | None = None
