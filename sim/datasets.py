@@ -102,7 +102,7 @@ def pv_energy(slots: pd.DatetimeIndex, kwp: float) -> np.ndarray:
     profile = pvgis_hourly_w_per_kwp()
     table = profile.to_numpy().reshape(-1, 24)  # 366 days × 24 hours
     utc = slots.tz_convert("UTC")
-    doy = np.minimum(utc.dayofyear.to_numpy() - 1, table.shape[0] - 1)
+    doy = np.minimum(utc.day_of_year.to_numpy() - 1, table.shape[0] - 1)
     return table[doy, utc.hour.to_numpy()] * kwp / 1000.0 * 0.5
 
 
