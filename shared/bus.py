@@ -167,7 +167,7 @@ class Bus:
                 return
             try:
                 raw = json.loads(msg.payload) if msg.payload.strip() else {}
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: hostile nesting (found by the fuzzer)
                 raw = None
             if not isinstance(raw, dict):
                 self._answer(topic, "unknown", error="invalid command: payload is not a JSON object")

@@ -1,0 +1,9 @@
+"""How many fuzz cases per target: about 1,000 by default, 10,000 under ``HYPOTHESIS_PROFILE=long`` (``make soak``);
+``BATSCHED_FUZZ_EXAMPLES`` overrides both."""
+
+from __future__ import annotations
+
+import os
+
+LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
+FUZZ_EXAMPLES = int(os.environ.get("BATSCHED_FUZZ_EXAMPLES") or (10_000 if LONG else 1_000))

@@ -1,0 +1,179 @@
+"""What each service subscribes to (architecture §1 and ``shared.topics``) and how to see that it still works.
+
+A target is one service process; every topic it subscribes to gets fuzzed in that one process. ``check`` is the
+"final valid message": it publishes something valid and waits for the observable reaction on the bus. The bus
+hands messages to one worker thread in order, so a reaction to the final message also proves that every fuzz
+message before it was consumed."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shared.topics import PLANNER_SETTINGS, Topics
+from tests.reliability import docs
+from tests.support.probe import Probe
+
+T = Topics()
+
+
+@dataclass(frozen=True)
+class Sub:
+    topic: str
+    kind: str  # a key of docs.KINDS (JSON) or docs.TEXT_VALUES (plain text)
+    text: bool = False
+
+
+@dataclass
+class CheckContext:
+    probe: Probe
+    now: Callable[[], datetime]
+    http_port: int | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+Check = Callable[[CheckContext], None]
+
+
+@dataclass(frozen=True)
+class Target:
+    module: str
+    service: str  # name in its status topic
+    subs: tuple[Sub, ...]
+    sims: tuple[str, ...]
+    check: Check
+    env: tuple[tuple[str, str], ...] = ()
+
+
+def command_roundtrip(topic: str, body: Callable[[str, datetime], dict] | None = None) -> Check:
+    """Send a valid command; the service must answer it on ``topic/result`` with our request id."""
+
+    def check(ctx: CheckContext) -> None:
+        rid = f"final-{uuid.uuid4().hex[:8]}"
+        payload = body(rid, ctx.now()) if body else docs.command(rid, reason="fuzz final check")
+        mark = ctx.probe.mark()
+        ctx.probe.publish(topic, json.dumps(payload))
+        result = ctx.probe.wait_json(f"{topic}/result", lambda d: d.get("request_id") == rid, timeout=60, after=mark)
+        ctx.notes["result"] = result
+        assert result.get("status") in {"ok", "error"}, result
+
+    return check
+
+
+def planner_replans(ctx: CheckContext) -> None:
+    """Fresh valid inputs, then a replan command: a new valid plan that used our rates must appear."""
+    now = ctx.now()
+    p = ctx.probe
+    for topic, doc in (
+        (T.import_rates, docs.rate_series(now)),
+        (T.forecast_pv, docs.energy_forecast(now, "pv")),
+        (T.forecast_load, docs.energy_forecast(now, "load")),
+        (T.battery_state, docs.battery_state(now, soc=42.0)),
+    ):
+        p.publish(topic, json.dumps(doc), retain=True)
+    for name, value in (("min_soc_pct", "10"), ("max_charge_price_gbp", "0.2")):
+        p.publish(T.planner_setting_set(name), value)
+    mark = p.mark()
+    command_roundtrip(T.planner_replan)(ctx)
+    from shared.models import Plan
+
+    plan = Plan.model_validate(p.wait_json(T.plan, lambda d: bool(d.get("slots")), timeout=60, after=mark))
+    assert plan.slots, "the planner published an empty plan after valid inputs"
+    ctx.notes["plan_id"] = plan.plan_id
+
+
+def any_message_on(topic: str, timeout: float = 60) -> Check:
+    def check(ctx: CheckContext) -> None:
+        mark = ctx.probe.mark()
+        ctx.probe.wait_for(topic, timeout=timeout, after=mark)
+
+    return check
+
+
+STATE_SUBS = (
+    Sub(T.import_rates, "rates"),
+    Sub(T.export_rates, "export_rates"),
+    Sub(T.import_current, "current"),
+    Sub(T.pricing_alert, "alert"),
+    Sub(T.forecast_pv, "pv"),
+    Sub(T.forecast_load, "load"),
+    Sub(T.forecast_pv_today, "pv_today"),
+    Sub(T.battery_state, "battery"),
+    Sub(T.plan, "plan"),
+    Sub(T.plan_current, "plan_now"),
+    Sub(T.executor_applied, "applied"),
+    Sub(T.executor_heartbeat, "heartbeat"),
+    Sub(T.watchdog_report, "watchdog"),
+    Sub(T.executor_daily_summary, "daily"),
+    Sub(T.executor_mode, "mode", text=True),
+    Sub(T.status("planner"), "status", text=True),
+    Sub(T.status("executor"), "status", text=True),
+)
+
+TARGETS: tuple[Target, ...] = (
+    Target(
+        "services.pricing",
+        "pricing",
+        (Sub(T.pricing_refresh, "command"),),
+        ("octopus",),
+        command_roundtrip(T.pricing_refresh),
+    ),
+    Target(
+        "services.forecast",
+        "forecast",
+        (Sub(T.battery_state, "battery"), Sub(T.forecast_refresh, "command")),
+        ("openmeteo",),
+        command_roundtrip(T.forecast_refresh),
+    ),
+    Target(
+        "services.planner",
+        "planner",
+        (
+            Sub(T.import_rates, "rates"),
+            Sub(T.export_rates, "export_rates"),
+            Sub(T.forecast_pv, "pv"),
+            Sub(T.forecast_load, "load"),
+            Sub(T.battery_state, "battery"),
+            Sub(T.planner_replan, "command"),
+            *(Sub(T.planner_setting_set(n), n, text=True) for n in PLANNER_SETTINGS),
+        ),
+        (),
+        planner_replans,
+    ),
+    Target(
+        "services.executor",
+        "executor",
+        (
+            Sub(T.plan, "plan"),
+            Sub(T.plan_current, "plan_now"),
+            Sub(T.import_current, "current"),
+            Sub(T.executor_mode_set, "mode", text=True),
+            Sub(T.executor_dry_run_set, "bool", text=True),
+            Sub(T.executor_override, "override"),
+        ),
+        ("netzero",),
+        command_roundtrip(T.executor_override, lambda rid, now: docs.override(now, rid, action=None)),
+    ),
+    Target(
+        "services.executor.watchdog",
+        "watchdog",
+        (Sub(T.executor_heartbeat, "heartbeat"), Sub(T.battery_state, "battery")),
+        ("netzero",),
+        any_message_on(T.watchdog_report),
+    ),
+    Target("services.dashboard", "dashboard", STATE_SUBS, (), any_message_on(T.status("dashboard"))),
+    Target("services.accounting", "accounting", STATE_SUBS, (), any_message_on(T.status("accounting"))),
+)
+
+# The harness itself, exercised on the foundation's echo service (always present).
+ECHO = Target(
+    "tests.support.echo_service",
+    "echo",
+    (Sub("batsched/echo/in", "battery"), Sub("batsched/echo/cmd/ping", "command")),
+    (),
+    command_roundtrip("batsched/echo/cmd/ping"),
+)
