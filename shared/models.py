@@ -133,6 +133,9 @@ class CurrentRate(Expiring):
     known: bool
     value_inc_vat: Finite | None = None
     unit: Literal["GBP/kWh"] = "GBP/kWh"
+    # The cheapest published slot from the current one on (for Home Assistant); None when no price is known.
+    next_cheapest_start: UtcDatetime | None = None
+    next_cheapest_value_inc_vat: Finite | None = None
 
     @model_validator(mode="after")
     def _known_has_value(self) -> CurrentRate:

@@ -1,0 +1,66 @@
+"""Pricing settings (env ``BATSCHED_…``; the seed app's ``OCTOPUS_API_KEY`` is accepted too)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+
+from shared.settings import ServiceSettings, env
+
+_HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class PricingSettings(ServiceSettings):
+    octopus_base_url: str = Field(
+        "https://api.octopus.energy", validation_alias=env("octopus_base_url"), description="Octopus API base URL"
+    )
+    octopus_product: str = Field(
+        "AGILE-24-10-01",
+        validation_alias=env("octopus_product", "OCTOPUS_PRODUCT"),
+        description='Import product code, or "auto" to discover the current Agile product (or the account\'s)',
+    )
+    octopus_region: str = Field(
+        "H", validation_alias=env("octopus_region", "OCTOPUS_REGION"), description="Region letter A–P (not I, O)"
+    )
+    octopus_export_product: str | None = Field(
+        None,
+        validation_alias=env("octopus_export_product"),
+        description='Export product (e.g. AGILE-OUTGOING-19-05-13, or "auto"); unset = no export prices',
+    )
+    octopus_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=env("octopus_api_key", "OCTOPUS_API_KEY"),
+        description="API key (only for discovery from the account; prices need none)",
+    )
+    octopus_account: str | None = Field(
+        None,
+        validation_alias=env("octopus_account", "OCTOPUS_ACCOUNT_NUMBER"),
+        description="Account number (A-…) for tariff discovery",
+    )
+    http_timeout_s: Annotated[float, Field(gt=0, le=60)] = Field(10.0, description="Timeout of each HTTP call")
+    http_attempts: Annotated[int, Field(ge=1, le=10)] = Field(3, description="Tries per call on 5xx/timeouts")
+    http_backoff_s: Annotated[float, Field(ge=0, le=60)] = Field(1.0, description="First retry delay (doubles)")
+    history_days: Annotated[int, Field(ge=0, le=40)] = Field(
+        0, description="Days before today to fetch and publish (0 = from the start of today)"
+    )
+    refresh_interval_s: Annotated[float, Field(ge=10)] = Field(3600, description="Refresh when nothing is due")
+    poll_from_local: str = Field("16:00", pattern=_HHMM, description="Start polling for tomorrow's prices")
+    poll_interval_s: Annotated[float, Field(ge=1)] = Field(300, description="First poll interval for tomorrow")
+    poll_max_interval_s: Annotated[float, Field(ge=1)] = Field(1800, description="Poll/failure backoff ceiling")
+    late_after_local: str = Field("20:00", pattern=_HHMM, description="Alert prices_late after this local time")
+    price_min_gbp: float = Field(-0.5, description="Reject a batch with any price below this (GBP/kWh)")
+    price_max_gbp: float = Field(1.0, description="Reject a batch with any price above this (the 100p cap)")
+
+    @field_validator("octopus_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        value = value.strip().upper().lstrip("_")
+        if len(value) != 1 or value not in "ABCDEFGHJKLMNP":
+            raise ValueError("a region letter A–P without I and O")
+        return value
+
+    @field_validator("octopus_base_url")
+    @classmethod
+    def _base(cls, value: str) -> str:
+        return value.rstrip("/")

@@ -1,0 +1,84 @@
+"""The last good rates on disk (SQLite ``pricing.db``), so a restart without network still has prices.
+
+One row per (direction, slot start); a newer fetch overwrites a slot by its ``valid_from``. Only validated
+batches are written, in one transaction, so a failed or rejected fetch never loses what is stored.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shared.models import SLOT, Rate
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS rates (
+    direction   TEXT NOT NULL,
+    start_utc   TEXT NOT NULL,
+    value_gbp   REAL NOT NULL,
+    tariff_code TEXT NOT NULL,
+    fetched_at  TEXT NOT NULL,
+    PRIMARY KEY (direction, start_utc)
+);
+"""
+
+
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _dt(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class StoredRates:
+    def __init__(self, tariff_code: str, fetched_at: datetime, rates: list[Rate]) -> None:
+        self.tariff_code = tariff_code
+        self.fetched_at = fetched_at
+        self.rates = rates
+
+
+class RateStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def save(self, direction: str, tariff_code: str, fetched_at: datetime, rates: list[Rate]) -> None:
+        rows = [(direction, _iso(r.start), r.value_inc_vat, tariff_code, _iso(fetched_at)) for r in rates]
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT INTO rates (direction, start_utc, value_gbp, tariff_code, fetched_at) VALUES (?,?,?,?,?) "
+                    "ON CONFLICT (direction, start_utc) DO UPDATE SET value_gbp=excluded.value_gbp, "
+                    "tariff_code=excluded.tariff_code, fetched_at=excluded.fetched_at",
+                    rows,
+                )
+                self._db.execute("COMMIT")
+            except Exception:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def load(self, direction: str, since: datetime) -> StoredRates | None:
+        """Stored slots starting at or after ``since`` with the tariff and fetch time of the newest write."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT start_utc, value_gbp, tariff_code, fetched_at FROM rates "
+                "WHERE direction = ? AND start_utc >= ? ORDER BY start_utc",
+                (direction, _iso(since)),
+            ).fetchall()
+        if not rows:
+            return None
+        newest = max(rows, key=lambda r: r[3])
+        rates = [Rate(start=_dt(r[0]), end=_dt(r[0]) + SLOT, value_inc_vat=r[1]) for r in rows]
+        return StoredRates(newest[2], _dt(newest[3]), rates)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
