@@ -1,0 +1,63 @@
+"""Forecast service settings (env prefix ``BATSCHED_``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+
+from services.forecast.pv_model import PvArray
+from shared.settings import ServiceSettings
+
+
+class ForecastSettings(ServiceSettings):
+    openmeteo_url: str = Field(
+        "https://api.open-meteo.com/v1/forecast", description="Open-Meteo forecast endpoint (…/v1/forecast)"
+    )
+    pv_arrays: list[PvArray] = Field(
+        default_factory=lambda: [PvArray()],
+        description='PV arrays as a JSON list, e.g. [{"latitude":51.75,"longitude":-1.26,"tilt":30,'
+        '"azimuth":-35,"kwp":3.95,"efficiency":0.86}] (azimuth: 0 = south, -90 = east, 90 = west)',
+    )
+    openmeteo_resolution: Literal["minutely_15", "hourly"] = Field(
+        "minutely_15", description="Open-Meteo time step to request"
+    )
+    forecast_days: Annotated[int, Field(ge=1, le=16)] = Field(3, description="Days of PV forecast to request")
+    openmeteo_timeout_s: Annotated[float, Field(gt=0, le=120)] = Field(10.0, description="HTTP timeout per try")
+    openmeteo_retries: Annotated[int, Field(ge=0, le=10)] = Field(3, description="HTTP retries (5xx, timeouts)")
+    openmeteo_cache: Literal["sqlite", "memory", "off"] = Field(
+        "sqlite", description="HTTP cache: openmeteo_cache.sqlite in data_dir, memory, or off"
+    )
+    openmeteo_cache_s: Annotated[float, Field(ge=0)] = Field(900.0, description="HTTP cache lifetime (clock s)")
+    pv_refresh_s: Annotated[float, Field(gt=0)] = Field(3600.0, description="PV forecast refresh period (clock s)")
+    pv_retry_s: Annotated[float, Field(gt=0)] = Field(300.0, description="Retry period after a failed fetch")
+    pv_max_age_s: Annotated[float, Field(gt=0)] = Field(
+        12 * 3600.0, description="A PV forecast is valid this long after it was made (capped at its last slot)"
+    )
+    load_horizon_h: Annotated[float, Field(gt=0, le=24 * 14)] = Field(
+        48.0, description="Load forecast covers from local midnight today to the end of the local day this far ahead"
+    )
+    load_max_age_s: Annotated[float, Field(gt=0)] = Field(
+        6 * 3600.0, description="A load forecast is valid this long after it was made"
+    )
+    load_history_days: Annotated[int, Field(ge=7, le=3650)] = Field(60, description="Days of observed load kept")
+    load_exclude_above_kw: Annotated[float, Field(gt=0)] | None = Field(
+        6.0, description="Half-hours whose mean load is above this (an EV, a one-off) are left out of the model"
+    )
+
+    @field_validator("pv_arrays", mode="before")
+    @classmethod
+    def _parse_arrays(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = json.loads(value)
+        if isinstance(value, dict):
+            value = [value]
+        if isinstance(value, list) and not value:
+            raise ValueError("at least one PV array is needed")
+        return value
+
+    @property
+    def cache_expire_s(self) -> float:
+        """The HTTP cache works in real seconds; under the demo's fast clock it shrinks with the speed."""
+        return self.openmeteo_cache_s / self.sim_speed if self.clock == "sim" else self.openmeteo_cache_s
