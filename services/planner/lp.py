@@ -1,0 +1,107 @@
+"""The planner's model as a linear programme, solved with HiGHS (``highspy``): a bound to check the DP against.
+
+Same physics as the DP (``battery.py``) but continuous: the battery may discharge part of a deficit and charge
+any amount, and at low or negative prices the LP may import and export (or charge and discharge) in one slot,
+which no real Powerwall mode does. Its optimum is therefore a slightly optimistic bound, never a plan.
+Grid charging above ``Limits.charge_cap_kwh`` is not modelled (the SOC bound is the full capacity).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+
+from services.planner.battery import BatteryModel, Limits
+from services.planner.dp import Horizon
+
+N_VARS = 5  # per slot: import, export, charge (AC in), discharge (AC out), SOC at the slot's end
+
+
+@dataclass(frozen=True)
+class LpResult:
+    cost_gbp: float  # import cost - export earnings + wear (without the terminal credit)
+    objective_gbp: float  # cost - terminal value
+    soc_kwh: np.ndarray
+    grid_import_kwh: np.ndarray
+    grid_export_kwh: np.ndarray
+
+
+def solve_lp(h: Horizon, soc0_kwh: float, m: BatteryModel, lim: Limits, end_value_gbp_per_kwh: float = 0.0) -> LpResult:
+    """Minimise money over ``h`` from ``soc0_kwh``, crediting energy left at the end at a linear value."""
+    t_len = len(h.price)
+    ec, ed, w = m.eta_charge, m.eta_discharge, m.wear_gbp_per_kwh
+    net = h.load - h.pv
+    surplus = np.maximum(-net, 0.0)
+    deficit = np.maximum(net, 0.0)
+    n = N_VARS * t_len
+    cost = np.zeros(n)
+    lo = np.zeros(n)
+    hi = np.zeros(n)
+    cost[0::5] = h.price
+    cost[1::5] = -h.export_price
+    cost[2::5] = w * ec
+    cost[3::5] = w / ed
+    cost[5 * (t_len - 1) + 4] = -end_value_gbp_per_kwh
+    hi[0::5] = highspy.kHighsInf
+    hi[1::5] = surplus
+    hi[2::5] = np.minimum(m.charge_kwh, surplus + np.where(h.charge_ok, m.grid_charge_kwh, 0.0))
+    hi[3::5] = np.minimum(deficit, m.discharge_kwh)
+    lo[4::5] = min(lim.min_kwh, soc0_kwh)
+    hi[4::5] = m.capacity_kwh
+
+    # Rows: 2t = energy balance at the meter, 2t+1 = SOC continuity.
+    t = np.arange(t_len)
+    bal, cont = 2 * t, 2 * t + 1
+    col = N_VARS * t
+    last = t[:-1]
+    coo = [
+        (col, bal, np.ones(t_len)),  # import
+        (col + 1, bal, -np.ones(t_len)),  # export
+        (col + 2, bal, -np.ones(t_len)),  # charge draws from the meter ...
+        (col + 2, cont, np.full(t_len, -ec)),  # ... and stores ec of it
+        (col + 3, bal, np.ones(t_len)),  # discharge feeds the meter ...
+        (col + 3, cont, np.full(t_len, 1.0 / ed)),  # ... and takes 1/ed from store
+        (col + 4, cont, np.ones(t_len)),  # SOC at the end of slot t
+        (N_VARS * last + 4, cont[1:], -np.ones(t_len - 1)),  # ... is the start of slot t+1
+    ]
+    c_idx = np.concatenate([c for c, _, _ in coo])
+    r_idx = np.concatenate([r for _, r, _ in coo])
+    vals = np.concatenate([v for _, _, v in coo])
+    order = np.lexsort((r_idx, c_idx))
+    starts = np.concatenate([[0], np.cumsum(np.bincount(c_idx, minlength=n))])
+    index = r_idx[order]
+    value = vals[order]
+    rlo = np.zeros(2 * t_len)
+    rlo[bal] = net
+    rlo[1] = soc0_kwh
+    lp = highspy.HighsLp()
+    lp.num_col_ = n
+    lp.num_row_ = 2 * t_len
+    lp.col_cost_ = cost
+    lp.col_lower_ = lo
+    lp.col_upper_ = hi
+    lp.row_lower_ = rlo
+    lp.row_upper_ = rlo.copy()
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
+    lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
+    lp.a_matrix_.value_ = np.array(value)
+    solver = highspy.Highs()
+    solver.setOptionValue("output_flag", False)
+    solver.passModel(lp)
+    solver.run()
+    status = solver.getModelStatus()
+    if status != highspy.HighsModelStatus.kOptimal:
+        raise RuntimeError(f"LP not solved: {solver.modelStatusToString(status)}")
+    x = np.array(solver.getSolution().col_value)
+    soc = x[4::5]
+    objective = float(cost @ x)
+    return LpResult(
+        cost_gbp=objective + end_value_gbp_per_kwh * float(soc[-1]),
+        objective_gbp=objective,
+        soc_kwh=soc,
+        grid_import_kwh=x[0::5],
+        grid_export_kwh=x[1::5],
+    )
