@@ -372,8 +372,28 @@ class WatchdogReport(Message):
     detail: str = ""
 
 
+class CostTotals(BaseModel):
+    """Daily summaries added up over a period (this month, since install). Counterfactuals and savings are summed
+    only over the days where they could be estimated (``days_compared``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    first_date: date
+    last_date: date
+    days: int
+    days_compared: int = 0
+    actual_cost_gbp: Finite
+    planned_cost_gbp: Finite | None = None
+    no_battery_cost_gbp: Finite | None = None
+    self_use_cost_gbp: Finite | None = None
+    saved_vs_no_battery_gbp: Finite | None = None
+    saved_vs_self_use_gbp: Finite | None = None
+
+
 class DailySummary(Message):
-    """``executor/daily_summary``: one local day's money, estimated from observations (not a bill)."""
+    """``executor/daily_summary``: one local day's money, estimated from observations (not a bill).
+
+    Published by the accounting job beside the executor (``services/accounting``) after each local midnight."""
 
     date: date
     actual_cost_gbp: Finite
@@ -384,6 +404,10 @@ class DailySummary(Message):
     grid_export_kwh: Annotated[float, Field(ge=0)] = 0.0
     slots_observed: int = 0
     slots_expected: int = 48
+    slots_unpriced: int = 0  # slots with energy but no known import price: left out of actual_cost_gbp
+    slots_planned: int = 0  # slots a plan covered (planned_cost_gbp is their sum)
+    month: CostTotals | None = None  # this local month up to and including ``date``
+    since_install: CostTotals | None = None  # every day in the accounting history up to ``date``
 
 
 # --------------------------------------------------------------------------------------------- commands

@@ -93,6 +93,7 @@ def components(ports: dict[str, int]) -> list[Component]:
         Component("planner", "services.planner"),
         Component("executor", "services.executor"),
         Component("watchdog", "services.executor.watchdog"),
+        Component("accounting", "services.accounting"),
         Component("dashboard", "services.dashboard"),
     ]
     return sims + services

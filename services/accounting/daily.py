@@ -1,0 +1,246 @@
+"""One local day's money, from what was observed: a pure function (no bus, no clock, no database).
+
+Integration rule (documented in docs/savings.md): each ``battery/state`` sample's power *holds* from its
+``observed_at`` until the next sample, but for at most ``max_hold`` (default 10 minutes; a longer silence is a gap,
+not a constant). The part of each hold that falls inside a half-hour slot is credited to that slot. Grid power is
+split into import (positive part) and export (negative part) per sample *before* integrating, so a slot that both
+imported and exported is not netted to zero. A slot counts as observed when at least half of it is covered.
+
+Costs per slot: ``import_kwh × import price − export_kwh × export price``. A slot with energy but no known import
+price is left out of the total and counted in ``slots_unpriced`` (a missing price is never read as 0); with no
+export rates at all, exports earn nothing (no export tariff assumed).
+
+Counterfactuals from the same observations: *no battery* pays for ``max(load − pv, 0)`` and sells the PV surplus;
+*self-use* runs a simple battery (capacity, reserve, power limit, round-trip efficiency) that charges from PV
+surplus and discharges to the load, starting from the day's first observed SOC.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from shared.slots import LONDON, SLOT, local_day_slots, slot_start
+
+MAX_HOLD = timedelta(minutes=10)
+OBSERVED_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One observation from ``battery/state`` (powers in W; None = not reported)."""
+
+    at: datetime
+    grid_w: float | None
+    load_w: float | None = None
+    pv_w: float | None = None
+    soc_pct: float | None = None
+    capacity_kwh: float | None = None
+
+
+@dataclass(frozen=True)
+class PlannedSlot:
+    """One slot of a plan as it was seen on the bus (the plan's ``generated_at`` decides which plan counts)."""
+
+    plan_generated_at: datetime
+    start: datetime
+    cost_gbp: float
+
+
+@dataclass(frozen=True)
+class BatteryParams:
+    """The battery used for the self-use counterfactual."""
+
+    capacity_kwh: float = 13.5
+    reserve_pct: float = 10.0
+    max_power_kw: float = 5.0
+    round_trip_efficiency: float = 0.9
+
+
+@dataclass
+class SlotFlows:
+    start: datetime
+    import_kwh: float = 0.0
+    export_kwh: float = 0.0
+    load_kwh: float = 0.0
+    pv_kwh: float = 0.0
+    covered_s: float = 0.0
+    load_covered_s: float = 0.0
+
+    @property
+    def observed(self) -> bool:
+        return self.covered_s >= OBSERVED_FRACTION * SLOT.total_seconds()
+
+
+@dataclass
+class DayAccount:
+    """The day's figures; ``None`` where the observations cannot support a figure."""
+
+    day: date
+    actual_cost_gbp: float
+    planned_cost_gbp: float | None
+    no_battery_cost_gbp: float | None
+    self_use_cost_gbp: float | None
+    grid_import_kwh: float
+    grid_export_kwh: float
+    slots_observed: int
+    slots_expected: int
+    slots_unpriced: int
+    slots_planned: int
+    flows: list[SlotFlows] = field(default_factory=list)
+
+
+def integrate(samples: Iterable[Sample], slots: Sequence[datetime], max_hold: timedelta = MAX_HOLD) -> list[SlotFlows]:
+    """Energy per slot by the hold rule above. ``slots`` are UTC slot starts (contiguous or not)."""
+    ordered = sorted((s for s in samples), key=lambda s: s.at)
+    flows = {start: SlotFlows(start) for start in slots}
+    if not flows:
+        return []
+    first, last = min(flows), max(flows) + SLOT
+    for i, sample in enumerate(ordered):
+        hold_end = sample.at + max_hold
+        if i + 1 < len(ordered):
+            hold_end = min(hold_end, ordered[i + 1].at)
+        lo, hi = max(sample.at, first), min(hold_end, last)
+        t = lo
+        while t < hi:
+            start = slot_start(t)
+            piece_end = min(hi, start + SLOT)
+            seconds = (piece_end - t).total_seconds()
+            slot = flows.get(start)
+            if slot is not None and seconds > 0:
+                _credit(slot, sample, seconds)
+            t = piece_end
+    return [flows[s] for s in slots]
+
+
+def _credit(slot: SlotFlows, sample: Sample, seconds: float) -> None:
+    hours = seconds / 3600.0
+    if sample.grid_w is not None and math.isfinite(sample.grid_w):
+        slot.covered_s += seconds
+        kwh = sample.grid_w * hours / 1000.0
+        if kwh >= 0:
+            slot.import_kwh += kwh
+        else:
+            slot.export_kwh -= kwh
+    if sample.load_w is not None and math.isfinite(sample.load_w):
+        slot.load_covered_s += seconds
+        slot.load_kwh += max(sample.load_w, 0.0) * hours / 1000.0
+        if sample.pv_w is not None and math.isfinite(sample.pv_w):
+            slot.pv_kwh += max(sample.pv_w, 0.0) * hours / 1000.0
+
+
+def self_use_grid(
+    load_kwh: Sequence[float], pv_kwh: Sequence[float], start_soc_pct: float, battery: BatteryParams
+) -> list[tuple[float, float]]:
+    """(import, export) kWh per slot for a battery left in self-use: PV surplus charges it, it covers the load,
+    never below the reserve. Losses are split evenly between charging and discharging."""
+    leg = math.sqrt(battery.round_trip_efficiency)
+    limit = battery.max_power_kw * SLOT.total_seconds() / 3600.0
+    floor = battery.capacity_kwh * battery.reserve_pct / 100.0
+    stored = min(max(battery.capacity_kwh * start_soc_pct / 100.0, 0.0), battery.capacity_kwh)
+    out = []
+    for load, pv in zip(load_kwh, pv_kwh, strict=True):
+        net = load - pv
+        if net >= 0:
+            delivered = min(net, limit, max(stored - floor, 0.0) * leg)
+            stored -= delivered / leg
+            out.append((net - delivered, 0.0))
+        else:
+            absorbed = min(-net, limit, (battery.capacity_kwh - stored) / leg)
+            stored += absorbed * leg
+            out.append((0.0, -net - absorbed))
+    return out
+
+
+def _planned(slots: Sequence[datetime], planned: Iterable[PlannedSlot]) -> tuple[float | None, int]:
+    """For each slot, the cost stated by the latest plan made at or before the slot's start (else the earliest
+    plan that covers it, i.e. one made during the slot)."""
+    by_slot: dict[datetime, list[PlannedSlot]] = {}
+    for p in planned:
+        by_slot.setdefault(p.start, []).append(p)
+    total, count = 0.0, 0
+    for start in slots:
+        options = by_slot.get(start)
+        if not options:
+            continue
+        before = [p for p in options if p.plan_generated_at <= start]
+        chosen = (
+            max(before, key=lambda p: p.plan_generated_at)
+            if before
+            else min(options, key=lambda p: p.plan_generated_at)
+        )
+        total += chosen.cost_gbp
+        count += 1
+    return (total if count else None), count
+
+
+def account_day(
+    day: date,
+    samples: Iterable[Sample],
+    import_prices: Mapping[datetime, float],
+    export_prices: Mapping[datetime, float] | None = None,
+    planned: Iterable[PlannedSlot] = (),
+    battery: BatteryParams | None = None,
+    tz: ZoneInfo = LONDON,
+    max_hold: timedelta = MAX_HOLD,
+) -> DayAccount:
+    """The local ``day``'s actual cost and its counterfactuals (see the module docstring for the rules)."""
+    slots = local_day_slots(day, tz)
+    samples = list(samples)
+    flows = integrate(samples, slots, max_hold)
+    exports = export_prices or {}
+
+    actual, unpriced = 0.0, 0
+    for f in flows:
+        price = import_prices.get(f.start)
+        if price is None:
+            if f.import_kwh > 0 or f.export_kwh > 0:
+                unpriced += 1
+            continue
+        actual += f.import_kwh * price - f.export_kwh * exports.get(f.start, 0.0)
+
+    planned_cost, slots_planned = _planned(slots, planned)
+    observed = [f for f in flows if f.observed]
+    no_battery = self_use = None
+    loads_known = observed and all(f.load_covered_s >= f.covered_s for f in observed)
+    priced = [f for f in observed if f.start in import_prices]
+    if loads_known and priced:
+        no_battery = sum(
+            max(f.load_kwh - f.pv_kwh, 0.0) * import_prices[f.start]
+            - max(f.pv_kwh - f.load_kwh, 0.0) * exports.get(f.start, 0.0)
+            for f in priced
+        )
+        params = battery or BatteryParams()
+        cap = next((s.capacity_kwh for s in samples if s.capacity_kwh), None)
+        if cap:
+            params = BatteryParams(cap, params.reserve_pct, params.max_power_kw, params.round_trip_efficiency)
+        day_start = slots[0]
+        first_soc = next(
+            (s.soc_pct for s in sorted(samples, key=lambda s: s.at) if s.at >= day_start and s.soc_pct is not None),
+            None,
+        )
+        if first_soc is not None:
+            grid = self_use_grid([f.load_kwh for f in priced], [f.pv_kwh for f in priced], first_soc, params)
+            self_use = sum(
+                imp * import_prices[f.start] - exp * exports.get(f.start, 0.0)
+                for f, (imp, exp) in zip(priced, grid, strict=True)
+            )
+
+    return DayAccount(
+        day=day,
+        actual_cost_gbp=actual,
+        planned_cost_gbp=planned_cost,
+        no_battery_cost_gbp=no_battery,
+        self_use_cost_gbp=self_use,
+        grid_import_kwh=sum(f.import_kwh for f in flows),
+        grid_export_kwh=sum(f.export_kwh for f in flows),
+        slots_observed=len(observed),
+        slots_expected=len(slots),
+        slots_unpriced=unpriced,
+        slots_planned=slots_planned,
+        flows=flows,
+    )
