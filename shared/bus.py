@@ -163,7 +163,8 @@ class Bus:
         cleared and ignored."""
 
         def serve(msg: Incoming) -> None:
-            if self._clear_if_retained(msg):
+            if self._clear_if_retained(msg) or not msg.payload:
+                # Zero bytes = a cleared topic (e.g. the echo of our own clearing), never a command.
                 return
             try:
                 raw = json.loads(msg.payload) if msg.payload.strip() else {}
@@ -200,7 +201,7 @@ class Bus:
         A retained ``/set`` is cleared and ignored."""
 
         def serve(msg: Incoming) -> None:
-            if self._clear_if_retained(msg):
+            if self._clear_if_retained(msg) or not msg.payload:  # zero bytes: a cleared topic
                 return
             try:
                 handler(msg.text.strip())

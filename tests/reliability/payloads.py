@@ -124,7 +124,7 @@ def mutate(data: st.DataObject, doc: dict[str, Any]) -> dict[str, Any] | list | 
             elif parent:
                 parent.pop()
         elif kind == "wrong":
-            _set(doc, path, data.draw(st.sampled_from(WEIRD_VALUES), label="value"))
+            _set(doc, path, copy.deepcopy(data.draw(st.sampled_from(WEIRD_VALUES), label="value")))
         elif kind == "time":
             time_paths = [p for p in paths if isinstance(p[-1], str) and _is_time_key(p[-1])] or paths
             _set(doc, data.draw(st.sampled_from(time_paths)), data.draw(st.sampled_from(BAD_TIMES), label="time"))
@@ -145,12 +145,14 @@ def mutate(data: st.DataObject, doc: dict[str, Any]) -> dict[str, Any] | list | 
                 _set(doc, lp, (items * factor)[: factor * 50])
             elif kind == "reverse":
                 items.reverse()
-            elif kind == "overlap" and isinstance(items[0], dict) and "start" in items[0] and len(items) > 1:
-                items[1] = {**items[1], "start": items[0]["start"], "end": items[0]["end"]}
+            elif kind == "overlap" and len(items) > 1 and all(isinstance(x, dict) for x in items[:2]):
+                items[1] = {**items[1], "start": items[0].get("start"), "end": items[0].get("end")}
         elif kind == "extra":
             parent = _get(doc, path[:-1])
             if isinstance(parent, dict):
-                parent[data.draw(st.text(max_size=20), label="key")] = data.draw(st.sampled_from(WEIRD_VALUES))
+                parent[data.draw(st.text(max_size=20), label="key")] = copy.deepcopy(
+                    data.draw(st.sampled_from(WEIRD_VALUES))
+                )
         elif kind == "nest":
             # Expanded by ``encode`` into a deeply nested array (too deep to build as Python lists).
             depth = data.draw(st.sampled_from([10, 200, 5000]), label="depth")

@@ -11,7 +11,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.topics import PLANNER_SETTINGS, Topics
@@ -47,6 +47,8 @@ class Target:
     sims: tuple[str, ...]
     check: Check
     env: tuple[tuple[str, str], ...] = ()
+    sim_start: datetime | None = None  # default: system.SIM_START
+    sim_speed: float = 1.0
 
 
 def command_roundtrip(topic: str, body: Callable[[str, datetime], dict] | None = None) -> Check:
@@ -92,6 +94,19 @@ def any_message_on(topic: str, timeout: float = 60) -> Check:
         ctx.probe.wait_for(topic, timeout=timeout, after=mark)
 
     return check
+
+
+ACCOUNTING_START = datetime(2023, 6, 12, 22, 40, tzinfo=UTC)
+
+
+def accounting_closes_day(ctx: CheckContext) -> None:
+    """Valid observations for the day; after local midnight the day's summary must be published."""
+    now = ctx.now()
+    ctx.probe.publish(T.import_rates, json.dumps(docs.rate_series(now - timedelta(hours=20), n=60)))
+    ctx.probe.publish(T.battery_state, json.dumps(docs.battery_state(now)))
+    day = ACCOUNTING_START.date().isoformat()
+    summary = ctx.probe.wait_json(T.executor_daily_summary, lambda d: d.get("date") == day, timeout=90)
+    ctx.notes["summary"] = summary
 
 
 STATE_SUBS = (
@@ -166,7 +181,21 @@ TARGETS: tuple[Target, ...] = (
         any_message_on(T.watchdog_report),
     ),
     Target("services.dashboard", "dashboard", STATE_SUBS, (), any_message_on(T.status("dashboard"))),
-    Target("services.accounting", "accounting", STATE_SUBS, (), any_message_on(T.status("accounting"))),
+    Target(
+        "services.accounting",
+        "accounting",
+        (
+            Sub(T.battery_state, "battery"),
+            Sub(T.import_rates, "rates"),
+            Sub(T.export_rates, "export_rates"),
+            Sub(T.plan, "plan"),
+        ),
+        (),
+        accounting_closes_day,
+        # 20 simulated minutes before local midnight (BST) at 60x: the day closes ~20 s after the start.
+        sim_start=ACCOUNTING_START,
+        sim_speed=60.0,
+    ),
 )
 
 # The harness itself, exercised on the foundation's echo service (always present).

@@ -13,10 +13,23 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from tests.reliability.docs import KINDS
 from tests.reliability.fuzzconf import FUZZ_EXAMPLES
 from tests.reliability.payloads import json_payload, text_payload
-from tests.reliability.system import SimWorld, failure_lines, module_runnable
+from tests.reliability.system import SIM_START, SimWorld, failure_lines, module_runnable
 from tests.reliability.targets import ECHO, TARGETS, CheckContext, Target
+
+COMMAND_KINDS = {"command", "override"}
+VALID_COMMANDS_PER_TOPIC = 5
+
+
+def _is_valid(kind: str, payload: bytes) -> bool:
+    try:
+        KINDS[kind][1].model_validate_json(payload)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
 
 AVAILABLE = [ECHO] + [t for t in TARGETS if module_runnable(t.module)]
 
@@ -24,11 +37,12 @@ AVAILABLE = [ECHO] + [t for t in TARGETS if module_runnable(t.module)]
 @pytest.mark.skipif(not AVAILABLE, reason="no service has landed yet")
 @pytest.mark.parametrize("target", AVAILABLE, ids=[t.module for t in AVAILABLE])
 def test_service_survives_hostile_payloads(target: Target, spawn, probe) -> None:
-    world = SimWorld().start_sims(spawn, target.sims)
+    world = SimWorld(start=target.sim_start or SIM_START, speed=target.sim_speed).start_sims(spawn, target.sims)
     svc = spawn(target.module, env={**world.env, **dict(target.env)}, name=target.service)
     probe.wait_for(f"batsched/{target.service}/status", lambda m: m.text == "online", timeout=30)
     now = world.now()
     sent: collections.Counter[str] = collections.Counter()
+    valid_commands: collections.Counter[str] = collections.Counter()
 
     @settings(
         max_examples=FUZZ_EXAMPLES,
@@ -41,6 +55,12 @@ def test_service_survives_hostile_payloads(target: Target, spawn, probe) -> None
     def publish_one(data: st.DataObject) -> None:
         sub = data.draw(st.sampled_from(target.subs), label="topic")
         payload = text_payload(data, sub.kind) if sub.text else json_payload(data, sub.kind, now)
+        if sub.kind in COMMAND_KINDS and _is_valid(sub.kind, payload):
+            # A valid refresh/replan makes real upstream calls or a full plan: a few prove the path, a flood
+            # would measure the upstream (the command-storm budget has its own test).
+            valid_commands[sub.topic] += 1
+            if valid_commands[sub.topic] > VALID_COMMANDS_PER_TOPIC:
+                payload = b"\x00" + payload
         retain = data.draw(st.integers(0, 19), label="retain") == 0
         probe.publish(sub.topic, payload, retain=retain, wait=False)
         sent[sub.topic] += 1
