@@ -77,7 +77,10 @@ class FixedClock:
             self._cond.notify_all()
 
     def wait(self, seconds: float, stop: threading.Event) -> bool:
-        deadline = self.now() + timedelta(seconds=max(0.0, seconds))
+        return self.wait_until(self.now() + timedelta(seconds=max(0.0, seconds)), stop)
+
+    def wait_until(self, deadline: datetime, stop: threading.Event) -> bool:
+        """Wait until the clock reaches the absolute ``deadline`` (a jump past it wakes the waiter at once)."""
         with self._cond:
             while self._now < deadline:
                 if stop.is_set():
@@ -85,3 +88,20 @@ class FixedClock:
                 # Poll the stop event too: it is not tied to our condition.
                 self._cond.wait(timeout=0.05)
         return stop.is_set()
+
+
+def wait_until(clock: Clock, deadline: datetime, stop: threading.Event) -> bool:
+    """Wait until ``clock`` reaches the absolute ``deadline``, or ``stop`` is set (then True).
+
+    Loops that schedule by absolute instants use this rather than ``wait(seconds)``: a relative wait computed from
+    a ``now`` read a moment earlier overshoots when the clock jumps in between (a test moving a ``FixedClock``)."""
+    exact = getattr(clock, "wait_until", None)
+    if exact is not None:
+        return bool(exact(deadline, stop))
+    while not stop.is_set():
+        remaining = (deadline - clock.now()).total_seconds()
+        if remaining <= 0:
+            return False
+        if clock.wait(remaining, stop):
+            return True
+    return True

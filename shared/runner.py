@@ -17,14 +17,14 @@ import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import structlog
 
 from shared.bus import Bus
-from shared.clock import Clock, RealClock, SimClock
+from shared.clock import Clock, RealClock, SimClock, wait_until
 from shared.logging import configure_logging
 from shared.settings import ServiceSettings, load_settings
 from shared.slots import next_slot_boundary
@@ -69,7 +69,9 @@ class ServiceContext(Generic[S]):
     def every(
         self, seconds: float | Callable[[], float], fn: Callable[[], Any], name: str, run_now: bool = True
     ) -> None:
-        """Call ``fn`` every ``seconds`` of clock time (a callable interval may change, e.g. to back off)."""
+        """Call ``fn`` every ``seconds`` of clock time (a callable interval may change, e.g. to back off).
+
+        Scheduled on absolute instants of the clock, so a clock that jumps (tests, simulation) wakes it on time."""
 
         def loop() -> None:
             if not run_now and self._wait(seconds):
@@ -82,15 +84,15 @@ class ServiceContext(Generic[S]):
         self._spawn(loop, name)
 
     def at_slot_boundaries(self, fn: Callable[[], Any], name: str, run_now: bool = True) -> None:
-        """Call ``fn`` at each half-hour boundary of the injected clock (and once at start)."""
+        """Call ``fn`` at each half-hour boundary of the injected clock (and once at start).
+
+        A clock set exactly onto a boundary fires it; a clock that jumps over several boundaries fires once."""
 
         def loop() -> None:
             if run_now:
                 self._call(fn, name)
             while not self.stop.is_set():
-                now = self.clock.now()
-                wait = (next_slot_boundary(now) - now).total_seconds() + 0.001
-                if self.clock.wait(wait, self.stop):
+                if wait_until(self.clock, next_slot_boundary(self.clock.now()), self.stop):
                     return
                 self._call(fn, name)
 
@@ -98,7 +100,7 @@ class ServiceContext(Generic[S]):
 
     def _wait(self, seconds: float | Callable[[], float]) -> bool:
         interval = seconds() if callable(seconds) else seconds
-        return self.clock.wait(interval, self.stop)
+        return wait_until(self.clock, self.clock.now() + timedelta(seconds=max(0.0, interval)), self.stop)
 
     def _call(self, fn: Callable[[], Any], name: str) -> None:
         try:

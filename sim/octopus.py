@@ -233,13 +233,19 @@ class FakeOctopus:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> FakeOctopus:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-octopus", daemon=True)
+        _ = self.prices  # load the data before the first request, so that one is not slow
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-octopus", daemon=True
+        )
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        if self._release.is_set():
+            return
         self._release.set()
-        self._server.shutdown()
+        if self._thread is not None:
+            self._server.shutdown()
         self._server.server_close()
 
     def serve_forever(self) -> None:
@@ -297,7 +303,7 @@ class FakeOctopus:
                 continue
             if f.partial_tomorrow is not None and start >= tomorrow_start + f.partial_tomorrow * SLOT:
                 continue
-            inc = overrides.get(start, round(float(gbp) * 100.0, 4))
+            inc = overrides.get(start, round(float(gbp) * 100.0, 6))
             if export:
                 inc = synthetic_export_pence(inc, start)
             rows.append(_row(start, inc, 1.0 if export else VAT))
@@ -311,7 +317,7 @@ class FakeOctopus:
 
 def _row(start: datetime, inc_p: float, vat: float) -> dict[str, Any]:
     return {
-        "value_exc_vat": round(inc_p / vat, 4),
+        "value_exc_vat": round(inc_p / vat, 6),
         "value_inc_vat": inc_p,
         "valid_from": _iso_z(start),
         "valid_to": _iso_z(start + SLOT),
@@ -464,19 +470,18 @@ def _make_handler(api: FakeOctopus) -> type[BaseHTTPRequestHandler]:
             if product is None or not region_ok:
                 self._send(404, {"detail": "Not found."})
                 return
-            f = api.faults
-            with api._lock:
-                hang, e500 = f.take("hang"), f.take("fail_500")
-                e403, html = f.take("forbidden_html"), f.take("html_200")
-            if hang:
-                api._release.wait(f.hang_s)
-            if e500:
+            with api._lock:  # one fault per request, in this order
+                fault = next((n for n in ("hang", "fail_500", "forbidden_html", "html_200") if api.faults.take(n)), "")
+                hang_s = api.faults.hang_s
+            if fault == "hang":
+                api._release.wait(hang_s)  # the client's timeout fires first; we answer normally afterwards
+            elif fault == "fail_500":
                 self._send(500, {"detail": "Internal Server Error"})
                 return
-            if e403:
+            elif fault == "forbidden_html":
                 self._send(403, FORBIDDEN_PAGE, "text/html")
                 return
-            if html:
+            elif fault == "html_200":
                 self._send(200, MAINTENANCE_PAGE, "text/html; charset=utf-8")
                 return
             try:
@@ -577,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     clock = make_clock(load_settings(ServiceSettings, "fake-octopus"))
     api = FakeOctopus(clock, port=args.port, host=args.host)
-    _ = api.prices  # load the data before the first request
+    _ = api.prices  # load the data before the first request, so that one is not slow
     print(f"fake Octopus on {api.url} (clock now {clock.now().isoformat()})", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         api.serve_forever()

@@ -13,7 +13,8 @@ variable or a bad number is HTTP 400 with ``{"error": true, "reason": …}``.
 Test switches, by constructor argument or ``POST /control`` with a JSON object:
 ``{"failure": "500" | "timeout" | "garbage" | "html" | null}``, ``{"base": "pvgis" | "zero"}`` and
 ``{"patches": [{"variable": "global_tilted_irradiance", "from": ISO, "to": ISO, "value": 500 | null}]}``
-(a patch sets the values whose interval lies inside ``[from, to)``; ``null`` is NaN), ``{"reset": true}``.
+(a patch sets the values whose interval lies inside ``[from, to)``; ``null`` is NaN), ``{"truncate": n}`` (the
+last n values of every variable are missing while the time axis stays whole), ``{"reset": true}``.
 ``GET /control`` shows the state and how many forecast requests were served.
 """
 
@@ -65,6 +66,7 @@ class SimState:
     failure: str | None = None
     base: str = "pvgis"
     patches: list[dict[str, Any]] = field(default_factory=list)
+    truncate: int = 0  # values dropped from the end of every variable (the time axis stays): "missing values"
     requests: int = 0
 
 
@@ -150,7 +152,7 @@ def _epoch(iso: str) -> int:
 
 
 def build_flatbuffer(
-    lat: float, lon: float, block: str, start: int, interval: int, columns: list[tuple[str, np.ndarray]]
+    lat: float, lon: float, block: str, start: int, interval: int, n: int, columns: list[tuple[str, np.ndarray]]
 ) -> bytes:
     """One ``WeatherApiResponse`` as Open-Meteo sends it: 4-byte little-endian length + the finished buffer."""
     b = flatbuffers.Builder(1024 + sum(len(v) for _, v in columns) * 4)
@@ -170,7 +172,6 @@ def build_flatbuffer(
     for off in reversed(var_offsets):
         b.PrependUOffsetTRelative(off)
     variables = b.EndVector()
-    n = len(columns[0][1]) if columns else 0
     b.StartObject(4)
     b.PrependInt64Slot(0, start, 0)
     b.PrependInt64Slot(1, start + n * interval, 0)
@@ -237,7 +238,9 @@ class OpenMeteoSim:
         return f"http://127.0.0.1:{self.port}/v1/forecast"
 
     def start(self) -> OpenMeteoSim:
-        self._thread = threading.Thread(target=self.server.serve_forever, name="openmeteo-sim", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name="openmeteo-sim", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -261,6 +264,10 @@ class OpenMeteoSim:
                 if body["base"] not in ("pvgis", "zero"):
                     raise BadRequest("base must be pvgis or zero")
                 self.state.base = body["base"]
+            if "truncate" in body:
+                if not isinstance(body["truncate"], int) or body["truncate"] < 0:
+                    raise BadRequest("truncate must be a non-negative integer")
+                self.state.truncate = body["truncate"]
             if "patches" in body:
                 patches = body["patches"]
                 if not isinstance(patches, list):
@@ -274,7 +281,9 @@ class OpenMeteoSim:
 
     def snapshot(self) -> dict[str, Any]:
         s = self.state
-        return {"failure": s.failure, "base": s.base, "patches": s.patches, "requests": s.requests}
+        return {
+            "failure": s.failure, "base": s.base, "patches": s.patches, "truncate": s.truncate, "requests": s.requests
+        }  # fmt: skip
 
     # ---------------------------------------------------------------- forecast
 
@@ -303,10 +312,12 @@ class OpenMeteoSim:
         n = (past_days + forecast_days) * 86400 // interval
         stamps = start + interval * np.arange(n, dtype=np.int64)
         with self.lock:
-            state = SimState(self.state.failure, self.state.base, list(self.state.patches))
+            state = SimState(self.state.failure, self.state.base, list(self.state.patches), self.state.truncate)
         columns = [(name, self.model.values(name, stamps, interval, state)) for name in names]
+        if state.truncate:
+            columns = [(name, values[: max(0, len(values) - state.truncate)]) for name, values in columns]
         if query.get("format", [""])[0] == "flatbuffers":
-            return "flatbuffers", build_flatbuffer(lat, lon, block, start, interval, columns)
+            return "flatbuffers", build_flatbuffer(lat, lon, block, start, interval, n, columns)
         times = [datetime.fromtimestamp(int(t), UTC).strftime("%Y-%m-%dT%H:%M") for t in stamps]
         doc: dict[str, Any] = {
             "latitude": lat,
@@ -334,11 +345,14 @@ class OpenMeteoSim:
                 pass
 
             def _send(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (a timeout test): nothing to answer
 
             def _json(self, status: int, doc: Any) -> None:
                 self._send(status, json.dumps(doc).encode(), "application/json")

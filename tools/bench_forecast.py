@@ -82,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--halflife-days", type=float, default=LoadModelParams.halflife_days)
     parser.add_argument("--weekday-weight", type=float, default=LoadModelParams.weekday_weight)
     args = parser.parse_args(argv)
-    params = LoadModelParams(halflife_days=args.halflife_days, weekday_weight=args.weekday_weight)
+    # As the service runs it: half-hours above 6 kW (BATSCHED_LOAD_EXCLUDE_ABOVE_KW's default) are left out.
+    params = LoadModelParams(
+        halflife_days=args.halflife_days, weekday_weight=args.weekday_weight, exclude_above_kwh=3.0
+    )
 
     series = gross_load_year()
     started = time.perf_counter()

@@ -6,6 +6,7 @@ import json
 from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from services.forecast.pv_model import PvArray
 from shared.settings import ServiceSettings
@@ -15,7 +16,7 @@ class ForecastSettings(ServiceSettings):
     openmeteo_url: str = Field(
         "https://api.open-meteo.com/v1/forecast", description="Open-Meteo forecast endpoint (…/v1/forecast)"
     )
-    pv_arrays: list[PvArray] = Field(
+    pv_arrays: Annotated[list[PvArray], NoDecode] = Field(
         default_factory=lambda: [PvArray()],
         description='PV arrays as a JSON list, e.g. [{"latitude":51.75,"longitude":-1.26,"tilt":30,'
         '"azimuth":-35,"kwp":3.95,"efficiency":0.86}] (azimuth: 0 = south, -90 = east, 90 = west)',
@@ -35,6 +36,13 @@ class ForecastSettings(ServiceSettings):
     pv_max_age_s: Annotated[float, Field(gt=0)] = Field(
         12 * 3600.0, description="A PV forecast is valid this long after it was made (capped at its last slot)"
     )
+    pv_calibration: bool = Field(True, description="Scale the PV forecast by observed/forecast PV (bounded)")
+    pv_calibration_days: Annotated[int, Field(ge=1, le=60)] = Field(14, description="Calibration look-back (days)")
+    pv_calibration_min: Annotated[float, Field(gt=0, le=1)] = Field(0.7, description="Lowest calibration factor")
+    pv_calibration_max: Annotated[float, Field(ge=1, le=3)] = Field(1.3, description="Highest calibration factor")
+    pv_calibration_min_kwh: Annotated[float, Field(gt=0)] = Field(
+        10.0, description="Forecast energy (kWh) the look-back must hold before calibration starts"
+    )
     load_horizon_h: Annotated[float, Field(gt=0, le=24 * 14)] = Field(
         48.0, description="Load forecast covers from local midnight today to the end of the local day this far ahead"
     )
@@ -50,7 +58,10 @@ class ForecastSettings(ServiceSettings):
     @classmethod
     def _parse_arrays(cls, value: object) -> object:
         if isinstance(value, str):
-            value = json.loads(value)
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ValueError('not JSON: give a list like [{"kwp": 4, "tilt": 30, "azimuth": 0}]') from None
         if isinstance(value, dict):
             value = [value]
         if isinstance(value, list) and not value:

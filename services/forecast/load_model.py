@@ -110,7 +110,7 @@ def forecast_load(
     if len(index) == 0:
         return LoadForecast(np.empty(0), MODEL_NAME, 0)
     cutoff = pd.Timestamp(now) if now is not None else index[0]
-    hist = history[history.index < cutoff].astype(float)
+    hist = history[pd.DatetimeIndex(history.index) < cutoff].astype(float) if len(history) else history
     if params.exclude_above_kwh is not None:
         hist = hist.where(hist <= params.exclude_above_kwh)
     hist = hist.dropna()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 QUARTER = timedelta(minutes=15)
@@ -25,6 +26,7 @@ SLOT = timedelta(minutes=30)
 ROSS_K = 0.0342  # °C per W/m²
 GAMMA = -0.004  # power temperature coefficient per °C (crystalline silicon)
 MODEL_NAME = "gti-temp-v1"
+CALIBRATED_MODEL_NAME = "gti-temp-v1-calibrated"
 
 
 class PvArray(BaseModel):
@@ -106,3 +108,17 @@ def covered_slots(series: IrradianceSeries) -> tuple[datetime, datetime] | None:
         start = start.replace(minute=0 if start.minute < 30 else 30, second=0) + SLOT
     end = end.replace(minute=0 if end.minute < 30 else 30, second=0)
     return (start, end) if end > start else None
+
+
+def calibration_factor(
+    observed_kwh: pd.Series, forecast_kwh: pd.Series, bounds: tuple[float, float], min_forecast_kwh: float
+) -> float | None:
+    """A scale for the PV forecast learned from what the panels really made: Σ observed / Σ forecast over the
+    half-hours both know, clamped to ``bounds``. None (no calibration) until the forecast in those half-hours
+    adds up to ``min_forecast_kwh``, so a few cloudy slots cannot swing it."""
+    both = pd.concat([observed_kwh.rename("obs"), forecast_kwh.rename("fc")], axis=1, join="inner").dropna()
+    total = float(both["fc"].sum())
+    if total < min_forecast_kwh or total <= 0:
+        return None
+    lo, hi = bounds
+    return float(min(hi, max(lo, float(both["obs"].sum()) / total)))

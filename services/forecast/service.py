@@ -17,14 +17,14 @@ import structlog
 from services.forecast import load_model
 from services.forecast.config import ForecastSettings
 from services.forecast.openmeteo_client import OpenMeteoClient, OpenMeteoError
+from services.forecast.pv_model import CALIBRATED_MODEL_NAME, calibration_factor, covered_slots, slot_energy
 from services.forecast.pv_model import MODEL_NAME as PV_MODEL
-from services.forecast.pv_model import covered_slots, slot_energy
 from services.forecast.store import ForecastStore, history_start
 from shared.bus import Bus, CommandError, Incoming
 from shared.clock import Clock
 from shared.ha import entity
 from shared.models import BatteryState, Command, EnergyForecast, PvToday, SlotEnergy
-from shared.slots import SLOT, iter_slots, local_date, local_day_bounds, local_midnight
+from shared.slots import SLOT, iter_slots, local_date, local_day_bounds, local_midnight, slot_start
 
 
 class ForecastService:
@@ -44,13 +44,14 @@ class ForecastService:
         self.client = client
         self.log = log
         self.topics = bus.topics
-        self._lock = threading.Lock()
+        self._pv_lock = threading.Lock()  # PV and load refresh independently: a slow Open-Meteo blocks only PV
+        self._load_lock = threading.Lock()
         self.pv_ok = False
         self.current: dict[str, EnergyForecast] = {}
         for kind in ("pv", "load"):
             stored = store.last_forecast(kind)
-            if stored is not None:
-                self.current[kind] = stored
+            if stored is not None:  # republished on connect as it was made, marked as coming from the store
+                self.current[kind] = stored.model_copy(update={"source": "store"})
 
     # ------------------------------------------------------------------ horizon
 
@@ -67,7 +68,7 @@ class ForecastService:
         """On (re)connect: publish the newest good forecasts we hold, unchanged, if they are still valid."""
         now = self.clock.now()
         for kind, forecast in list(self.current.items()):
-            if forecast.is_valid(now):
+            if forecast.generated_at <= now and forecast.is_valid(now):
                 self._publish(forecast, save=False)
                 self.log.info(
                     "forecast republished", kind=kind, generated_at=forecast.generated_at.isoformat(),
@@ -76,7 +77,7 @@ class ForecastService:
                 if kind == "pv":
                     self._publish_pv_today(forecast, now)
             else:
-                self.log.info("stored forecast expired; not republished", kind=kind)
+                self.log.info("stored forecast expired (or from a later clock); not republished", kind=kind)
 
     def _publish(self, forecast: EnergyForecast, save: bool = True) -> None:
         topic = self.topics.forecast_pv if forecast.kind == "pv" else self.topics.forecast_load
@@ -96,7 +97,7 @@ class ForecastService:
     # ------------------------------------------------------------------ PV
 
     def refresh_pv(self, fresh: bool = False) -> dict[str, Any]:
-        with self._lock:
+        with self._pv_lock:
             return self._refresh_pv(fresh)
 
     def _refresh_pv(self, fresh: bool) -> dict[str, Any]:
@@ -136,22 +137,41 @@ class ForecastService:
             self.pv_ok = False
             self.log.warning("Open-Meteo values are all unknown; keeping the last good PV forecast")
             return {"pv": "failed", "error": "all values unknown"}
+        self.store.save_pv_model_energy({t: e for t, e in zip(slots, energy, strict=True) if e is not None})
+        factor = self.calibration(now)
+        if factor is not None:
+            energy = [None if e is None else round(e * factor, 4) for e in energy]
         valid_until = min(now + timedelta(seconds=self.settings.pv_max_age_s), known_end + SLOT)
         forecast = EnergyForecast(
             generated_at=now,
             valid_until=max(valid_until, now + timedelta(seconds=1)),
             kind="pv",
             source="open-meteo",
-            model=PV_MODEL,
+            model=PV_MODEL if factor is None else CALIBRATED_MODEL_NAME,
             slots=[SlotEnergy(start=s, end=s + SLOT, energy_kwh=e) for s, e in zip(slots, energy, strict=True)],
         )
         self._publish(forecast)
         self._publish_pv_today(forecast, now)
         self.pv_ok = True
         self.log.info(
-            "PV forecast published", slots=len(slots), gaps=gaps, valid_until=forecast.valid_until.isoformat()
+            "PV forecast published", slots=len(slots), gaps=gaps, calibration=factor,
+            valid_until=forecast.valid_until.isoformat(),
+        )  # fmt: skip
+        return {"pv": "ok", "slots": len(slots), "gaps": gaps, "calibration": factor}
+
+    def calibration(self, now: datetime) -> float | None:
+        """The bounded observed/forecast PV ratio over the look-back, or None (off, or too little data yet)."""
+        s = self.settings
+        if not s.pv_calibration:
+            return None
+        since = history_start(now, s.pv_calibration_days)
+        until = slot_start(now)  # only finished half-hours
+        observed = self.store.pv_history(since)
+        observed = observed[observed.index < until]
+        model = self.store.pv_model_energy(since, until)
+        return calibration_factor(
+            observed, model, (s.pv_calibration_min, s.pv_calibration_max), s.pv_calibration_min_kwh
         )
-        return {"pv": "ok", "slots": len(slots), "gaps": gaps}
 
     def pv_interval(self) -> float:
         return self.settings.pv_refresh_s if self.pv_ok else self.settings.pv_retry_s
@@ -159,7 +179,7 @@ class ForecastService:
     # ------------------------------------------------------------------ load
 
     def refresh_load(self) -> dict[str, Any]:
-        with self._lock:
+        with self._load_lock:
             return self._refresh_load()
 
     def _refresh_load(self) -> dict[str, Any]:

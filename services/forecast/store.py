@@ -25,6 +25,10 @@ CREATE TABLE IF NOT EXISTS published (
     payload TEXT NOT NULL,         -- the EnergyForecast JSON as published
     saved_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS pv_forecast (
+    slot_start TEXT PRIMARY KEY,   -- the newest uncalibrated model energy for each half-hour (for calibration)
+    energy_kwh REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -57,7 +61,10 @@ class ForecastStore:
         observed = _iso(state.observed_at)
         with self._lock:
             row = self._db.execute("SELECT value FROM meta WHERE key='last_observed_at'").fetchone()
-            if row and row[0] >= observed:
+            last = datetime.fromisoformat(row[0].replace("Z", "+00:00")) if row else None
+            if last is not None and last - timedelta(minutes=30) < state.observed_at <= last:
+                # The retained message again (after a reconnect or a restart), or one out of order. A much older
+                # time is a clock that was set back (a demo run started again), which is accepted.
                 return False
             self._db.execute("BEGIN")
             self._db.execute(
@@ -103,7 +110,29 @@ class ForecastStore:
     def prune(self, before: datetime) -> int:
         with self._lock:
             cur = self._db.execute("DELETE FROM observed WHERE slot_start < ?", (_iso(before),))
+            self._db.execute("DELETE FROM pv_forecast WHERE slot_start < ?", (_iso(before),))
             return cur.rowcount
+
+    def save_pv_model_energy(self, energy: dict[datetime, float]) -> None:
+        """Remember the uncalibrated model energy per slot (the newest forecast of a slot wins)."""
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO pv_forecast (slot_start, energy_kwh) VALUES (?, ?) "
+                "ON CONFLICT(slot_start) DO UPDATE SET energy_kwh = excluded.energy_kwh",
+                [(_iso(t), e) for t, e in energy.items()],
+            )
+            self._db.execute("COMMIT")
+
+    def pv_model_energy(self, since: datetime, until: datetime) -> pd.Series:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT slot_start, energy_kwh FROM pv_forecast WHERE slot_start >= ? AND slot_start < ? "
+                "ORDER BY slot_start",
+                (_iso(since), _iso(until)),
+            ).fetchall()
+        index = pd.DatetimeIndex(pd.to_datetime([r[0] for r in rows], utc=True))
+        return pd.Series([r[1] for r in rows], index=index, dtype=float, name="pv_model_kwh")
 
     # ------------------------------------------------------------ last good forecasts
 

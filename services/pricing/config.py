@@ -41,8 +41,8 @@ class PricingSettings(ServiceSettings):
     http_timeout_s: Annotated[float, Field(gt=0, le=60)] = Field(10.0, description="Timeout of each HTTP call")
     http_attempts: Annotated[int, Field(ge=1, le=10)] = Field(3, description="Tries per call on 5xx/timeouts")
     http_backoff_s: Annotated[float, Field(ge=0, le=60)] = Field(1.0, description="First retry delay (doubles)")
-    history_days: Annotated[int, Field(ge=0, le=40)] = Field(
-        0, description="Days before today to fetch and publish (0 = from the start of today)"
+    history_days: Annotated[int, Field(ge=0, le=38)] = Field(
+        0, description="Days before today to fetch and publish (0 = from the start of today; 38 fits a message)"
     )
     refresh_interval_s: Annotated[float, Field(ge=10)] = Field(3600, description="Refresh when nothing is due")
     poll_from_local: str = Field("16:00", pattern=_HHMM, description="Start polling for tomorrow's prices")

@@ -17,10 +17,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.bus import CommandError
+from shared.clock import wait_until
 from shared.ha import entity, register_discovery
 from shared.models import Command, CurrentRate, Message, PricingAlert, RateSeries
 from shared.runner import ServiceContext
-from shared.slots import SLOT, local_date, local_midnight, parse_hhmm, slot_start
+from shared.slots import SLOT, local_date, local_midnight, next_slot_boundary, parse_hhmm, slot_start
 
 from .config import PricingSettings
 from .octopus import OctopusClient, OctopusError, Tariff, tariff_code
@@ -28,7 +29,7 @@ from .schedule import Timetable, has_tomorrow, next_delay, today_incomplete, tom
 from .store import RateStore
 from .validation import BatchRejected, Bounds, validate_rates
 
-DIRECTIONS = ("import", "export")
+KEEP_DAYS = 60  # stored history beyond the published window
 
 
 @dataclass
@@ -76,6 +77,7 @@ class PricingService:
         self._failures = 0
         self._polls_without_news = 0
         self._started = False
+        self.next_fetch_at: datetime | None = None
         self._rng = random.Random()
 
     # ------------------------------------------------------------------ wiring helpers
@@ -85,26 +87,45 @@ class PricingService:
         ctx.bus.command(ctx.topics.pricing_refresh, self.on_refresh, Command)
         ctx.bus.on_connect(self._republish)
         register_discovery(ctx.bus, self.discovery)
-        ctx.every(self.next_delay, self.tick, name="fetch")
-        ctx.at_slot_boundaries(self.on_slot_boundary, name="current", run_now=False)
+        # Each task is a loop on absolute instants of the injected clock (``every`` restarts it if it ever ends).
+        ctx.every(1.0, self.fetch_loop, name="fetch")
+        ctx.every(1.0, self.slot_loop, name="current")
         ctx.on_stop(self.store.close)
 
     # ------------------------------------------------------------------ schedule
 
-    def tick(self) -> None:
-        """The fetch task: at the first run republish what is stored, then fetch."""
+    def fetch_loop(self) -> None:
+        """Fetch at start (after republishing what is stored), then whenever ``next_delay`` says."""
+        stop, clock = self.ctx.stop, self.ctx.clock
         if not self._started:
             self._started = True
             self.ctx.bus.wait_connected(10)
-            self.publish_from_store()
-        self.fetch("schedule")
+            self._guarded(self.publish_from_store, "republish")
+        while not stop.is_set():
+            started = clock.now()
+            self._guarded(lambda: self.fetch("schedule"), "fetch")
+            due = started + timedelta(seconds=self.next_delay(started))
+            self.next_fetch_at = due
+            self.log.debug("next fetch", at=_iso(due))
+            if wait_until(clock, due, stop):
+                return
 
-    def next_delay(self) -> float:
-        delay = next_delay(
-            self.ctx.now(), self.coverage_end(), self.timetable, self._failures, self._polls_without_news, self._rng
-        )
-        self.log.debug("next fetch", in_s=round(delay))
-        return delay
+    def slot_loop(self) -> None:
+        """Publish the current price at every slot boundary (once, even when the clock jumps several slots)."""
+        stop, clock = self.ctx.stop, self.ctx.clock
+        due = next_slot_boundary(clock.now())
+        while not wait_until(clock, due, stop):
+            self._guarded(self.on_slot_boundary, "slot boundary")
+            due = max(due + SLOT, slot_start(clock.now()))
+
+    def _guarded(self, fn: Any, what: str) -> None:
+        try:
+            fn()
+        except Exception:
+            self.log.exception("task failed; carrying on", task=what)
+
+    def next_delay(self, now: datetime) -> float:
+        return next_delay(now, self.coverage_end(), self.timetable, self._failures, self._polls_without_news, self._rng)
 
     def on_slot_boundary(self) -> None:
         now = self.ctx.now()
@@ -156,6 +177,11 @@ class PricingService:
                     self.log.error("batch rejected; keeping the last good prices", direction=direction, reason=str(exc))
                     errors.append(msg)
                     problem = _Problem("validation_failed", msg)
+                except Exception as exc:  # a bug or a full disk: same safe outcome, nothing new published
+                    msg = f"{direction} prices: internal error {type(exc).__name__}: {exc}"
+                    self.log.exception("fetch crashed; keeping the last good prices", direction=direction)
+                    errors.append(msg)
+                    problem = problem or _Problem("fetch_failing", msg)
             self._problem = problem
             self._attempted = True
             self._failures = self._failures + 1 if errors else 0
@@ -175,7 +201,7 @@ class PricingService:
         start, end = self.window(now)
         rows = self.client.unit_rates(tariff.product, tariff.code, start, end)
         bounds = Bounds(
-            min_gbp=self.s.price_min_gbp if direction == "import" else min(self.s.price_min_gbp, 0.0),
+            min_gbp=self.s.price_min_gbp,
             max_gbp=self.s.price_max_gbp,
             vat_included=direction == "import",
         )
@@ -193,6 +219,7 @@ class PricingService:
             self.log.warning("Octopus returned no prices for the window", direction=direction, start=_iso(start))
             return
         self.store.save(direction, tariff.code, now, checked.rates)
+        self.store.prune(start - timedelta(days=KEEP_DAYS))
         self._publish_series(direction, tariff.code, "octopus", now)
 
     def _tariff(self, direction: str, now: datetime) -> Tariff:

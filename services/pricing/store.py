@@ -65,6 +65,12 @@ class RateStore:
                 self._db.execute("ROLLBACK")
                 raise
 
+    def prune(self, before: datetime) -> int:
+        """Forget slots that start before ``before`` (the store only needs recent days)."""
+        with self._lock:
+            cur = self._db.execute("DELETE FROM rates WHERE start_utc < ?", (_iso(before),))
+        return cur.rowcount
+
     def load(self, direction: str, since: datetime) -> StoredRates | None:
         """Stored slots starting at or after ``since`` with the tariff and fetch time of the newest write."""
         with self._lock:

@@ -101,5 +101,5 @@ def validate_rates(rows: Any, bounds: Bounds = Bounds()) -> Validated:
         while t < nxt:
             gaps.append(t)
             t += SLOT
-    rates = [Rate(start=s, end=s + SLOT, value_inc_vat=round(by_start[s], 6)) for s in starts]
+    rates = [Rate(start=s, end=s + SLOT, value_inc_vat=round(by_start[s], 8)) for s in starts]
     return Validated(rates=rates, duplicates_dropped=duplicates, gaps=gaps)

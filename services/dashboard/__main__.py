@@ -1,0 +1,69 @@
+"""Dashboard service: the bus → live state + dashboard.db → web pages (SSE), and Control → MQTT commands."""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import sys
+from datetime import timedelta
+
+from shared.runner import ServiceContext, run_service
+from shared.settings import load_settings
+
+from .config import DashboardSettings
+from .server import bind
+
+
+def wire(ctx: ServiceContext[DashboardSettings], sock: socket.socket) -> None:
+    # Imported here so that a configuration error is reported before the web stack is even loaded.
+    from .app import create_app
+    from .live import LiveState
+    from .server import WebServer
+    from .store import Store
+
+    s = ctx.settings
+    store = Store(ctx.data_path("dashboard.db"))
+    live = LiveState(ctx.topics, ctx.clock, store)
+    live.restore()
+    ctx.bus.subscribe(ctx.topics.all, live.on_message)
+
+    local_token = secrets.token_urlsafe(24) if s.dashboard_auth == "local" else None
+    session_secret = (
+        s.dashboard_session_secret.get_secret_value() if s.dashboard_session_secret else secrets.token_urlsafe(48)
+    )
+    app = create_app(s, live, store, ctx.bus, ctx.clock, local_token=local_token, session_secret=session_secret)
+    web = WebServer(app, sock)
+    web.start()
+    ctx.on_stop(web.stop)
+    ctx.every(3600, lambda: store.prune(ctx.now() - timedelta(days=s.dashboard_history_days)), name="prune")
+
+    port = sock.getsockname()[1]
+    if local_token:
+        url = f"http://localhost:{port}/?token={local_token}"
+        ctx.log.info("dashboard (local mode): open this link to log in", url=url)
+        print(f"batsched-dashboard: open {url}", file=sys.stderr, flush=True)
+    else:
+        ctx.log.info("dashboard listening", host=s.dashboard_host, port=port, allowed=len(s.allowed_emails()))
+        if not s.allowed_emails():
+            ctx.log.warning("the e-mail allow-list is empty: nobody can log in (set BATSCHED_AUTHORIZED_EMAILS)")
+
+
+def main() -> int:
+    settings = load_settings(DashboardSettings, "dashboard")
+    problem = settings.startup_problem()
+    if problem:
+        print(f"batsched-dashboard: configuration error: {problem}", file=sys.stderr)
+        return 2
+    try:
+        sock = bind(settings.dashboard_host, settings.dashboard_port)
+    except OSError as exc:
+        print(
+            f"batsched-dashboard: cannot listen on {settings.dashboard_host}:{settings.dashboard_port}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    return run_service("dashboard", DashboardSettings, lambda ctx: wire(ctx, sock), settings=settings)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,329 @@
+"""The dashboard's web app (FastAPI on uvicorn).
+
+Why FastAPI + uvicorn rather than Flask + waitress: Server-Sent Events need many long-lived responses, which an
+asyncio server holds for free while a thread-per-request WSGI server would pin a thread per open tab; FastAPI
+also runs the blocking Control calls (which wait for an MQTT answer) in its thread pool without extra code.
+SSE is written with Starlette's ``StreamingResponse`` (no extra dependency): the protocol is a few lines of
+text, and one-way server → browser push is all the pages need (``EventSource`` reconnects by itself).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import plotly
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, Field
+from starlette.middleware.sessions import SessionMiddleware
+
+from shared.bus import Bus
+from shared.clock import Clock
+from shared.slots import local_date
+
+from . import views
+from .auth import Auth, csrf_token
+from .config import DashboardSettings
+from .control import Controller, Outcome
+from .live import LiveState
+from .store import Store
+
+HERE = Path(__file__).resolve().parent
+PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+PLAN_TOPICS = frozenset(
+    {
+        "planner/plan",
+        "pricing/import/rates",
+        "forecast/pv",
+        "forecast/load",
+        "planner/peak_start_local",
+        "planner/peak_end_local",
+    }
+)
+STOP = "\x00stop"  # not a topic name: tells an event stream to end
+TICK_S = 5.0  # the Now page's ages move on even when nothing arrives
+MAX_EXTERNAL = 20  # /update_status sources kept (a key holder must not grow memory without bound)
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+class ModeIn(BaseModel):
+    mode: str
+
+
+class DryRunIn(BaseModel):
+    enabled: bool
+
+
+class OverrideIn(BaseModel):
+    action: str | None = None  # None or "" cancels
+    until: datetime | None = None
+    target_soc_pct: float | None = Field(None, ge=0, le=100)
+
+
+class SettingIn(BaseModel):
+    name: str
+    value: str
+
+
+class StatusIn(BaseModel):
+    source: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.\-]+$")
+    status: str = Field(min_length=1, max_length=40)
+    detail: str = Field("", max_length=500)
+
+
+def sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'), default=str)}\n\n"
+
+
+def create_app(
+    settings: DashboardSettings,
+    live: LiveState,
+    store: Store,
+    bus: Bus,
+    clock: Clock,
+    local_token: str | None = None,
+    session_secret: str | None = None,
+) -> FastAPI:
+    tz = settings.tz
+    auth = Auth(settings, local_token)
+    control = Controller(bus, live, clock, settings.dashboard_command_timeout_s)
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    external: dict[str, dict[str, str]] = {}  # /update_status notes from machines, shown on the Now page
+    app = FastAPI(title="batsched dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+
+    def now_doc() -> dict[str, Any]:
+        doc = views.now_view(live.snapshot(), clock.now(), tz, settings.dashboard_heartbeat_stale_s, bus.connected)
+        doc["external"] = list(external.values())
+        return doc
+
+    def plan_doc() -> dict[str, Any]:
+        return views.plan_figure(live.snapshot(), clock.now(), tz)
+
+    # ------------------------------------------------------------------ middleware (order: last added runs first)
+
+    app.middleware("http")(auth.middleware)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=session_secret or settings.dashboard_session_secret.get_secret_value(),  # type: ignore[union-attr]
+        session_cookie="batsched_session",
+        max_age=settings.dashboard_session_max_age_s,
+        same_site="lax",
+        https_only=settings.https,
+    )
+
+    @app.middleware("http")  # outermost: denials get the headers too
+    async def headers(request: Request, call_next: Callable[..., Any]) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    # ------------------------------------------------------------------ pages
+
+    def page(name: str, request: Request, title: str) -> HTMLResponse:
+        user = auth.user(request) or {}
+        return templates.TemplateResponse(
+            request,
+            f"{name}.html",
+            {"title": title, "page": name, "csrf": csrf_token(request), "user": user.get("email", "")},
+        )
+
+    @app.get("/", response_class=HTMLResponse)
+    def now_page(request: Request) -> HTMLResponse:
+        return page("now", request, "Now")
+
+    @app.get("/plan", response_class=HTMLResponse)
+    def plan_page(request: Request) -> HTMLResponse:
+        return page("plan", request, "Plan")
+
+    @app.get("/history", response_class=HTMLResponse)
+    def history_page(request: Request) -> HTMLResponse:
+        return page("history", request, "History")
+
+    @app.get("/control", response_class=HTMLResponse)
+    def control_page(request: Request) -> HTMLResponse:
+        return page("control", request, "Control")
+
+    @app.get("/static/plotly.min.js")
+    def plotly_js() -> FileResponse:
+        return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+
+    @app.get("/static/{name}")
+    def static(name: str) -> Response:
+        allowed = {"app.js": "text/javascript", "style.css": "text/css"}
+        if name not in allowed:
+            return PlainTextResponse("not found", status_code=404)
+        return FileResponse(HERE / "static" / name, media_type=allowed[name])
+
+    # ------------------------------------------------------------------ data (JSON)
+
+    @app.get("/api/now")
+    def api_now() -> dict[str, Any]:
+        return now_doc()
+
+    @app.get("/api/plan")
+    def api_plan() -> dict[str, Any]:
+        return plan_doc()
+
+    def parse_day(day: str | None) -> date:
+        if not day:
+            return local_date(clock.now(), tz)
+        return date.fromisoformat(day)
+
+    @app.get("/api/history")
+    def api_history(day: str | None = None) -> Response:
+        try:
+            chosen = parse_day(day)
+        except ValueError:
+            return JSONResponse({"error": f"bad day {day!r}: use YYYY-MM-DD"}, status_code=422)
+        start, end = views.day_range(chosen, tz)
+        rows = views.decision_rows(store.decisions_between(start, end), tz)
+        return JSONResponse({"day": chosen.isoformat(), "rows": rows})
+
+    @app.get("/api/history.csv")
+    def api_history_csv(day: str | None = None) -> Response:
+        try:
+            chosen = parse_day(day)
+        except ValueError:
+            return PlainTextResponse(f"bad day {day!r}: use YYYY-MM-DD", status_code=422)
+        start, end = views.day_range(chosen, tz)
+        body = views.decisions_csv(views.decision_rows(store.decisions_between(start, end), tz))
+        return Response(
+            body,
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="batsched-decisions-{chosen.isoformat()}.csv"'},
+        )
+
+    @app.get("/api/history/chart")
+    def api_history_chart(days: int = 7) -> dict[str, Any]:
+        days = max(1, min(days, settings.dashboard_history_days))
+        end = clock.now()
+        start = end - timedelta(days=days)
+        return views.history_figure(store.battery_between(start, end), store.prices_between(start, end), tz)
+
+    streams: set[Callable[[str], None]] = set()
+
+    def close_streams() -> None:
+        """At shutdown: end every open event stream now, so uvicorn can finish without cutting them."""
+        for wake in list(streams):
+            wake(STOP)
+
+    app.state.close_streams = close_streams
+
+    @app.get("/api/events")
+    async def events(request: Request) -> StreamingResponse:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str] = asyncio.Queue()
+
+        def listener(name: str) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, name)
+
+        async def stream() -> AsyncIterator[str]:
+            live.add_listener(listener)
+            streams.add(listener)
+            try:
+                yield "retry: 2000\n\n"
+                yield sse("now", now_doc())
+                yield sse("plan", plan_doc())
+                while True:
+                    try:
+                        names = {await asyncio.wait_for(queue.get(), TICK_S)}
+                    except TimeoutError:
+                        names = set()
+                    while not queue.empty():  # coalesce a burst (e.g. retained messages on reconnect)
+                        names.add(queue.get_nowait())
+                    if STOP in names or await request.is_disconnected():
+                        return
+                    yield sse("now", now_doc())
+                    if names & PLAN_TOPICS:
+                        yield sse("plan", plan_doc())
+                    if "executor/applied" in names:
+                        yield sse("applied", {"day": local_date(clock.now(), tz).isoformat()})
+            finally:
+                live.remove_listener(listener)
+                streams.discard(listener)
+
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
+
+    # ------------------------------------------------------------------ control (POST, CSRF-checked)
+
+    def reply(outcome: Outcome) -> JSONResponse:
+        return JSONResponse(outcome.as_dict(), status_code=outcome.status)
+
+    @app.post("/api/control/mode")
+    def set_mode(body: ModeIn) -> JSONResponse:
+        return reply(control.set_mode(body.mode))
+
+    @app.post("/api/control/dry_run")
+    def set_dry_run(body: DryRunIn) -> JSONResponse:
+        return reply(control.set_dry_run(body.enabled))
+
+    @app.post("/api/control/override")
+    def override(body: OverrideIn) -> JSONResponse:
+        return reply(control.override(body.action, body.until, body.target_soc_pct))
+
+    @app.post("/api/control/replan")
+    def replan() -> JSONResponse:
+        return reply(control.replan())
+
+    @app.post("/api/control/setting")
+    def setting(body: SettingIn) -> JSONResponse:
+        return reply(control.set_planner(body.name, body.value))
+
+    # ------------------------------------------------------------------ login, logout, machine endpoint, health
+
+    @app.get("/login")
+    async def login(request: Request) -> Response:
+        return await auth.login(request)
+
+    @app.get("/auth/callback", name="auth_callback")
+    async def auth_callback(request: Request) -> Response:
+        return await auth.callback(request)
+
+    @app.post("/logout")
+    async def logout(request: Request) -> Response:
+        return await auth.logout(request)
+
+    @app.post("/update_status")
+    async def update_status(request: Request) -> JSONResponse:
+        if not auth.check_api_key(request):  # before reading the body: no key, no parsing
+            return JSONResponse({"error": "missing or wrong API key (header X-API-Key)"}, status_code=401)
+        try:
+            body = StatusIn.model_validate_json(await request.body())
+        except ValueError as exc:
+            return JSONResponse({"error": f"invalid status: {str(exc)[:200]}"}, status_code=422)
+        if body.source not in external and len(external) >= MAX_EXTERNAL:
+            return JSONResponse({"error": f"at most {MAX_EXTERNAL} status sources"}, status_code=429)
+        external[body.source] = {
+            "source": body.source,
+            "status": body.status,
+            "detail": body.detail,
+            "at": views.local_text(clock.now(), tz),
+        }
+        return JSONResponse({"ok": True})
+
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        entries = live.snapshot()
+        reasons = [] if bus.connected else ["MQTT broker not connected"]
+        for f in views.freshness(entries, clock.now()):
+            if f.name in ("battery/state", "planner/plan", "pricing/import/rates") and f.state != "fresh":
+                reasons.append(f"{f.label}: {f.state} ({f.detail})")
+        body = {"status": "ok" if not reasons else "unhealthy", "reasons": reasons}
+        return JSONResponse(body, status_code=200 if not reasons else 503)
+
+    return app

@@ -1,0 +1,101 @@
+"""Dashboard settings: where it listens, how people log in, who may, and when data counts as stale.
+
+Secrets (session secret, OIDC client secret, machine API key) come from secret files named after the setting
+(`dashboard_session_secret`, `oidc_client_secret`, `dashboard_api_key`) or the environment.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr
+
+from shared.settings import ServiceSettings, env
+
+GOOGLE_METADATA = "https://accounts.google.com/.well-known/openid-configuration"
+MIN_SECRET_BYTES = 32
+
+
+class DashboardSettings(ServiceSettings):
+    dashboard_host: str = Field("127.0.0.1", description="Address to listen on (0.0.0.0 in a container)")
+    dashboard_port: Annotated[int, Field(ge=1, le=65535)] = Field(
+        5000, validation_alias=env("dashboard_port", "KEEP_ALIVE_PORT")
+    )
+    dashboard_auth: Literal["oidc", "local"] = Field(
+        "oidc", description="oidc: OpenID Connect login; local: one-time token, loopback only (make run)"
+    )
+    dashboard_public_url: str | None = Field(
+        None, description="External URL, e.g. https://battery.example.org (https makes the cookie Secure)"
+    )
+    dashboard_session_secret: SecretStr | None = Field(
+        None,
+        validation_alias=env("dashboard_session_secret", "SECRET_KEY"),
+        description="Signs the session cookie; at least 32 bytes (secret file `dashboard_session_secret`)",
+    )
+    dashboard_session_max_age_s: int = Field(8 * 3600, description="Session lifetime (s)")
+    oidc_metadata_url: str = Field(
+        GOOGLE_METADATA,
+        validation_alias=env("oidc_metadata_url", "OIDC_ISSUER_METADATA"),
+        description="OpenID provider discovery document (Google by default)",
+    )
+    oidc_client_id: str | None = Field(None, validation_alias=env("oidc_client_id", "GOOGLE_CLIENT_ID"))
+    oidc_client_secret: SecretStr | None = Field(
+        None, validation_alias=env("oidc_client_secret", "GOOGLE_CLIENT_SECRET")
+    )
+    authorized_emails: str = Field(
+        "",
+        validation_alias=env("authorized_emails", "AUTHORIZED_EMAILS"),
+        description="Comma-separated e-mails allowed in; EMPTY MEANS NOBODY",
+    )
+    dashboard_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=env("dashboard_api_key", "API_KEY"),
+        description="Key for the machine endpoint POST /update_status (header X-API-Key); unset disables it",
+    )
+    dashboard_command_timeout_s: Annotated[float, Field(gt=0, le=120)] = Field(
+        8.0, description="How long the Control page waits for a command's result or a setting's echo"
+    )
+    dashboard_history_days: Annotated[int, Field(ge=1, le=3650)] = Field(
+        60, description="History kept in dashboard.db (days)"
+    )
+    dashboard_heartbeat_stale_s: Annotated[float, Field(gt=0)] = Field(
+        180.0, description="Executor heartbeat older than this (clock time) is shown as stale"
+    )
+
+    def allowed_emails(self) -> frozenset[str]:
+        return frozenset(e.strip().lower() for e in self.authorized_emails.split(",") if e.strip())
+
+    @property
+    def https(self) -> bool:
+        return bool(self.dashboard_public_url and self.dashboard_public_url.lower().startswith("https://"))
+
+    def startup_problem(self) -> str | None:
+        """Why the dashboard must not start with these settings (one line), or None."""
+        if self.dashboard_auth == "local":
+            if not is_loopback(self.dashboard_host):
+                return (
+                    f"BATSCHED_DASHBOARD_AUTH=local only binds to loopback (127.0.0.1, ::1, localhost); "
+                    f"BATSCHED_DASHBOARD_HOST is {self.dashboard_host!r}: use oidc for any other address"
+                )
+            return None
+        secret = self.dashboard_session_secret.get_secret_value() if self.dashboard_session_secret else ""
+        if not secret:
+            return (
+                "BATSCHED_DASHBOARD_SESSION_SECRET (or SECRET_KEY, or the secret file dashboard_session_secret) "
+                "is required when login is enabled"
+            )
+        if len(secret.encode()) < MIN_SECRET_BYTES:
+            return f"BATSCHED_DASHBOARD_SESSION_SECRET must be at least {MIN_SECRET_BYTES} bytes"
+        if not self.oidc_client_id or not self.oidc_client_secret:
+            return "BATSCHED_OIDC_CLIENT_ID and BATSCHED_OIDC_CLIENT_SECRET are required for OpenID Connect login"
+        return None
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,240 @@
+// batsched dashboard: renders what the server pushes over Server-Sent Events (no polling, no reloads).
+"use strict";
+(function () {
+  const page = document.body.dataset.page;
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  const $ = (id) => document.getElementById(id);
+  const set = (id, text) => { const el = $(id); if (el) el.textContent = text; };
+  const watts = (w) => (w === null || w === undefined ? "—" : (Math.abs(w) >= 1000 ? (w / 1000).toFixed(2) + " kW" : Math.round(w) + " W"));
+  const esc = (s) => String(s === null || s === undefined ? "" : s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+  let latestNow = null;
+
+  async function post(url, body) {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify(body || {}),
+      credentials: "same-origin",
+    });
+    let doc;
+    try { doc = await res.json(); } catch (e) { doc = { ok: false, error: "HTTP " + res.status + " (no JSON answer)" }; }
+    if (!res.ok && doc.ok === undefined) doc = { ok: false, error: doc.error || doc.detail && JSON.stringify(doc.detail) || "HTTP " + res.status };
+    return doc;
+  }
+
+  $("logout").addEventListener("click", async () => { await post("/logout"); window.location = "/login"; });
+
+  // ------------------------------------------------------------------ status strip, shared by every page
+  function renderStrip(now) {
+    set("strip-mode", "mode " + (now.mode || "unknown"));
+    set("strip-dry", now.dry_run === null ? "dry-run unknown" : now.dry_run ? "DRY-RUN" : "live writes");
+    $("strip-dry").classList.toggle("warn", now.dry_run === true);
+    set("strip-time", now.now_local);
+    const w = $("warnings");
+    if (now.warnings.length) {
+      w.innerHTML = now.warnings.map((t) => "<div>⚠ " + esc(t) + "</div>").join("");
+      w.hidden = false;
+    } else { w.hidden = true; }
+  }
+
+  function costsHtml(c) {
+    if (!c) return "no plan yet";
+    let h = '<table class="kv"><tr><th>This plan</th><td><b>£' + c.expected_cost_gbp.toFixed(2) + "</b></td><td></td></tr>";
+    for (const b of c.baselines) {
+      h += "<tr><th>" + esc(b.name) + "</th><td>£" + b.cost_gbp.toFixed(2) + '</td><td class="muted">saves £' + b.saving_gbp.toFixed(2) + "</td></tr>";
+    }
+    h += "</table>";
+    if (c.status !== "ok") h += '<div class="bad">plan degraded: ' + esc(c.reason || "") + "</div>";
+    return h;
+  }
+
+  // ------------------------------------------------------------------ Now
+  function renderNow(now) {
+    const b = now.battery;
+    if (b) {
+      set("soc", b.soc_pct.toFixed(1));
+      const bar = $("soc-bar"); if (bar) bar.style.width = b.soc_pct + "%";
+      set("battery-observed", "observed " + b.observed + (b.stale ? " — STALE" : ""));
+      $("battery-observed") && $("battery-observed").classList.toggle("bad", b.stale);
+      set("p-battery", watts(b.battery_power_w) + (b.battery_power_w > 0 ? " out" : b.battery_power_w < 0 ? " in" : ""));
+      set("p-grid", watts(b.grid_power_w) + (b.grid_power_w > 0 ? " import" : b.grid_power_w < 0 ? " export" : ""));
+      set("p-solar", watts(b.solar_power_w));
+      set("p-load", watts(b.load_power_w));
+      set("grid-status", b.grid_status);
+    }
+    if (now.price) {
+      set("price", now.price.p_per_kwh === null ? "unknown" : now.price.p_per_kwh.toFixed(2));
+      set("price-slot", "slot " + now.price.slot + (now.price.stale ? " — STALE" : ""));
+    }
+    const a = now.action;
+    if ($("action")) {
+      $("action").textContent = a.action || "no plan";
+      $("action").className = "tag " + (a.action || "none");
+      set("action-reason", a.reason ? a.reason + (a.detail ? ": " + a.detail : "") + (a.target_soc_pct != null ? " (target " + a.target_soc_pct + " %)" : "") : "—");
+      const d = now.last_decision;
+      const ex = now.executor;
+      set("executor-state", ex ? (ex.forced ? "forced state active" + (ex.lease_until ? " until " + ex.lease_until : "") : "normal Powerwall control") + " · heartbeat " + ex.age + " ago" + (now.watchdog ? " · watchdog " + now.watchdog.state : "") : "no executor heartbeat yet");
+      set("last-decision", d ? "executor at " + d.at + ": " + d.action + " (" + d.outcome + ")" + (d.rules.length ? " — " + d.rules.join("; ") : "") + (d.error ? " — error: " + d.error : "") : "no decision from the executor yet");
+    }
+    if ($("services")) {
+      $("services").innerHTML = Object.entries(now.services).map(([k, v]) => "<tr><th>" + esc(k) + '</th><td class="st ' + esc(v) + '">' + esc(v) + "</td></tr>").join("");
+    }
+    if ($("inputs")) {
+      $("inputs").innerHTML = now.inputs.map((i) => "<tr><th>" + esc(i.label) + '</th><td class="st ' + esc(i.state) + '">' + esc(i.state) + "</td><td>" + esc(i.age) + "</td></tr>").join("");
+    }
+    if ($("costs") && page === "now") $("costs").innerHTML = costsHtml(now.plan_costs);
+    if ($("summary") && now.daily_summary) {
+      const s = now.daily_summary;
+      if (s.error) { $("summary").textContent = s.error; } else {
+        const label = (k) => k.replace(/_gbp$/, "").replace(/_/g, " ");
+        const money = (k, v) => (/_gbp$/.test(k) && typeof v === "number" ? "£" + v.toFixed(2) : String(v));
+        let h = '<table class="kv"><tr><th>' + esc(s.date) + "</th><td>£" + Number(s.actual_cost_gbp).toFixed(2) + "</td></tr>";
+        for (const [k, v] of Object.entries(s)) {
+          if (v && typeof v === "object") h += "<tr><th>" + esc(label(k)) + "</th><td>" + esc(Object.entries(v).map(([a, b]) => label(a) + " " + money(a, b)).join(", ")) + "</td></tr>";
+        }
+        for (const k of ["no_battery_cost_gbp", "self_use_cost_gbp", "planned_cost_gbp"]) {
+          if (s[k] !== null && s[k] !== undefined) h += "<tr><th>" + esc(k.replace(/_gbp$/, "").replace(/_/g, " ")) + "</th><td>£" + Number(s[k]).toFixed(2) + "</td></tr>";
+        }
+        $("summary").innerHTML = h + "</table>";
+        $("summary").classList.remove("muted");
+      }
+    }
+    if ($("external-card") && now.external && now.external.length) {
+      $("external-card").hidden = false;
+      $("external").innerHTML = now.external.map((e) => "<tr><th>" + esc(e.source) + "</th><td>" + esc(e.status) + "</td><td>" + esc(e.detail) + '</td><td class="muted">' + esc(e.at) + "</td></tr>").join("");
+    }
+  }
+
+  // ------------------------------------------------------------------ Plan
+  function renderPlan(p) {
+    const el = $("plan-chart");
+    if (!el || !window.Plotly) return;
+    if (!p.slots) { el.innerHTML = '<p class="muted">waiting for prices and a plan…</p>'; return; }
+    if (el.querySelector("p")) el.innerHTML = "";
+    window.Plotly.react(el, p.figure.data, p.figure.layout, { responsive: true, displaylogo: false });
+    el.dataset.slots = p.slots;
+    el.dataset.charge = p.charge_slots;
+    set("plan-meta", p.generated ? "plan made " + p.generated + ", valid until " + p.valid_until + (p.expired ? " — EXPIRED" : "") + " · " + p.charge_slots + " charge slots" : "prices only: no plan yet");
+    if ($("costs")) { $("costs").innerHTML = costsHtml(p.costs); $("costs").classList.toggle("muted", !p.costs); }
+  }
+
+  // ------------------------------------------------------------------ History
+  async function loadHistory() {
+    const day = $("day").value;
+    $("csv").href = "/api/history.csv" + (day ? "?day=" + day : "");
+    const res = await fetch("/api/history" + (day ? "?day=" + day : ""), { credentials: "same-origin" });
+    const doc = await res.json();
+    if (!res.ok) { set("history-count", doc.error || "error " + res.status); return; }
+    if (!day) $("day").value = doc.day;
+    const body = $("decisions").querySelector("tbody");
+    body.innerHTML = doc.rows.slice().reverse().map((r) =>
+      "<tr><td>" + esc(r.time) + "</td><td>" + esc(r.slot) + "</td><td>" + esc(r.mode) + (r.dry_run ? " (dry)" : "") + "</td><td>" + esc(r.requested) +
+      '</td><td><span class="tag ' + esc(r.action) + '">' + esc(r.action) + "</span></td><td>" + esc(r.outcome) + (r.error ? ": " + esc(r.error) : "") +
+      "</td><td>" + esc(r.commanded) + '</td><td class="' + (r.match === false ? "bad" : "") + '">' + esc(r.observed) + "</td><td>" + esc(r.rules) +
+      "</td><td>" + (r.soc_pct === null ? "" : esc(r.soc_pct.toFixed(0))) + "</td></tr>").join("");
+    set("history-count", doc.rows.length + (doc.rows.length === 1 ? " decision on " : " decisions on ") + doc.day);
+  }
+  async function loadHistoryChart() {
+    const res = await fetch("/api/history/chart?days=" + $("chart-days").value, { credentials: "same-origin" });
+    if (!res.ok) return;
+    const fig = await res.json();
+    if (window.Plotly) window.Plotly.react($("history-chart"), fig.data, fig.layout, { responsive: true, displaylogo: false });
+  }
+
+  // ------------------------------------------------------------------ Control
+  function result(ok, text) {
+    const ul = $("results");
+    if (ul.querySelector(".muted")) ul.innerHTML = "";
+    const li = document.createElement("li");
+    li.className = ok ? "ok" : "bad";
+    li.textContent = new Date().toLocaleTimeString() + " — " + text;
+    ul.prepend(li);
+  }
+  async function send(url, body, button) {
+    if (button) button.disabled = true;
+    try {
+      const doc = await post(url, body);
+      result(doc.ok, doc.ok ? doc.message : "error: " + doc.error);
+    } catch (e) {
+      result(false, "error: request failed (" + e + ")");
+    } finally { if (button) button.disabled = false; }
+  }
+  function wireControl() {
+    const on = (id, fn) => $(id).addEventListener("submit", (ev) => { ev.preventDefault(); fn(ev.submitter); });
+    on("f-mode", (b) => send("/api/control/mode", { mode: $("mode").value }, b));
+    on("f-dry", (b) => send("/api/control/dry_run", { enabled: $("dry").checked }, b));
+    on("f-override", (b) => {
+      const until = $("ov-until").value;
+      if (!until) { result(false, "error: choose an end time"); return; }
+      const target = $("ov-target").value;
+      send("/api/control/override", { action: $("ov-action").value, until: new Date(until).toISOString(), target_soc_pct: target === "" ? null : Number(target) }, b);
+    });
+    $("ov-cancel").addEventListener("click", (ev) => send("/api/control/override", { action: null }, ev.target));
+    on("f-replan", (b) => send("/api/control/replan", {}, b));
+    on("f-settings", async (b) => {
+      const cur = (latestNow && latestNow.settings) || {};
+      let changed = 0;
+      for (const name of ["min_soc_pct", "max_charge_price_gbp", "peak_start_local", "peak_end_local"]) {
+        const el = $("s-" + name);
+        if (el.value === "" || el.dataset.shown === el.value) continue;
+        let value = el.value;
+        if (name === "max_charge_price_gbp") value = String(Number(value) / 100);
+        changed += 1;
+        await send("/api/control/setting", { name: name, value: value }, b);
+      }
+      if (!changed) result(false, "nothing changed");
+    });
+    $("ov-until").addEventListener("input", () => { $("ov-until").dataset.touched = "1"; });
+  }
+  // The default end time is two hours after the SERVER's time (the demo runs a simulated clock).
+  function defaultUntil(serverNow) {
+    const el = $("ov-until");
+    if (el.dataset.touched) return;
+    const d = new Date(new Date(serverNow).getTime() + 2 * 3600 * 1000);
+    d.setMinutes(d.getMinutes() - d.getTimezoneOffset());
+    el.value = d.toISOString().slice(0, 16);
+  }
+  function renderControl(now) {
+    defaultUntil(now.now);
+    set("cur-mode", now.mode || "unknown");
+    set("cur-dry", now.dry_run === null ? "unknown" : now.dry_run ? "on" : "off");
+    for (const [name, value] of Object.entries(now.settings)) {
+      const el = $("s-" + name);
+      if (!el || value === null || document.activeElement === el) continue;
+      let shown = value;
+      if (name === "max_charge_price_gbp") shown = String(Math.round(Number(value) * 10000) / 100);
+      if (el.dataset.shown !== shown) { el.value = shown; el.dataset.shown = shown; }
+    }
+  }
+
+  // ------------------------------------------------------------------ live stream
+  function connect() {
+    const live = $("live");
+    const es = new EventSource("/api/events");
+    es.onopen = () => { live.textContent = "live"; live.className = "pill on"; };
+    es.onerror = () => { live.textContent = "reconnecting…"; live.className = "pill off"; };
+    es.addEventListener("now", (ev) => {
+      const now = JSON.parse(ev.data);
+      latestNow = now;
+      renderStrip(now);
+      if (page === "now") renderNow(now);
+      if (page === "control") renderControl(now);
+    });
+    es.addEventListener("plan", (ev) => { if (page === "plan") renderPlan(JSON.parse(ev.data)); });
+    es.addEventListener("applied", (ev) => {
+      if (page !== "history") return;
+      const day = JSON.parse(ev.data).day;
+      if (!$("day").value || $("day").value === day) { loadHistory(); loadHistoryChart(); }
+    });
+  }
+
+  window.addEventListener("DOMContentLoaded", () => {
+    if (page === "history") {
+      $("day").addEventListener("change", loadHistory);
+      $("chart-days").addEventListener("change", loadHistoryChart);
+      loadHistory(); loadHistoryChart();
+    }
+    if (page === "control") wireControl();
+    connect();
+  });
+})();

@@ -1,0 +1,137 @@
+"""The dashboard's own history in SQLite (``dashboard.db``), so charts and the decision log survive restarts.
+
+Written from the bus worker thread, read from web request threads: one connection behind a lock, WAL mode.
+Rows are keyed by their natural ids (observation time, slot start, decision id), so a retained message seen
+again after a reconnect or restart does not duplicate anything.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from shared.models import AppliedDecision, BatteryState, RateSeries
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS latest (
+    topic TEXT PRIMARY KEY, payload BLOB NOT NULL, received_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS battery (
+    observed_at TEXT PRIMARY KEY, soc_pct REAL, battery_power_w REAL, grid_power_w REAL,
+    solar_power_w REAL, load_power_w REAL
+);
+CREATE TABLE IF NOT EXISTS prices (slot_start TEXT PRIMARY KEY, value_inc_vat REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS decisions (
+    decision_id TEXT PRIMARY KEY, generated_at TEXT NOT NULL, doc TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_time ON decisions (generated_at);
+"""
+
+
+@dataclass(frozen=True)
+class BatteryRow:
+    observed_at: str
+    soc_pct: float | None
+    battery_power_w: float | None
+    grid_power_w: float | None
+    solar_power_w: float | None
+    load_power_w: float | None
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ------------------------------------------------------------------ writes (bus worker thread)
+
+    def save_latest(self, topic: str, payload: bytes, received_at: datetime) -> None:
+        with self._lock:
+            if payload:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO latest VALUES (?, ?, ?)", (topic, payload, received_at.isoformat())
+                )
+            else:
+                self._db.execute("DELETE FROM latest WHERE topic = ?", (topic,))
+
+    def record_battery(self, state: BatteryState) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO battery VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    state.observed_at.isoformat(),
+                    state.soc_pct,
+                    state.battery_power_w,
+                    state.grid_power_w,
+                    state.solar_power_w,
+                    state.load_power_w,
+                ),
+            )
+
+    def record_rates(self, series: RateSeries) -> None:
+        if series.direction != "import":
+            return
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT OR REPLACE INTO prices VALUES (?, ?)",
+                [(r.start.isoformat(), r.value_inc_vat) for r in series.rates],
+            )
+
+    def record_decision(self, decision: AppliedDecision) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO decisions VALUES (?, ?, ?)",
+                (decision.decision_id, decision.generated_at.isoformat(), decision.model_dump_json()),
+            )
+
+    def prune(self, before: datetime) -> None:
+        cut = before.isoformat()
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM battery WHERE observed_at < ?", (cut,))
+            self._db.execute("DELETE FROM prices WHERE slot_start < ?", (cut,))
+            self._db.execute("DELETE FROM decisions WHERE generated_at < ?", (cut,))
+
+    # ------------------------------------------------------------------ reads (web threads)
+
+    def latest(self) -> list[tuple[str, bytes, str]]:
+        with self._lock:
+            return list(self._db.execute("SELECT topic, payload, received_at FROM latest"))
+
+    def battery_between(self, start: datetime, end: datetime) -> list[BatteryRow]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM battery WHERE observed_at >= ? AND observed_at < ? ORDER BY observed_at",
+                (start.isoformat(), end.isoformat()),
+            ).fetchall()
+        return [BatteryRow(*r) for r in rows]
+
+    def prices_between(self, start: datetime, end: datetime) -> list[tuple[str, float]]:
+        with self._lock:
+            return self._db.execute(
+                "SELECT slot_start, value_inc_vat FROM prices WHERE slot_start >= ? AND slot_start < ? "
+                "ORDER BY slot_start",
+                (start.isoformat(), end.isoformat()),
+            ).fetchall()
+
+    def decisions_between(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT doc FROM decisions WHERE generated_at >= ? AND generated_at < ? ORDER BY generated_at",
+                (start.isoformat(), end.isoformat()),
+            ).fetchall()
+        return [json.loads(r[0]) for r in rows]

@@ -1,0 +1,107 @@
+"""Control actions over a real broker: each sends the matching MQTT command, and the page is told the outcome
+(confirmed, refused, or no answer in time) — never a silent success."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from services.dashboard.control import Controller
+from shared.clock import RealClock
+from shared.models import CommandResult
+from tests.dashboard.helpers import InProcess, settings
+
+
+@pytest.fixture
+def dash(tmp_path: Path, broker) -> Iterator[InProcess]:
+    s = settings(tmp_path, mqtt_port=broker.port, dashboard_command_timeout_s=3.0)
+    d = InProcess(s, clock=RealClock())
+    d.bus.start()
+    assert d.bus.wait_connected(10)
+    yield d
+    d.bus.stop()
+
+
+def controller(dash: InProcess, timeout: float | None = None) -> Controller:
+    return Controller(dash.bus, dash.live, dash.clock, timeout or dash.settings.dashboard_command_timeout_s)
+
+
+def echo_when_set(probe, set_topic: str, state_topic: str, value: str | None = None) -> None:
+    """Act as the owning service: answer the next ``/set`` by republishing the retained state."""
+
+    def on_set() -> None:
+        seen = probe.wait_for(set_topic, timeout=5)
+        probe.publish(state_topic, value if value is not None else seen.text, retain=True)
+
+    threading.Thread(target=on_set, daemon=True).start()
+
+
+def test_planner_setting_is_confirmed_by_its_retained_echo(dash: InProcess, probe) -> None:
+    t = dash.bus.topics
+    echo_when_set(probe, t.planner_setting_set("min_soc_pct"), t.planner_setting("min_soc_pct"), "25.0")
+    out = controller(dash).set_planner("min_soc_pct", "25")
+    assert out.ok and out.message == "min_soc_pct is now 25.0"
+    assert probe.latest(t.planner_setting_set("min_soc_pct")).text == "25"
+
+
+def test_a_setting_changed_to_something_else_is_an_error(dash: InProcess, probe) -> None:
+    t = dash.bus.topics
+    echo_when_set(probe, t.executor_mode_set, t.executor_mode, "auto")  # the executor kept auto
+    out = controller(dash).set_mode("force_charge")
+    assert not out.ok and out.status == 502 and "asked for force_charge, it is auto" in out.message
+
+
+def test_dry_run_accepts_the_owners_spelling(dash: InProcess, probe) -> None:
+    t = dash.bus.topics
+    echo_when_set(probe, t.executor_dry_run_set, t.executor_dry_run, "ON")
+    assert controller(dash).set_dry_run(True).ok
+    assert probe.latest(t.executor_dry_run_set).text == "true"
+
+
+def test_no_echo_is_a_timeout_error_naming_the_topic(dash: InProcess, probe) -> None:
+    out = controller(dash, timeout=0.5).set_planner("peak_start_local", "16:30")
+    assert not out.ok and out.status == 504
+    assert "batsched/planner/peak_start_local" in out.message and "within 0.5 s" in out.message
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("min_soc_pct", "150"), ("peak_end_local", "25:00"), ("max_charge_price_gbp", "cheap"), ("nope", "1")],
+)
+def test_invalid_settings_are_refused_without_sending(dash: InProcess, probe, name: str, value: str) -> None:
+    mark = probe.mark()
+    out = controller(dash).set_planner(name, value)
+    assert not out.ok and out.status == 422
+    assert not [m for m in probe.on("batsched/planner/#") if m.at >= mark]
+
+
+def test_override_round_trip_and_refusal(dash: InProcess, probe) -> None:
+    t = dash.bus.topics
+    until = datetime.now(UTC) + timedelta(hours=1)
+
+    def answer(status: str, error: str | None = None) -> None:
+        cmd = probe.wait_json(t.executor_override, timeout=5, after=mark)
+        result = CommandResult(generated_at=datetime.now(UTC), request_id=cmd["request_id"], status=status, error=error)
+        probe.publish(t.executor_override + "/result", result.model_dump_json())
+
+    mark = probe.mark()
+    threading.Thread(target=answer, args=("ok",), daemon=True).start()
+    out = controller(dash).override("hold", until, None)
+    assert out.ok and out.message == "override hold accepted"
+
+    mark = probe.mark()
+    threading.Thread(target=answer, args=("error", "peak window: charging blocked"), daemon=True).start()
+    out = controller(dash).override("charge", until, 90)
+    assert not out.ok and out.status == 502 and "peak window: charging blocked" in out.message
+
+
+def test_override_input_checks(dash: InProcess) -> None:
+    c = controller(dash)
+    assert c.override("charge", None, None).status == 422  # needs an end time
+    assert c.override("charge", datetime.now(UTC) - timedelta(minutes=1), None).status == 422
+    assert c.override("explode", datetime.now(UTC) + timedelta(hours=1), None).status == 422
+    assert c.set_mode("turbo").status == 422
