@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.models import PlannerSettings
+
 SLOT_H = 0.5
 
 SELF_USE, HOLD, CHARGE = 0, 1, 2
@@ -52,6 +54,14 @@ class Limits:
 
     min_kwh: float  # reserve: self-use never discharges below it
     charge_cap_kwh: float  # grid charging never goes above it (PV may fill the battery beyond)
+
+
+def limits_for(m: BatteryModel, settings: PlannerSettings) -> Limits:
+    """The SOC bounds the bus settings give (reserve and grid-charge cap, as kWh)."""
+    return Limits(
+        min_kwh=m.capacity_kwh * settings.min_soc_pct / 100.0,
+        charge_cap_kwh=m.capacity_kwh * settings.target_soc_cap_pct / 100.0,
+    )
 
 
 def step_slot(

@@ -1,15 +1,17 @@
 """Exact dynamic programme over a discretised SOC grid (numpy, vectorised over states).
 
-State: stored energy on a grid of ``soc_step_kwh``. Per slot and state three kinds of move exist:
-``self_use`` (full discharge into the deficit, or PV charging), ``hold`` (no discharge, PV still charges) and
-``charge`` (hold plus k grid steps, k = 1..K). A move's money depends only on the slot and on the SOC change, so
-per slot a small table ``cost[delta]`` is built, and the charge moves of every state are read through one strided
-view of the next slot's value function (a band of K reachable states). The backward pass is a handful of numpy
-calls per slot; the forward pass follows the stored argmin from the starting state.
+State: stored energy on a grid of ``soc_step_kwh`` (0.1 kWh: 136 states for 13.5 kWh). Moves per slot and state:
+``self_use`` (the deficit from the battery down to the reserve, or PV charging), ``hold`` (no discharge; PV still
+charges), ``charge`` at the full grid-charge rate (up to the cap), and ``charge`` by k = 1..K whole grid steps.
+Self-use, hold and full-rate charging move the SOC by their real (continuous) energy flows and the next slot's
+value is interpolated linearly between grid points, so the grid's rounding cannot be exploited; the k-step
+charges of every state are read through one strided view of the (shifted) next value function. The backward pass
+is about eight numpy calls per slot on a 136 x 18 array; the forward pass starts from the real SOC, applies the
+real physics and, in charge slots, picks the charge that lands on the best grid point.
 
-Ties are broken deterministically by the order of the candidates: self-use, then hold, then the smallest charge.
-So among equal-cost plans the planner prefers not to charge and charges as little as it can; with identical
-inputs a replan yields identical actions.
+Ties are broken deterministically by the order of the candidates: self-use, then hold, then charging (full rate,
+then the smallest step first). So among equal-cost plans the planner prefers not to charge, and identical inputs
+give identical actions.
 """
 
 from __future__ import annotations
@@ -38,21 +40,25 @@ class Horizon:
 @dataclass(frozen=True)
 class Solution:
     action: np.ndarray  # int8 per slot: SELF_USE / HOLD / CHARGE
-    soc_kwh: np.ndarray  # stored energy at the end of each slot (grid values)
+    soc_kwh: np.ndarray  # expected stored energy at the end of each slot
     grid_import_kwh: np.ndarray
     grid_export_kwh: np.ndarray
     cost_gbp: np.ndarray  # import cost minus export earnings (wear excluded)
     wear_gbp: float
-    value_to_go: np.ndarray  # expected cost-to-go from the start of each slot along the path (incl. terminal)
     terminal_value_gbp: float  # value credited for the energy left at the end
 
 
 def terminal_linear(m: BatteryModel, lim: Limits, value_gbp_per_kwh: float) -> np.ndarray:
     """A terminal value function (as a cost, so negative) crediting each stored kWh above the reserve."""
     q = m.soc_step_kwh
-    n = int(round(m.capacity_kwh / q)) + 1
+    n = round(m.capacity_kwh / q) + 1
     soc = np.arange(n) * q
     return -value_gbp_per_kwh * (soc - lim.min_kwh)
+
+
+def value_function(h: Horizon, m: BatteryModel, lim: Limits, terminal: np.ndarray | None = None) -> np.ndarray:
+    """The optimal cost-to-go from the start of ``h`` for every grid state (the backward pass only)."""
+    return _solve(h, 0.0, m, lim, terminal, values_only=True)  # type: ignore[return-value]
 
 
 def solve(
@@ -61,123 +67,172 @@ def solve(
     m: BatteryModel,
     lim: Limits,
     terminal: np.ndarray | None = None,
-    keep_values: bool = False,
 ) -> Solution:
     """The cheapest sequence of actions over ``h`` from ``soc0_kwh`` (terminal: cost per grid state, or 0)."""
+    return _solve(h, soc0_kwh, m, lim, terminal)  # type: ignore[return-value]
+
+
+def _solve(
+    h: Horizon,
+    soc0_kwh: float,
+    m: BatteryModel,
+    lim: Limits,
+    terminal: np.ndarray | None = None,
+    values_only: bool = False,
+) -> Solution | np.ndarray:
     q = m.soc_step_kwh
-    n_states = int(round(m.capacity_kwh / q)) + 1
+    n_states = round(m.capacity_kwh / q) + 1
     top = n_states - 1
+    full = top * q
     t_len = len(h.price)
-    ec, ed = m.eta_charge, m.eta_discharge
-    min_i = int(np.ceil(lim.min_kwh / q - 1e-9))
-    cap_i = min(int(np.floor(lim.charge_cap_kwh / q + 1e-9)), top)
+    ec, ed, w = m.eta_charge, m.eta_discharge, m.wear_gbp_per_kwh
+    capx = min(lim.charge_cap_kwh, full) / q  # the grid-charge cap in grid units (may be fractional)
     k_grid = int(np.floor(m.grid_charge_kwh * ec / q + 1e-9))  # grid-charge steps per slot
-    up_max = int(np.floor(m.charge_kwh * ec / q + 1e-9))  # all charging, PV + grid
-    dn_max = int(np.floor(m.discharge_kwh / ed / q + 1e-9))
 
     net = h.load - h.pv
     deficit = np.maximum(net, 0.0)
     surplus = np.maximum(-net, 0.0)
-    need = np.minimum(np.rint(deficit / ed / q), dn_max).astype(np.int64)  # self-use discharge steps
-    pv_up = np.minimum(np.rint(surplus * ec / q), up_max).astype(np.int64)  # PV charging steps
 
-    # Self-use and hold are costed with their real (continuous) energy flows; only the next state is snapped to
-    # the grid (rounded to nearest, so the SOC error has no bias). Charge moves add exact grid steps.
+    # Self-use and hold move the SOC by their real (continuous) flows; the value of the next state is interpolated
+    # linearly between grid points, so the grid's rounding cannot be exploited. Charge moves add whole steps.
     states = np.arange(n_states)
     soc = states * q
-    p, e, w = h.price[:, None], h.export_price[:, None], m.wear_gbp_per_kwh
-    pv_in = np.minimum(np.minimum(surplus, m.charge_kwh)[:, None], ((top - states) * q / ec)[None, :])  # AC kWh
-    hold_d = np.rint(pv_in * ec / q).astype(np.int64)
+    p, e = h.price[:, None], h.export_price[:, None]
+    pv_in = np.minimum(np.minimum(surplus, m.charge_kwh)[:, None], ((full - soc) / ec)[None, :])  # AC kWh
+    hold_next = soc[None, :] + pv_in * ec
     hold_cost = p * deficit[:, None] - e * (surplus[:, None] - pv_in) + w * pv_in * ec
     dc = np.minimum(np.minimum(deficit, m.discharge_kwh)[:, None] / ed, np.maximum(soc - lim.min_kwh, 0.0)[None, :])
-    down = np.maximum(-np.rint(dc / q).astype(np.int64), np.minimum(min_i - states, 0)[None, :])  # never below reserve
-    su_d = np.where(deficit[:, None] > 0, down, hold_d)
-    su_cost = np.where(deficit[:, None] > 0, p * (deficit[:, None] - dc * ed) + w * dc, hold_cost)
-    two_next = np.stack([su_d, hold_d], axis=2) + states[None, :, None]
-    two_cost = np.stack([su_cost, hold_cost], axis=2)
+    has_deficit = deficit[:, None] > 0
+    su_next = np.where(has_deficit, soc[None, :] - dc, hold_next)
+    su_cost = np.where(has_deficit, p * (deficit[:, None] - dc * ed) + w * dc, hold_cost)
 
-    # Charge band: k = 1..K grid steps on top of the PV charging (which is then never clipped by a full battery).
+    # Charge at the full grid-charge rate (up to the cap): continuous like self-use, so the grid's step does not
+    # shave the charge rate. Then the band: k = 1..K whole steps on top of the (then never clipped) PV charging.
+    pv_full = np.minimum(surplus, m.charge_kwh)
+    after_pv = soc[None, :] + (pv_full * ec)[:, None]
+    g_full = np.minimum(
+        np.minimum(m.grid_charge_kwh, m.charge_kwh - pv_full)[:, None], (min(lim.charge_cap_kwh, full) - after_pv) / ec
+    )
+    full_ok = (g_full > 1e-9) & h.charge_ok[:, None]
+    full_next = np.where(full_ok, after_pv + np.maximum(g_full, 0.0) * ec, soc[None, :])
+    full_cost = (
+        p * (deficit[:, None] + g_full) - e * (surplus - pv_full)[:, None] + w * (pv_full[:, None] + g_full) * ec
+    )
+    full_cost = np.where(full_ok, full_cost, INF)
+    x3 = np.clip(np.stack([su_next, hold_next, full_next], axis=1) / q, 0, top)  # (T, 3, N): monotone rows
+    c3 = np.stack([su_cost, hold_cost, full_cost], axis=2)
+
+    pv_steps = pv_full * ec / q
+    fl = np.floor(pv_steps + 1e-9).astype(np.int64)
+    frac = np.maximum(pv_steps - fl, 0.0)
     ks = np.arange(1, k_grid + 1)
-    base = h.price * deficit - h.export_price * (surplus - np.minimum(surplus, m.charge_kwh))
-    base += w * np.minimum(surplus, m.charge_kwh) * ec
+    base = h.price * deficit - h.export_price * (surplus - pv_full) + w * pv_full * ec
     band_cost = base[:, None] + (h.price[:, None] / ec + w) * ks[None, :] * q
-    band_cost = np.where(pv_up[:, None] + ks[None, :] <= up_max, band_cost, INF)
+    room_k = np.floor(m.charge_kwh * ec / q - pv_steps + 1e-9)  # total charge power left for grid steps
+    band_cost = np.where(ks[None, :] <= room_k[:, None], band_cost, INF)
     band_cost[~h.charge_ok] = INF
-    any_band = np.isfinite(band_cost).any(axis=1)
+    any_band = np.isfinite(band_cost).any(axis=1) | full_ok.any(axis=1)
+    jmax = np.floor(capx - frac + 1e-9).astype(np.int64)  # last state j with j + frac within the cap
 
     value = np.zeros(n_states) if terminal is None else np.asarray(terminal, dtype=float).copy()
-    # V for the band, padded with +inf so states beyond the charge cap (or full) are unreachable by charging.
-    width = n_states + up_max + k_grid + 2
+    width = n_states + int(fl.max(initial=0)) + k_grid + 2
     vband = np.full(width, INF)
     win = as_strided(vband, shape=(width - k_grid + 1, k_grid), strides=(vband.strides[0], vband.strides[0]))
-    n_cand = 2 + k_grid
+    n_cand = 3 + k_grid
     qbuf = np.empty((n_states, n_cand))
     qflat = qbuf.reshape(-1)
-    base2 = states * n_cand
+    base_idx = states * n_cand
     choice = np.empty((t_len, n_states), dtype=np.int16)
-    values = np.empty((t_len + 1, n_states)) if keep_values else None
-    if values is not None:
-        values[t_len] = value
+    values = np.empty((t_len + 1, n_states))
+    values[t_len] = value
+    xs = states.astype(float)
+    right_inf = INF
+    cap_full = jmax >= top
     for t in range(t_len - 1, -1, -1):
-        np.add(two_cost[t], value[two_next[t]], out=qbuf[:, :2])
         if any_band[t]:
-            vband[: cap_i + 1] = value[: cap_i + 1]
-            p = int(pv_up[t]) + 1
-            np.add(win[p : p + n_states], band_cost[t], out=qbuf[:, 2:])
+            np.add(np.interp(x3[t], xs, value).T, c3[t], out=qbuf[:, :3])
+            ft = frac[t]
+            if ft > 0:
+                vband[:n_states] = np.interp(xs + ft, xs, value, right=right_inf)
+            else:
+                vband[:n_states] = value
+            if not cap_full[t]:
+                vband[jmax[t] + 1 : n_states] = INF
+            r = int(fl[t]) + 1
+            np.add(win[r : r + n_states], band_cost[t], out=qbuf[:, 3:])
             c = qbuf.argmin(axis=1)
         else:
+            np.add(np.interp(x3[t, :2], xs, value).T, c3[t, :, :2], out=qbuf[:, :2])
             c = qbuf[:, :2].argmin(axis=1)
-        value = qflat[base2 + c]
         choice[t] = c
-        if values is not None:
-            values[t] = value
+        value = qflat[base_idx + c]
+        values[t] = value
+    if values_only:
+        return value
 
-    # Forward pass along the chosen moves.
-    i = min(max(int(round(soc0_kwh / q)), 0), top)
-    act = np.empty(t_len, dtype=np.int8)
-    soc_idx = np.empty(t_len, dtype=np.int64)
-    dsel = np.empty(t_len, dtype=np.int64)
+    # Forward pass from the real SOC with the real physics (as ``battery.step_slot``, inlined for speed), taking
+    # each slot's move from the nearest grid state.
+    cap = min(lim.charge_cap_kwh, full)
+    lo = lim.min_kwh
+    chg, dmax, gmax = m.charge_kwh, m.discharge_kwh, m.grid_charge_kwh
+    defs, surs, prices = deficit.tolist(), surplus.tolist(), h.price.tolist()
+    act = [0] * t_len
+    socs = [0.0] * t_len
+    grid = [0.0] * t_len
+    s = min(max(float(soc0_kwh), 0.0), full)
+    moved = 0.0
     for t in range(t_len):
-        c = int(choice[t, i])
-        if c == 0:
-            d = int(su_d[t, i])
-            a = SELF_USE
-        elif c == 1:
-            d = int(hold_d[t, i])
-            a = HOLD
+        c = int(choice[t, min(int(s / q + 0.5), top)])
+        d, sur = defs[t], surs[t]
+        if c == 0 and d > 0:
+            out = min(min(d, dmax) / ed, max(s - lo, 0.0))
+            s_new, g, a = s - out, d - out * ed, SELF_USE
         else:
-            d = int(pv_up[t]) + c - 1
-            a = CHARGE
-        act[t] = a
-        dsel[t] = d
-        i += d
-        soc_idx[t] = i
-    # Money along the path, with the same flows as the backward pass.
-    start_idx = np.r_[min(max(int(round(soc0_kwh / q)), 0), top), soc_idx[:-1]]
-    rows = np.arange(t_len)
-    cost = np.where(act == SELF_USE, su_cost[rows, start_idx], hold_cost[rows, start_idx])
-    k_sel = np.where(act == CHARGE, dsel - pv_up, 0)
-    cost = cost + np.where(act == CHARGE, band_cost[rows, np.maximum(k_sel - 1, 0)] - hold_cost[rows, start_idx], 0)
-    extra = np.where(act == CHARGE, k_sel * q / ec, 0.0)
-    pv_sel = np.where(deficit > 0, 0.0, pv_in[rows, start_idx])
-    dc_sel = np.where((act == SELF_USE) & (deficit > 0), dc[rows, start_idx], 0.0)
-    imp = deficit - dc_sel * ed + extra
-    exp_ = surplus - pv_sel
-    g = imp - exp_
-    imp, exp_ = np.maximum(g, 0.0), np.maximum(-g, 0.0)
-    wear = float(w * (np.abs(dsel).sum() * q))
-    cost = cost - w * (np.where(act == SELF_USE, dc_sel, 0.0) + pv_sel * ec + extra * ec)
-    term = 0.0 if terminal is None else float(-np.asarray(terminal)[soc_idx[-1]]) if t_len else 0.0
-    # A self-use slot that charges from PV is labelled self-use; a hold with nothing to hold is self-use too.
-    act = np.where((act == HOLD) & (deficit <= 0), SELF_USE, act).astype(np.int8)
-    vtg = np.empty(0) if values is None else values[rows, start_idx]
+            pv = min(sur, chg, max(full - s, 0.0) / ec)
+            s_new, g, a = s + pv * ec, d - (sur - pv), HOLD if d > 0 else SELF_USE
+            if c >= 2:
+                gc = _charge_amount(s_new, min(gmax, chg - pv), cap, values[t + 1], q, ec, prices[t], w)
+                if gc > 1e-12:
+                    s_new, g, a = s_new + gc * ec, g + gc, CHARGE
+        act[t], socs[t], grid[t] = a, s_new, g
+        moved += abs(s_new - s)
+        s = s_new
+    g_arr = np.array(grid)
+    imp, exp_ = np.maximum(g_arr, 0.0), np.maximum(-g_arr, 0.0)
+    act = np.array(act, dtype=np.int8)
+    socs = np.array(socs)
+    cost = h.price * imp - h.export_price * exp_
+    term = 0.0
+    if terminal is not None and t_len:
+        term = -float(np.interp(s, soc, np.asarray(terminal, dtype=float)))
     return Solution(
         action=act,
-        soc_kwh=soc_idx * q,
+        soc_kwh=socs,
         grid_import_kwh=imp,
         grid_export_kwh=exp_,
         cost_gbp=cost,
-        wear_gbp=wear,
-        value_to_go=vtg,
+        wear_gbp=float(w * moved),
         terminal_value_gbp=term,
     )
+
+
+def _charge_amount(
+    s: float, g_max: float, cap: float, v_next: np.ndarray, q: float, ec: float, price: float, wear: float
+) -> float:
+    """The grid charge (AC kWh) from the real SOC ``s`` (after PV) that minimises money plus the interpolated value
+    of the next state. With a piecewise-linear value the best target is a grid point or the rate limit, so only
+    those are tried: the plan lands exactly where the DP wanted instead of up to a grid step beyond."""
+    hi = min(s + g_max * ec, cap)
+    if hi <= s:
+        return 0.0
+    per_kwh = price / ec + wear  # money per stored kWh added
+    j0 = int(np.floor(s / q + 1e-9)) + 1
+    j1 = int(np.floor(hi / q + 1e-9))
+    targets = [j * q for j in range(j0, j1 + 1)] + [hi]
+    xs = np.asarray(targets) / q
+    vals = np.interp(xs, np.arange(len(v_next)), v_next) + per_kwh * (np.asarray(targets) - s)
+    v_hold = float(np.interp(s / q, np.arange(len(v_next)), v_next))
+    k = int(np.argmin(vals))
+    if vals[k] >= v_hold:
+        return 0.0
+    return (targets[k] - s) / ec

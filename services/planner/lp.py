@@ -1,9 +1,10 @@
 """The planner's model as a linear programme, solved with HiGHS (``highspy``): a bound to check the DP against.
 
 Same physics as the DP (``battery.py``) but continuous: the battery may discharge part of a deficit and charge
-any amount, and at low or negative prices the LP may import and export (or charge and discharge) in one slot,
-which no real Powerwall mode does. Its optimum is therefore a slightly optimistic bound, never a plan.
-Grid charging above ``Limits.charge_cap_kwh`` is not modelled (the SOC bound is the full capacity).
+any amount, may export PV that it has room for, and may import while exporting PV; charging and discharging in
+one slot is limited to the convex hull (c/c_max + d/d_max <= 1). No real Powerwall mode does these things, so
+its optimum is a slightly optimistic bound, never a plan.
+The charge cap is exact without PV; with PV the SOC bound is the full capacity.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ def solve_lp(h: Horizon, soc0_kwh: float, m: BatteryModel, lim: Limits, end_valu
     hi[2::5] = np.minimum(m.charge_kwh, surplus + np.where(h.charge_ok, m.grid_charge_kwh, 0.0))
     hi[3::5] = np.minimum(deficit, m.discharge_kwh)
     lo[4::5] = min(lim.min_kwh, soc0_kwh)
-    hi[4::5] = m.capacity_kwh
+    # Grid charging stops at the charge cap; only PV can fill beyond it. Without PV that is the bound max(cap, s0);
+    # with PV the bound is the capacity (a relaxation: grid energy could then end up above the cap).
+    hi[4::5] = m.capacity_kwh if surplus.any() else min(max(lim.charge_cap_kwh, soc0_kwh), m.capacity_kwh)
 
     # Rows: 2t = energy balance at the meter, 2t+1 = SOC continuity.
     t = np.arange(t_len)
@@ -66,6 +69,14 @@ def solve_lp(h: Horizon, soc0_kwh: float, m: BatteryModel, lim: Limits, end_valu
         (col + 4, cont, np.ones(t_len)),  # SOC at the end of slot t
         (N_VARS * last + 4, cont[1:], -np.ones(t_len - 1)),  # ... is the start of slot t+1
     ]
+    # A real battery either charges or discharges in a slot: c/c_max + d/d_max <= 1 holds for every real schedule
+    # and stops the LP from burning energy through the losses at negative prices (rows 2T + t).
+    both = (hi[2::5] > 0) & (hi[3::5] > 0)
+    tb = t[both]
+    coo += [
+        (col[both] + 2, 2 * t_len + tb, 1.0 / hi[2::5][both]),
+        (col[both] + 3, 2 * t_len + tb, 1.0 / hi[3::5][both]),
+    ]
     c_idx = np.concatenate([c for c, _, _ in coo])
     r_idx = np.concatenate([r for _, r, _ in coo])
     vals = np.concatenate([v for _, _, v in coo])
@@ -73,17 +84,20 @@ def solve_lp(h: Horizon, soc0_kwh: float, m: BatteryModel, lim: Limits, end_valu
     starts = np.concatenate([[0], np.cumsum(np.bincount(c_idx, minlength=n))])
     index = r_idx[order]
     value = vals[order]
-    rlo = np.zeros(2 * t_len)
+    rlo = np.zeros(3 * t_len)
     rlo[bal] = net
     rlo[1] = soc0_kwh
+    rhi = rlo.copy()
+    rlo[2 * t_len :] = -highspy.kHighsInf
+    rhi[2 * t_len :] = 1.0
     lp = highspy.HighsLp()
     lp.num_col_ = n
-    lp.num_row_ = 2 * t_len
+    lp.num_row_ = 3 * t_len
     lp.col_cost_ = cost
     lp.col_lower_ = lo
     lp.col_upper_ = hi
     lp.row_lower_ = rlo
-    lp.row_upper_ = rlo.copy()
+    lp.row_upper_ = rhi
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
     lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
     lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
@@ -97,9 +111,9 @@ def solve_lp(h: Horizon, soc0_kwh: float, m: BatteryModel, lim: Limits, end_valu
         raise RuntimeError(f"LP not solved: {solver.modelStatusToString(status)}")
     x = np.array(solver.getSolution().col_value)
     soc = x[4::5]
-    objective = float(cost @ x)
+    objective = float(cost @ x) + end_value_gbp_per_kwh * lim.min_kwh  # the DP credits energy above the reserve
     return LpResult(
-        cost_gbp=objective + end_value_gbp_per_kwh * float(soc[-1]),
+        cost_gbp=objective + end_value_gbp_per_kwh * (float(soc[-1]) - lim.min_kwh),
         objective_gbp=objective,
         soc_kwh=soc,
         grid_import_kwh=x[0::5],

@@ -1,0 +1,128 @@
+"""The numeric heart shared by ``plan()`` (the service) and the replay (benchmark, backtest): arrays in, actions out.
+
+Hard rules are applied here, before the optimiser sees the slots: no grid charging in the peak window, above the
+maximum charge price, or where the price is unknown (a missing price is never read as 0; for costing such a slot
+an estimate is used, but it can never be a charging slot).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.planner.battery import BatteryModel, Limits
+from services.planner.dp import Horizon, Solution, solve, terminal_linear, value_function
+from services.planner.horizon import SLOTS_PER_DAY, TAIL_END_SHARE, fill_gaps
+
+
+@dataclass(frozen=True)
+class Tail:
+    """Forecast slots appended after the known prices, only to value the energy left at the horizon's end."""
+
+    price: np.ndarray  # forecast import price (NaN = no forecast: no charging there)
+    export_price: np.ndarray
+    load: np.ndarray
+    pv: np.ndarray
+    peak: np.ndarray
+
+
+@dataclass(frozen=True)
+class Decision:
+    solution: Solution  # over the known slots only
+    charge_ok: np.ndarray  # per known slot, after the hard rules
+    end_value_gbp: float  # value credited for the energy left at the end of the known slots
+
+
+def charge_allowed(price: np.ndarray, peak: np.ndarray, max_price: float) -> np.ndarray:
+    """The hard rules: a known price, outside the peak window, not above the limit."""
+    known = np.isfinite(price)
+    return known & ~peak & (np.where(known, price, np.inf) <= max_price)
+
+
+def decide(
+    price: np.ndarray,
+    export_price: np.ndarray,
+    load: np.ndarray,
+    pv: np.ndarray,
+    peak: np.ndarray,
+    soc0_kwh: float,
+    model: BatteryModel,
+    limits: Limits,
+    max_charge_price: float,
+    tail: Tail | None = None,
+    end_value_gbp_per_kwh: float = 0.0,
+    terminal: np.ndarray | None = None,
+) -> Decision:
+    """Plan the known slots. The energy left at their end is valued by (first that applies) a ``tail`` of forecast
+    slots solved with them, a ``terminal`` value function (cost per grid state), or a linear value per kWh."""
+    n_known = len(price)
+    ok = charge_allowed(price, peak, max_charge_price)
+    fallback = np.nanmean(tail.price) if tail is not None and np.isfinite(tail.price).any() else np.nan
+    cost_price = fill_gaps(price, fallback)
+    if tail is not None and len(tail.price):
+        t_ok = charge_allowed(tail.price, tail.peak, max_charge_price)
+        h = Horizon(
+            price=np.concatenate([cost_price, fill_gaps(tail.price, cost_price.mean())]),
+            export_price=np.concatenate([export_price, tail.export_price]),
+            load=np.concatenate([load, tail.load]),
+            pv=np.concatenate([pv, tail.pv]),
+            charge_ok=np.concatenate([ok, t_ok]),
+        )
+    else:
+        h = Horizon(cost_price, export_price, load, pv, ok)
+    if terminal is None and end_value_gbp_per_kwh:
+        terminal = terminal_linear(model, limits, end_value_gbp_per_kwh)
+    sol = solve(h, soc0_kwh, model, limits, terminal)
+    tail_cost = float(sol.cost_gbp[n_known:].sum())
+    known = Solution(
+        action=sol.action[:n_known],
+        soc_kwh=sol.soc_kwh[:n_known],
+        grid_import_kwh=sol.grid_import_kwh[:n_known],
+        grid_export_kwh=sol.grid_export_kwh[:n_known],
+        cost_gbp=sol.cost_gbp[:n_known],
+        wear_gbp=sol.wear_gbp,
+        terminal_value_gbp=sol.terminal_value_gbp,
+    )
+    return Decision(known, ok, sol.terminal_value_gbp - tail_cost)
+
+
+def tail_value(
+    past_prices: np.ndarray,
+    export_price: np.ndarray,
+    load: np.ndarray,
+    pv: np.ndarray,
+    peak: np.ndarray,
+    model: BatteryModel,
+    limits: Limits,
+    max_charge_price: float,
+    days: int = 7,
+) -> np.ndarray | None:
+    """The value of stored energy at the end of the known prices, as a cost per grid state: the mean over the last
+    ``days`` days' prices (each a scenario for the slots after the known ones) of the optimal cost-to-go.
+
+    Averaging value functions rather than prices keeps each day's spread (cheap nights, dear evenings), which a
+    mean price curve smooths away. ``past_prices`` ends where the known prices end (NaN = unknown)."""
+    n = len(load)
+    n_past = len(past_prices)
+    mean = float(np.nanmean(past_prices)) if np.isfinite(past_prices).any() else np.nan
+    if n == 0 or not np.isfinite(mean):
+        return None
+    end = terminal_linear(model, limits, TAIL_END_SHARE * max(mean, 0.0) * model.eta_discharge)
+    values = []
+    for d in range(1, days + 1):
+        idx = n_past - d * SLOTS_PER_DAY + np.arange(n)
+        if idx[0] < 0:
+            break
+        price = past_prices[np.minimum(idx, n_past - 1)]
+        price = np.where(idx < n_past, price, np.nan)
+        if not np.isfinite(price).any():
+            continue
+        price = fill_gaps(price, mean)
+        h = Horizon(price, export_price, load, pv, charge_allowed(price, peak, max_charge_price))
+        values.append(value_function(h, model, limits, end))
+    if not values:
+        return None
+    v = np.mean(values, axis=0)
+    grid = np.arange(len(v)) * model.soc_step_kwh
+    return v - float(np.interp(limits.min_kwh, grid, v))  # 0 at the reserve: the value of the stored energy

@@ -1,0 +1,262 @@
+"""The planner service's state and reactions: keep the latest inputs, replan (debounced) and publish.
+
+All planning goes through the pure ``optimiser.plan``; this module only holds inputs, settings and timing.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from services.planner.battery import BatteryModel
+from services.planner.config import PlannerServiceSettings
+from services.planner.optimiser import PlannerConfig, plan
+from shared.bus import Incoming
+from shared.ha import entity
+from shared.models import (
+    Action,
+    BatteryState,
+    Command,
+    EnergyForecast,
+    Plan,
+    PlannerSettings,
+    PlanNow,
+    RateSeries,
+)
+from shared.runner import ServiceContext
+from shared.topics import PLANNER_SETTINGS
+
+HISTORY = timedelta(days=10)  # past prices kept for the price forecast
+SETTINGS_FILE = "planner_settings.json"
+
+
+def planner_config(s: PlannerServiceSettings) -> PlannerConfig:
+    model = BatteryModel(
+        capacity_kwh=s.battery_capacity_kwh,
+        grid_charge_kw=s.battery_grid_charge_kw,
+        charge_kw=s.battery_charge_kw,
+        discharge_kw=s.battery_discharge_kw,
+        eta_charge=s.battery_eta_charge,
+        eta_discharge=s.battery_eta_discharge,
+        export_price_gbp=s.export_price_gbp,
+        wear_gbp_per_kwh=s.battery_wear_gbp_per_kwh,
+    )
+    return PlannerConfig(
+        model=model,
+        max_slots=s.planner_horizon_slots,
+        end_value=s.planner_end_value,
+        lease=timedelta(minutes=s.planner_lease_min),
+        default_load_kwh=s.default_load_kwh,
+        tz=s.tz,
+    )
+
+
+class Debouncer:
+    """Calls ``fn`` once, ``delay`` seconds after the last ``kick`` (real time: it only merges bursts)."""
+
+    def __init__(self, delay: float, fn: Any, stop: threading.Event) -> None:
+        self.delay, self.fn, self.stop = delay, fn, stop
+        self._due: float | None = None
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="planner-debounce", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def kick(self) -> None:
+        with self._cond:
+            self._due = time.monotonic() + self.delay
+            self._cond.notify()
+
+    def wake(self) -> None:
+        with self._cond:
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            with self._cond:
+                if self._due is None:
+                    self._cond.wait(0.5)
+                    continue
+                left = self._due - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                self._due = None
+            self.fn("input")
+
+
+class PlannerService:
+    def __init__(self, ctx: ServiceContext[PlannerServiceSettings]) -> None:
+        self.ctx = ctx
+        self.log = ctx.log
+        self.config = planner_config(ctx.settings)
+        self.settings = self._load_settings()
+        self.rates: RateSeries | None = None
+        self.export_rates: RateSeries | None = None
+        self.pv: EnergyForecast | None = None
+        self.load: EnergyForecast | None = None
+        self.battery: BatteryState | None = None
+        self.history: dict[datetime, float] = {}
+        self.plan: Plan | None = None
+        self._lock = threading.RLock()
+        self.debouncer = Debouncer(ctx.settings.planner_debounce_s, self.replan, ctx.stop)
+
+    # ------------------------------------------------------------------ inputs
+
+    def _input(self, attr: str, msg: Incoming) -> None:
+        with self._lock:
+            setattr(self, attr, msg.model)  # an empty (cleared) payload forgets the input
+            if attr == "rates" and msg.model is not None:
+                self._remember(msg.model)
+        self.debouncer.kick()
+
+    def on_rates(self, msg: Incoming) -> None:
+        self._input("rates", msg)
+
+    def on_export_rates(self, msg: Incoming) -> None:
+        self._input("export_rates", msg)
+
+    def on_pv(self, msg: Incoming) -> None:
+        self._input("pv", msg)
+
+    def on_load(self, msg: Incoming) -> None:
+        self._input("load", msg)
+
+    def on_battery(self, msg: Incoming) -> None:
+        self._input("battery", msg)
+
+    def _remember(self, rates: RateSeries) -> None:
+        for r in rates.rates:
+            self.history[r.start] = r.value_inc_vat
+        cutoff = self.ctx.now() - HISTORY
+        for start in [s for s in self.history if s < cutoff]:
+            del self.history[start]
+
+    # ------------------------------------------------------------------ settings
+
+    def _load_settings(self) -> PlannerSettings:
+        path = self.ctx.data_path(SETTINGS_FILE)
+        try:
+            return PlannerSettings.model_validate_json(path.read_text())
+        except FileNotFoundError:
+            return PlannerSettings()
+        except (ValueError, ValidationError) as exc:
+            self.log.warning("stored planner settings unreadable; using defaults", path=str(path), error=str(exc))
+            return PlannerSettings()
+
+    def setter(self, name: str) -> Any:
+        def apply(text: str) -> None:
+            with self._lock:
+                new = PlannerSettings.model_validate({**self.settings.model_dump(), name: text})
+                self.settings = new
+                self.ctx.data_path(SETTINGS_FILE).write_text(new.model_dump_json())
+            self.log.info("planner setting changed", setting=name, value=getattr(new, name))
+            self.publish_settings()
+            self.debouncer.kick()
+
+        return apply
+
+    def publish_settings(self) -> None:
+        values = self.settings.model_dump()
+        for name in PLANNER_SETTINGS:
+            self.ctx.bus.publish_state(self.ctx.topics.planner_setting(name), str(values[name]))
+
+    # ------------------------------------------------------------------ planning
+
+    def replan(self, why: str = "timer") -> Plan:
+        with self._lock:
+            now = self.ctx.now()
+            t0 = time.perf_counter()
+            p = plan(
+                self.rates,
+                self.pv,
+                self.load,
+                self.battery,
+                self.settings,
+                now,
+                export_prices=self.export_rates,
+                price_history=self.history,
+                config=self.config,
+            )
+            ms = (time.perf_counter() - t0) * 1000
+            self.plan = p
+        self.ctx.bus.publish_state(self.ctx.topics.plan, p)
+        self.publish_current()
+        charges = sum(1 for s in p.slots if s.action == Action.CHARGE)
+        log = self.log.warning if p.status == "degraded" else self.log.info
+        log(
+            "plan published",
+            plan_id=p.plan_id,
+            why=why,
+            status=p.status,
+            reason=p.reason,
+            slots=len(p.slots),
+            charge_slots=charges,
+            expected_cost_gbp=p.expected_cost_gbp,
+            ms=round(ms, 1),
+        )
+        return p
+
+    def publish_current(self) -> None:
+        with self._lock:
+            p = self.plan
+        if p is None:
+            return
+        now = self.ctx.now()
+        slot = p.slot_at(now)
+        nxt = next((s.start for s in p.slots if s.action == Action.CHARGE and s.end > now), None)
+        current = PlanNow(
+            generated_at=now,
+            valid_until=min(p.valid_until, slot.end) if slot else p.valid_until,
+            plan_id=p.plan_id,
+            slot=slot,
+            next_charge_start=nxt,
+        )
+        self.ctx.bus.publish_state(self.ctx.topics.plan_current, current)
+
+    def at_boundary(self) -> None:
+        """Each half-hour: replan (the timer), which also moves ``plan/current`` on."""
+        self.replan("timer")
+
+    def on_replan(self, cmd: Command) -> dict[str, Any]:
+        p = self.replan("command")
+        return {"plan_id": p.plan_id, "status": p.status, "reason": p.reason}
+
+    # ------------------------------------------------------------------ Home Assistant
+
+    def discovery(self) -> list[tuple[str, dict[str, Any]]]:
+        bus = self.ctx.bus
+        t = bus.topics
+        return [
+            entity(
+                bus,
+                "sensor",
+                "next_action",
+                "Battery plan action",
+                t.plan_current,
+                device_class="enum",
+                options=[a.value for a in Action],
+                value_template="{{ value_json.slot.action if value_json.slot else 'self_use' }}",
+                json_attributes_topic=t.plan_current,
+                json_attributes_template=json.dumps(
+                    {"reason": "{{ value_json.slot.reason if value_json.slot else '' }}"}
+                ),
+                icon="mdi:battery-clock",
+            ),
+            entity(
+                bus,
+                "sensor",
+                "plan_expected_cost",
+                "Battery plan expected cost",
+                t.plan,
+                value_template="{{ value_json.expected_cost_gbp }}",
+                unit_of_measurement="GBP",
+                icon="mdi:cash",
+            ),
+        ]

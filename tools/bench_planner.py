@@ -1,0 +1,296 @@
+"""Benchmark the planner on a real year (``make bench-planner``): money against baselines and an LP bound, speed.
+
+Scenarios (Agile region J, the household's gross load, a 13.5 kWh battery, 3.3 kW grid charge, 5 kW discharge,
+95 %/95 % efficiency, no battery export, PV surplus exported at 15p, no grid charging 16:00-19:00 local):
+``J-2023-noPV``, ``J-2023-3kWp`` (2023 prices, the load mapped onto 2023 by ISO week and weekday) and
+``J-2021/22-4kWp`` (2021-10-01 .. 2022-09-19 with its own load). Usage: ``python -m tools.bench_planner [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from services.planner.baselines import no_battery_cost
+from services.planner.battery import BatteryModel, Limits, limits_for
+from services.planner.decide import charge_allowed
+from services.planner.dp import Horizon, solve, terminal_linear
+from services.planner.lp import solve_lp
+from services.planner.replay import (
+    Batsched,
+    SeedRule,
+    World,
+    peak_mask,
+    replay,
+    self_use_policy,
+)
+from shared.models import PlannerSettings
+from sim.datasets import agile_prices, gross_load_year, pv_energy
+
+LONDON = "Europe/London"
+HISTORY_DAYS = 14
+MODEL = BatteryModel()
+# Charging is limited by the peak window only: the bench measures the planner, not a user's price cap.
+SETTINGS = PlannerSettings(min_soc_pct=0.0, max_charge_price_gbp=2.0, target_soc_cap_pct=100.0)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    first_day: str  # local dates, inclusive .. exclusive
+    end_day: str
+    kwp: float
+    load_from_2022: bool  # map the gross-load year onto the scenario's dates by ISO week and weekday
+
+
+SCENARIOS = (
+    Scenario("J-2023-noPV", "2023-01-01", "2024-01-01", 0.0, True),
+    Scenario("J-2023-3kWp", "2023-01-01", "2024-01-01", 3.0, True),
+    Scenario("J-2021/22-4kWp", "2021-10-01", "2022-09-20", 4.0, False),
+)
+
+
+def _local_axis(first: str, end: str) -> pd.DatetimeIndex:
+    a = pd.Timestamp(first, tz=LONDON).tz_convert("UTC")
+    b = pd.Timestamp(end, tz=LONDON).tz_convert("UTC")
+    return pd.date_range(a, b, freq="30min", inclusive="left")
+
+
+def mapped_load(slots: pd.DatetimeIndex) -> np.ndarray:
+    """The gross load mapped onto ``slots`` by ISO week, weekday and local wall time (nearest covered week)."""
+    src = gross_load_year()
+    loc = src.index.tz_convert(LONDON)
+    iso = loc.isocalendar()
+    table = pd.DataFrame(
+        {"week": iso.week.to_numpy(), "dow": iso.day.to_numpy(), "hhmm": loc.hour * 60 + loc.minute, "v": src.values}
+    ).drop_duplicates(["week", "dow", "hhmm"])
+    lookup = table.set_index(["week", "dow", "hhmm"])["v"]
+    weeks = set(table["week"])
+    tl = slots.tz_convert(LONDON)
+    tiso = tl.isocalendar()
+    week = tiso.week.to_numpy().astype(int)
+    for k, wk in enumerate(week):  # weeks the source year does not cover take the nearest earlier week
+        while wk not in weeks:
+            wk = wk - 1 if wk > 1 else 52
+        week[k] = wk
+    keys = pd.MultiIndex.from_arrays([week, tiso.day.to_numpy(), tl.hour * 60 + tl.minute])
+    out = lookup.reindex(keys).to_numpy()
+    return pd.Series(out).ffill().bfill().to_numpy()
+
+
+def build_world(sc: Scenario) -> World:
+    first = (pd.Timestamp(sc.first_day) - pd.Timedelta(days=HISTORY_DAYS)).strftime("%Y-%m-%d")
+    end_plus = (pd.Timestamp(sc.end_day) + pd.Timedelta(days=2)).strftime("%Y-%m-%d")
+    slots = _local_axis(first, end_plus)
+    prices = agile_prices().reindex(slots).to_numpy()
+    if sc.load_from_2022:
+        load = mapped_load(slots)
+    else:
+        g = gross_load_year().reindex(slots)
+        load = g.fillna(g.mean()).to_numpy()
+    pv = pv_energy(slots, sc.kwp) if sc.kwp else np.zeros(len(slots))
+    start = int(slots.searchsorted(pd.Timestamp(sc.first_day, tz=LONDON)))
+    stop = int(slots.searchsorted(pd.Timestamp(sc.end_day, tz=LONDON)))
+    export = np.full(len(slots), MODEL.export_price_gbp)
+    return World(slots, prices, export, load, pv, start, stop)
+
+
+def lp_bound(w: World) -> tuple[float, float]:
+    """The perfect-foresight LP over the whole period: (cost, seconds)."""
+    sl = slice(w.start, w.stop)
+    price = np.nan_to_num(w.price[sl], nan=np.nanmean(w.price[sl]))
+    peak = peak_mask(w.slots[sl], SETTINGS)
+    h = Horizon(price, w.export_price[sl], w.load[sl], w.pv[sl], ~peak & (price <= SETTINGS.max_charge_price_gbp))
+    t0 = time.perf_counter()
+    res = solve_lp(h, 0.0, MODEL, limits_for(MODEL, SETTINGS))
+    return res.cost_gbp, time.perf_counter() - t0
+
+
+def timing_96(w: World, n: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    """Seconds per plan of 96 half-hours (0.1 kWh grid) by the DP and by the LP, on the same real windows."""
+    lim = limits_for(MODEL, SETTINGS)
+    rng = np.random.default_rng(3)
+    dp_t, lp_t = [], []
+    for i in rng.integers(w.start, w.stop - 96, n):
+        sl = slice(int(i), int(i) + 96)
+        price = np.nan_to_num(w.price[sl], nan=float(np.nanmean(w.price[sl])))
+        ok = charge_allowed(price, peak_mask(w.slots[sl], SETTINGS), SETTINGS.max_charge_price_gbp)
+        h = Horizon(price, w.export_price[sl], w.load[sl], w.pv[sl], ok)
+        soc0 = float(rng.uniform(0, MODEL.capacity_kwh))
+        t0 = time.perf_counter()
+        solve(h, soc0, MODEL, lim)
+        dp_t.append(time.perf_counter() - t0)
+        if len(lp_t) < 100:
+            t0 = time.perf_counter()
+            solve_lp(h, soc0, MODEL, lim)
+            lp_t.append(time.perf_counter() - t0)
+    return np.array(dp_t), np.array(lp_t)
+
+
+def share(base: float, cost: float, bound: float) -> str:
+    return f"{(base - cost) / (base - bound) * 100:6.1f} %" if base != bound else "   n/a"
+
+
+def run(sc: Scenario, variants: bool) -> None:
+    w = build_world(sc)
+    lim = limits_for(MODEL, SETTINGS)
+    sl = slice(w.start, w.stop)
+    base = no_battery_cost(np.nan_to_num(w.price[sl]), w.export_price[sl], w.load[sl], w.pv[sl])
+    rows: list[tuple[str, float, str]] = [("no battery", base, "")]
+    su = replay(w, self_use_policy, MODEL, lim, lim.min_kwh)
+    seed = replay(w, SeedRule(w, MODEL, SETTINGS), MODEL, lim, lim.min_kwh)
+    perfect_policy = Batsched(w, MODEL, SETTINGS, "perfect", "scenarios")
+    perfect = replay(w, perfect_policy, MODEL, lim, lim.min_kwh)
+    own = replay(w, Batsched(w, MODEL, SETTINGS, "own", "scenarios"), MODEL, lim, lim.min_kwh)
+    bound, lp_s = lp_bound(w)
+    print(f"\n== {sc.name}: {w.slots[w.start].date()} .. {w.slots[w.stop - 1].date()}, {w.stop - w.start} slots")
+    print(f"{'strategy':44s} {'cost GBP':>10s} {'share of bound saving':>22s}")
+    rows += [
+        ("self-use", su.cost_gbp, ""),
+        ("seed rule (cheapest N before peak)", seed.cost_gbp, ""),
+        ("batsched, perfect load/PV forecasts", perfect.cost_gbp, f"replay {perfect.seconds:.1f} s"),
+        ("batsched, own forecasts", own.cost_gbp, f"replay {own.seconds:.1f} s"),
+    ]
+    if variants:
+        for ev in ("zero", "linear", "forecast"):
+            r = replay(w, Batsched(w, MODEL, SETTINGS, "perfect", ev), MODEL, lim, lim.min_kwh)
+            rows.append((f"  end value '{ev}' (perfect forecasts)", r.cost_gbp, f"replay {r.seconds:.1f} s"))
+    rows.append(("LP bound, perfect foresight (optimistic*)", bound, f"solve {lp_s:.1f} s"))
+    for name, cost, note in rows:
+        print(f"{name:44s} {cost:10.2f} {share(base, cost, bound):>22s}   {note}")
+    times = np.array(perfect.plan_seconds) * 1e3
+    tails = np.array(perfect_policy.tail_seconds) * 1e3
+    print(
+        f"time per plan in the replay (perfect run, {len(times)} plans, known prices only): median"
+        f" {np.median(times):.2f} ms, p99 {np.percentile(times, 99):.2f} ms; whole replay {perfect.seconds:.1f} s"
+    )
+    print(
+        f"  + value of the energy beyond the known prices (7 scenario days, once per publication, {len(tails)} times):"
+        f" median {np.median(tails):.1f} ms; amortised per plan {tails.sum() / len(times):.2f} ms"
+    )
+    dp_t, lp_t = timing_96(w)
+    print(
+        f"one plan of 96 half-hours (0.1 kWh grid), 300 real windows: DP median {np.median(dp_t) * 1e3:.2f} ms,"
+        f" p99 {np.percentile(dp_t, 99) * 1e3:.2f} ms; LP (HiGHS) median {np.median(lp_t) * 1e3:.2f} ms;"
+        f" LP/DP time ratio {np.median(lp_t) / np.median(dp_t):.1f}x"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--scenario", help="run only scenarios whose name contains this")
+    ap.add_argument("--no-variants", action="store_true", help="skip the end-value comparison runs")
+    args = ap.parse_args(argv)
+    print("batsched planner benchmark (costs are money paid for the period, GBP)")
+    print(
+        "* the LP may import and export (or charge and discharge) in one slot and discharge part of a deficit,"
+        " which no Powerwall mode does, and it sees the whole period's prices: an optimistic bound."
+    )
+    for sc in SCENARIOS:
+        if args.scenario and args.scenario not in sc.name:
+            continue
+        run(sc, not args.no_variants)
+    if not args.scenario:
+        t0 = time.perf_counter()
+        rand, real = agreement(500, 500)
+        print(
+            f"\n== DP vs LP of the same model: DP excess in % of the horizon's no-battery cost"
+            f" ({time.perf_counter() - t0:.0f} s)"
+        )
+        for name, g in (("500 random inputs", rand), ("500 real plan inputs", real)):
+            print(
+                f"{name:22s} median {np.median(g):.3f}  p90 {np.percentile(g, 90):.3f}  p99 {np.percentile(g, 99):.3f}"
+                f"  max {g.max():.3f}  min {g.min():.3f}  share <= 0.5 %: {np.mean(g <= 0.5) * 100:.1f} %"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+# ------------------------------------------------------------------ DP against the LP on the same inputs
+
+
+def random_inputs(rng: np.random.Generator) -> tuple[Horizon, float, Limits, float]:
+    """A random but plausible plan input: a smooth daily price shape with noise (some negative), gamma loads,
+    sometimes PV (exported at 0, so the LP cannot export PV that the battery has room for), a random reserve,
+    start SOC above it and a random value for the energy left at the end."""
+    t_len = int(rng.integers(16, 97))
+    k = np.arange(t_len) + rng.integers(0, 48)
+    shape = 0.18 + 0.12 * np.sin(2 * np.pi * k / 48 + rng.uniform(0, 6.3)) + 0.04 * np.sin(2 * np.pi * k / 12)
+    with_pv = rng.random() < 0.5
+    price = shape * rng.uniform(0.5, 1.5) + rng.normal(0, 0.03, t_len)
+    if with_pv:  # no negative prices with PV: see dp_excess_pct
+        price = np.maximum(price, 0.0)
+    elif rng.random() < 0.3:  # a few hours of negative prices
+        a = int(rng.integers(0, t_len))
+        price[a : a + int(rng.integers(2, 9))] -= 0.25
+    load = rng.gamma(2.0, 0.2, t_len)
+    pv = np.clip(1.2 * np.sin(np.pi * ((k % 48) - 12) / 24), 0, None) * rng.uniform(0, 1) * with_pv
+    ok = rng.random(t_len) > 0.15
+    lim = Limits(rng.uniform(0.0, 3.0), MODEL.capacity_kwh)  # the LP models a lower charge cap only as a bound
+    soc0 = rng.uniform(lim.min_kwh, MODEL.capacity_kwh)
+    return Horizon(price, np.zeros(t_len), load, pv, ok), soc0, lim, float(rng.uniform(0.0, 0.15))
+
+
+def plan_horizon(policy: Batsched, i: int) -> Horizon | None:
+    """The whole horizon the planner solves at slot ``i`` (published prices then the forecast tail), with the
+    hard rules applied: exactly what ``decide`` hands the DP."""
+    a = policy.inputs(i)
+    if not a:
+        return None
+    price = np.nan_to_num(a["price"], nan=float(np.nanmean(a["price"])))
+    ok = charge_allowed(a["price"], a["peak"], SETTINGS.max_charge_price_gbp)
+    parts = [price], [a["export_price"]], [a["load"]], [a["pv"]], [ok]
+    tail = a.get("tail")
+    if tail is not None:
+        t_price = np.nan_to_num(tail.price, nan=float(price.mean()))
+        for lst, v in zip(
+            parts,
+            (t_price, tail.export_price, tail.load, tail.pv, charge_allowed(t_price, tail.peak, 2.0)),
+            strict=True,
+        ):
+            lst.append(v)
+    return Horizon(*(np.concatenate(x) for x in parts))
+
+
+def real_inputs(rng: np.random.Generator, policy: Batsched) -> tuple[Horizon, float, Limits, float]:
+    """A real plan input: the horizon the planner solved at a random half-hour of a scenario (export at 0 so the
+    LP cannot export PV that the battery has room for), with a random reserve, start SOC and end value."""
+    w = policy.w
+    h = None
+    while h is None:
+        h = plan_horizon(policy, int(rng.integers(w.start, w.stop)))
+    # Where there is a PV surplus, a negative price would let the LP be paid to import while it exports PV the
+    # battery has room for; no Powerwall mode does that, so such prices are floored at the export price (0).
+    price = np.where(h.pv > h.load, np.maximum(h.price, 0.0), h.price)
+    h = Horizon(price, np.zeros(len(h.price)), h.load, h.pv, h.charge_ok)
+    lim = limits_for(MODEL, PlannerSettings(min_soc_pct=float(rng.uniform(0, 20))))
+    soc0 = rng.uniform(lim.min_kwh, MODEL.capacity_kwh)
+    return h, soc0, lim, float(rng.uniform(0.0, 0.15))
+
+
+def dp_excess_pct(h: Horizon, soc0: float, lim: Limits, end_value: float) -> float:
+    """How much the DP plan's objective exceeds the LP optimum, in % of the horizon's no-battery cost.
+
+    The samples avoid the LP's one freedom that no Powerwall mode has and that is worth real money: exporting PV
+    while the battery has room (or, at negative prices, importing while exporting PV)."""
+    s = solve(h, soc0, MODEL, lim, terminal_linear(MODEL, lim, end_value))
+    r = solve_lp(h, soc0, MODEL, lim, end_value)
+    dp_obj = float(s.cost_gbp.sum()) + s.wear_gbp - s.terminal_value_gbp
+    base = no_battery_cost(h.price, h.export_price, h.load, h.pv)
+    return (dp_obj - r.objective_gbp) / max(abs(base), 1e-6) * 100
+
+
+def agreement(n_random: int, n_real: int, seed: int = 11) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    rand = np.array([dp_excess_pct(*random_inputs(rng)) for _ in range(n_random)])
+    policies = [Batsched(build_world(sc), MODEL, SETTINGS) for sc in SCENARIOS]
+    real = np.array([dp_excess_pct(*real_inputs(rng, policies[k % len(policies)])) for k in range(n_real)])
+    return rand, real
