@@ -1,0 +1,45 @@
+"""The executor's wiring (``python -m services.executor``), and ``python -m services.executor export`` for the
+decision history as CSV."""
+
+from __future__ import annotations
+
+import sys
+
+from services.executor.config import ExecutorSettings
+from services.executor.executor import Executor
+from services.executor.journal import DB_NAME, Journal
+from services.executor.watchdog import build_client
+from shared.ha import register_discovery
+from shared.models import CurrentRate, OverrideCommand, Plan, RateSeries
+from shared.runner import ServiceContext, run_service
+
+
+def wire(ctx: ServiceContext[ExecutorSettings]) -> None:
+    t = ctx.topics
+    journal = Journal(ctx.data_path(DB_NAME))
+    executor = Executor(ctx.settings, ctx.clock, ctx.bus, journal, build_client(ctx.settings, ctx.clock), ctx.log)
+
+    ctx.bus.subscribe(t.plan, executor.on_plan, Plan)
+    ctx.bus.subscribe(t.import_current, executor.on_current_rate, CurrentRate)
+    ctx.bus.subscribe(t.import_rates, executor.on_rates, RateSeries)
+    ctx.bus.subscribe_text(t.planner_setting("max_charge_price_gbp"), executor.on_planner_max_price)
+    ctx.bus.setting(t.executor_mode_set, executor.on_mode_set)
+    ctx.bus.setting(t.executor_dry_run_set, executor.on_dry_run_set)
+    ctx.bus.command(t.executor_override, executor.on_override, OverrideCommand)
+    ctx.bus.on_connect(executor.publish_state)
+    register_discovery(ctx.bus, executor.discovery)
+
+    ctx.every(0, lambda: executor.run_forever(ctx.stop), name="decisions")  # runs until stop
+    ctx.on_stop(executor.restore_on_stop)
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["export"]:
+        from services.executor.export import main as export_main
+
+        return export_main(argv[1:])
+    return run_service("executor", ExecutorSettings, wire)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

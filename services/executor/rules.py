@@ -1,0 +1,216 @@
+"""The executor's safety rules (architecture §4), each a named pure check that may block or change a proposal.
+
+The executor trusts nothing upstream: whatever the plan or an override asks, these run in this order and each
+says what it did in the decision (a ``RuleOutcome``). ``decide.decide`` chains them.
+
+1. ``peak_window``   never grid-charge in the local peak (and for ``peak_lead`` before it: the gateway lags);
+2. ``price_limit``   never grid-charge when the pricing service's price for now is unknown or above the limit;
+3. ``off_grid``      grid down, islanded or storm watch: stand aside, touch nothing;
+4. ``stale_inputs``  plan past ``valid_until`` or battery state too old: back to the baseline;
+5. ``bounds``        target SOC within limits, charge → hold once reached, never a reserve of 81–99 %;
+6. ``budget``        no write without a request token, and no re-send before the mismatch backoff ends;
+7. ``leaving``       SIGTERM and mode ``off``: the baseline when a state of ours is active, else hands off;
+8. overrides pass 1–6 like the plan (``proposal_from_override``), and dry-run writes nothing (the executor).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from shared.models import Action, BatteryState, CurrentRate, GridStatus, Plan, PlanSlot, PowerwallConfig, RateSeries
+from shared.models import RuleOutcome as Outcome
+from shared.slots import in_local_window, local_date, local_window, slot_start
+
+PASS = "pass"
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    tz: ZoneInfo
+    peak_start: time = time(16)
+    peak_end: time = time(19)
+    peak_lead: timedelta = timedelta(minutes=5)
+    max_price_gbp: float = 0.20
+    min_target_soc_pct: float = 10.0
+    max_target_soc_pct: float = 100.0
+    battery_max_age: timedelta = timedelta(minutes=3)
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What the executor intends so far. ``action=None`` means stand aside: send nothing at all."""
+
+    action: Action | None
+    target_soc_pct: float | None = None
+    source: Literal["plan", "override", "mode", "leaving", "none"] = "plan"
+    slot: PlanSlot | None = None
+
+    def to(self, action: Action | None) -> Proposal:
+        return replace(self, action=action)
+
+
+def _out(rule: str, verdict: str, detail: str = "") -> Outcome:
+    return Outcome(rule=rule, verdict=verdict, detail=detail)  # type: ignore[arg-type]
+
+
+# ----------------------------------------------------------------------------------------------- rule 1
+
+
+def in_peak(now: datetime, cfg: RuleConfig) -> bool:
+    """In the peak window, or within ``peak_lead`` of its start."""
+    return in_local_window(now, cfg.peak_start, cfg.peak_end, cfg.tz) or in_local_window(
+        now + cfg.peak_lead, cfg.peak_start, cfg.peak_end, cfg.tz
+    )
+
+
+def next_peak_start(now: datetime, cfg: RuleConfig) -> datetime:
+    day = local_date(now, cfg.tz)
+    for offset in range(3):
+        start, _ = local_window(day + timedelta(days=offset), cfg.peak_start, cfg.peak_end, cfg.tz)
+        if start > now:
+            return start
+    return now + timedelta(days=1)  # unreachable for any real window
+
+
+def peak_window(p: Proposal, now: datetime, cfg: RuleConfig) -> tuple[Proposal, Outcome]:
+    if p.action == Action.CHARGE and in_peak(now, cfg):
+        return p.to(Action.SELF_USE), _out(
+            "peak_window", "blocked", f"no grid charging {cfg.peak_start:%H:%M}–{cfg.peak_end:%H:%M} local"
+        )
+    return p, _out("peak_window", PASS)
+
+
+# ----------------------------------------------------------------------------------------------- rule 2
+
+
+def current_price(now: datetime, current: CurrentRate | None, rates: RateSeries | None) -> float | None:
+    """The pricing service's price for the slot containing ``now``; None when it is unknown or expired."""
+    start = slot_start(now)
+    if current is not None and current.known and current.is_valid(now) and current.slot_start <= now < current.slot_end:
+        return current.value_inc_vat
+    if rates is not None and rates.is_valid(now):
+        return rates.price_at(start)
+    return None
+
+
+def price_limit_gbp(cfg: RuleConfig, planner_max: float | None) -> float:
+    """The executor's own limit, or the planner's if that is lower."""
+    return min(cfg.max_price_gbp, planner_max) if planner_max is not None else cfg.max_price_gbp
+
+
+def price_limit(p: Proposal, now: datetime, price: float | None, limit: float) -> tuple[Proposal, Outcome]:
+    if p.action != Action.CHARGE:
+        return p, _out("price_limit", PASS)
+    if price is None:
+        return p.to(Action.SELF_USE), _out("price_limit", "blocked", "price for now unknown: no grid charging")
+    if price > limit:
+        return p.to(Action.SELF_USE), _out(
+            "price_limit", "blocked", f"price {price * 100:.2f}p/kWh above limit {limit * 100:.2f}p/kWh"
+        )
+    return p, _out("price_limit", PASS, f"price {price * 100:.2f}p/kWh ≤ {limit * 100:.2f}p/kWh")
+
+
+# ----------------------------------------------------------------------------------------------- rule 3
+
+
+def off_grid(p: Proposal, battery: BatteryState | None) -> tuple[Proposal, Outcome]:
+    if battery is None:
+        return p, _out("off_grid", PASS, "grid state unknown (no battery state)")
+    if battery.grid_status == GridStatus.OFF_GRID:
+        return p.to(None), _out("off_grid", "stand_aside", "grid down or islanded: touching nothing")
+    if battery.storm_mode_active:
+        return p.to(None), _out("off_grid", "stand_aside", "storm watch active: touching nothing")
+    if battery.grid_status == GridStatus.UNKNOWN and p.action == Action.CHARGE:
+        return p.to(Action.SELF_USE), _out("off_grid", "blocked", "grid status unknown: no grid charging")
+    return p, _out("off_grid", PASS)
+
+
+# ----------------------------------------------------------------------------------------------- rule 4
+
+
+def stale_inputs(
+    p: Proposal, now: datetime, plan: Plan | None, battery: BatteryState | None, cfg: RuleConfig
+) -> tuple[Proposal, Outcome]:
+    if p.action is None:
+        return p, _out("stale_inputs", PASS)
+    if (
+        battery is None
+        or now - battery.observed_at > cfg.battery_max_age
+        or now < battery.observed_at - cfg.battery_max_age
+    ):
+        age = "none" if battery is None else f"{(now - battery.observed_at).total_seconds():.0f}s old"
+        return p.to(Action.SELF_USE), _out("stale_inputs", "changed", f"battery state stale ({age}): baseline")
+    if p.source == "plan":
+        if plan is None:
+            return p.to(Action.SELF_USE), _out("stale_inputs", "changed", "no plan: baseline")
+        if not plan.is_valid(now):
+            return p.to(Action.SELF_USE), _out(
+                "stale_inputs", "changed", f"plan {plan.plan_id} expired at {plan.valid_until.isoformat()}: baseline"
+            )
+        if p.slot is None:
+            return p.to(Action.SELF_USE), _out("stale_inputs", "changed", "the plan has no slot for now: baseline")
+    return p, _out("stale_inputs", PASS)
+
+
+# ----------------------------------------------------------------------------------------------- rule 5
+
+
+def bounds(p: Proposal, battery: BatteryState | None, cfg: RuleConfig) -> tuple[Proposal, Outcome]:
+    if p.action != Action.CHARGE:
+        return p, _out("bounds", PASS)
+    target = p.target_soc_pct if p.target_soc_pct is not None else cfg.max_target_soc_pct
+    clamped = min(max(target, cfg.min_target_soc_pct), cfg.max_target_soc_pct)
+    notes = []
+    if clamped != target:
+        notes.append(f"target {target:g}% clamped to {clamped:g}%")
+    p = replace(p, target_soc_pct=clamped)
+    if battery is not None and battery.soc_pct >= clamped:
+        notes.append(f"SOC {battery.soc_pct:.1f}% ≥ target {clamped:g}%: hold")
+        return p.to(Action.HOLD), _out("bounds", "changed", "; ".join(notes))
+    return p, _out("bounds", "changed" if notes else PASS, "; ".join(notes))
+
+
+def reserve_bounds(change: PowerwallConfig | None) -> tuple[PowerwallConfig | None, Outcome]:
+    """Last check on what is about to be sent: never a reserve of 81–99 % (Tesla would store 80 %)."""
+    if change is not None and change.backup_reserve_pct is not None and 81 <= change.backup_reserve_pct <= 99:
+        fixed = replace_config(change, backup_reserve_pct=80)
+        return fixed, _out("bounds", "changed", f"reserve {change.backup_reserve_pct}% → 80% (81–99 are coerced)")
+    return change, _out("bounds", PASS, "reserve within 0–80 or 100")
+
+
+def replace_config(config: PowerwallConfig, **fields: object) -> PowerwallConfig:
+    return config.model_copy(update=fields)
+
+
+# ----------------------------------------------------------------------------------------------- rule 6
+
+
+def budget(
+    change: PowerwallConfig | None,
+    now: datetime,
+    available: int,
+    retry_change: PowerwallConfig | None,
+    retry_not_before: datetime | None,
+) -> tuple[bool, Outcome]:
+    """Whether the write may go now."""
+    if change is None:
+        return True, _out("budget", PASS, "no write needed")
+    if retry_change == change and retry_not_before is not None and now < retry_not_before:
+        return False, _out(
+            "budget", "blocked", f"the last try failed or did not apply: next after {retry_not_before.isoformat()}"
+        )
+    if available < 1:
+        return False, _out("budget", "blocked", "NetZero request budget used for this minute: deferred")
+    return True, _out("budget", PASS)
+
+
+# ----------------------------------------------------------------------------------------------- rule 7
+
+
+def leaving(p: Proposal, forced_active: bool, why: str) -> tuple[Proposal, Outcome]:
+    if forced_active:
+        return Proposal(Action.SELF_USE, source="leaving"), _out("leaving", "changed", f"{why}: restore baseline")
+    return Proposal(None, source="leaving"), _out("leaving", "stand_aside", f"{why}: nothing of ours to undo")

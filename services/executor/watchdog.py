@@ -1,0 +1,140 @@
+"""The watchdog: a separate small process that undoes a forced state when the executor has gone silent.
+
+It listens to ``executor/heartbeat``. When no heartbeat has come for ``watchdog_timeout_s`` (or the journal's
+lease is over by that much) *and* the executor's journal (the same SQLite file, WAL) says a forced state is
+active, it reads NetZero, restores the user's baseline from the journal in one POST, reads it back, clears the
+forced state in the journal and publishes a ``WatchdogReport`` on ``executor/watchdog``. When the grid is down or
+storm watch is on it waits, like the executor (touch nothing during an outage).
+
+Run: ``python -m services.executor.watchdog``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from datetime import datetime, timedelta
+from typing import Any
+
+from services.executor.config import WatchdogSettings
+from services.executor.journal import DB_NAME, Journal
+from services.executor.limiter import process_limiter
+from services.executor.netzero import NetZeroClient, NetZeroError
+from services.executor.translate import desired_config, diff
+from shared.bus import Bus, Incoming
+from shared.clock import Clock
+from shared.models import Action, GridStatus, Heartbeat, WatchdogReport
+from shared.runner import ServiceContext, run_service
+
+
+class Watchdog:
+    def __init__(
+        self, settings: WatchdogSettings, clock: Clock, bus: Bus, journal: Journal, client: NetZeroClient, log: Any
+    ) -> None:
+        self.s = settings
+        self.clock = clock
+        self.bus = bus
+        self.journal = journal
+        self.client = client
+        self.log = log
+        self.started_at = clock.now()
+        self.last_heartbeat: datetime | None = None
+        self.last_state: str | None = None
+        self._lock = threading.Lock()
+
+    def on_heartbeat(self, msg: Incoming) -> None:
+        hb: Heartbeat | None = msg.model
+        if hb is None:
+            return
+        seen = min(hb.generated_at, self.clock.now())  # a retained heartbeat from before a restart is old
+        with self._lock:
+            if self.last_heartbeat is None or seen > self.last_heartbeat:
+                self.last_heartbeat = seen
+
+    def report(self, state: str, detail: str = "", force: bool = False) -> None:
+        if state == self.last_state and not force:
+            return
+        self.last_state = state
+        self.bus.publish_state(
+            self.bus.topics.watchdog_report,
+            WatchdogReport(
+                generated_at=self.clock.now(), state=state, last_heartbeat_at=self.last_heartbeat, detail=detail
+            ),
+        )
+
+    def check(self) -> str:
+        """One look; returns what it did (for the tests): idle, watching, restored, restore_failed, waiting."""
+        now = self.clock.now()
+        timeout = timedelta(seconds=self.s.watchdog_timeout_s)
+        forced = self.journal.forced()
+        if forced is None:
+            self.report("idle", "no forced state in the journal")
+            return "idle"
+        with self._lock:
+            last = self.last_heartbeat or self.started_at
+        silent = now - last >= timeout
+        lease_over = now - forced.lease_until >= timeout
+        if not silent and not lease_over:
+            self.report("watching", f"forced state leased until {forced.lease_until.isoformat()}")
+            return "watching"
+        why = f"no executor heartbeat since {last.isoformat()}" if silent else "the forced state's lease is long over"
+        return self.restore(why)
+
+    def restore(self, why: str) -> str:
+        baseline = self.journal.baseline()
+        if baseline is None:
+            self.report("restore_failed", f"{why}; but the journal has no baseline to restore")
+            return "restore_failed"
+        want = desired_config(Action.SELF_USE, baseline)
+        try:
+            status = self.client.get()
+            if status.grid_status == GridStatus.OFF_GRID or status.storm_mode_active:
+                self.report("watching", f"{why}; grid down or storm watch: waiting, touching nothing")
+                return "waiting"
+            change = diff(want, status.config)
+            if change is not None:
+                command_id = self.journal.command(self.clock.now(), "watchdog", change, None)
+                status = self.client.post(change)
+                ok = diff(change, status.config) is None
+                self.journal.readback(self.clock.now(), command_id, status.config, ok)
+                self.journal.command_done(command_id, "ok" if ok else "mismatch")
+                if not ok:
+                    self.report("restore_failed", f"{why}; sent the baseline but the read-back differs", force=True)
+                    return "restore_failed"
+        except NetZeroError as exc:
+            self.log.warning("watchdog restore failed", error=str(exc))
+            self.report("restore_failed", f"{why}; {exc}", force=True)
+            return "restore_failed"
+        self.journal.clear_forced()
+        self.log.warning("watchdog restored the baseline", reason=why, baseline=baseline.model_dump())
+        self.report("restored", f"{why}; baseline restored", force=True)
+        return "restored"
+
+
+def build_client(settings: WatchdogSettings, clock: Clock) -> NetZeroClient:
+    if settings.netzero_api_key is None or not settings.netzero_site_id:
+        print(
+            "batsched: configuration error: BATSCHED_NETZERO_API_KEY (or NETZERO_API_KEY) and "
+            "BATSCHED_NETZERO_SITE_ID (or NETZERO_SITE_ID) are required",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+    return NetZeroClient(
+        settings.netzero_base_url,
+        settings.netzero_api_key.get_secret_value(),
+        settings.netzero_site_id,
+        clock,
+        process_limiter(clock, settings.netzero_max_per_minute),
+        settings.netzero_timeout_s,
+    )
+
+
+def wire(ctx: ServiceContext[WatchdogSettings]) -> None:
+    journal = Journal(ctx.data_path(DB_NAME))
+    dog = Watchdog(ctx.settings, ctx.clock, ctx.bus, journal, build_client(ctx.settings, ctx.clock), ctx.log)
+    ctx.bus.subscribe(ctx.topics.executor_heartbeat, dog.on_heartbeat, Heartbeat)
+    ctx.every(ctx.settings.watchdog_check_s, dog.check, name="watch", run_now=False)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_service("watchdog", WatchdogSettings, wire))

@@ -1,0 +1,338 @@
+"""The executor in-process on a fixed clock, against the simulator over HTTP and a real broker: each decision is
+driven by hand (``tick``) so every step can be checked: writes, read-backs, leases, retries, restores."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from services.executor.config import ExecutorSettings, WatchdogSettings
+from services.executor.executor import Executor
+from services.executor.journal import DB_NAME, Journal
+from services.executor.limiter import RateLimiter
+from services.executor.netzero import NetZeroClient
+from services.executor.watchdog import Watchdog
+from shared.bus import Bus, Incoming
+from shared.clock import FixedClock
+from shared.logging import get_logger
+from shared.models import Action, ExecutorMode, Heartbeat, OverrideCommand, PowerwallConfig
+from sim.netzero import NetZeroSim, Profiles
+from tests.executor.support import BASELINE, SITE, TOKEN, SimServer, current_rate, make_plan, make_rates, utc
+
+T0 = utc(2024, 1, 15, 1, 0)  # winter night: peak is 16:00–19:00 UTC
+PROFILES = Profiles(4.0)  # shared: the real data is parsed once
+CHARGING = {"operational_mode": "backup", "grid_charging": True}
+
+
+class Rig:
+    def __init__(self, tmp: Path, broker_port: int, sim_kwargs: dict | None = None, **settings) -> None:
+        self.clock = FixedClock(T0)
+        kwargs = {"apply_delay_s": 0, "profiles": PROFILES, **(sim_kwargs or {})}
+        self.sim = SimServer(NetZeroSim(self.clock, TOKEN, SITE, **kwargs))
+        self.settings = ExecutorSettings(
+            mqtt_port=broker_port,
+            data_dir=tmp / "data",
+            netzero_base_url=self.sim.base_url,
+            netzero_api_key=TOKEN,
+            netzero_site_id=SITE,
+            **settings,
+        )
+        self.bus = Bus(self.settings, "executor")
+        self.bus.start()
+        assert self.bus.wait_connected(10)
+        self.limiter = RateLimiter(self.clock, 4)
+        self.executor = self.new_executor()
+
+    def new_executor(self) -> Executor:
+        journal = Journal(self.settings.data_dir / DB_NAME)
+        client = NetZeroClient(self.sim.base_url, TOKEN, SITE, self.clock, self.limiter)
+        return Executor(self.settings, self.clock, self.bus, journal, client, get_logger("test"))
+
+    def plan(self, charge: list[datetime], hours: float = 4, **kw) -> None:
+        plan = make_plan(self.clock.now(), T0, hours, charge=charge, **kw)
+        self.executor.on_plan(Incoming("p", b"", False, plan))
+        rates = make_rates(self.clock.now(), T0, hours, lambda s: 0.05)
+        self.executor.on_rates(Incoming("r", b"", False, rates))
+
+    def tick(self, minutes: float = 1.0):
+        self.clock.advance(timedelta(minutes=minutes))
+        return self.executor.tick()
+
+    def writes(self) -> list[dict]:
+        return [r for r in self.sim.log()["requests"] if r["write"]]
+
+    def close(self) -> None:
+        self.bus.stop()
+        self.sim.stop()
+
+
+@pytest.fixture
+def rig(tmp_path: Path, broker) -> Iterator[Rig]:
+    r = Rig(tmp_path, broker.port)
+    yield r
+    r.close()
+
+
+def test_first_decision_captures_the_baseline_and_publishes_state(rig: Rig, probe) -> None:
+    applied = rig.executor.tick()
+    assert rig.executor.journal.baseline() == PowerwallConfig(
+        **{
+            "operational_mode": "self_consumption",
+            "backup_reserve_pct": 20,
+            "grid_charging": False,
+            "energy_exports": "pv_only",
+        }
+    )
+    assert applied.outcome == "unchanged" and applied.action == Action.SELF_USE
+    state = probe.wait_json("batsched/battery/state")
+    assert state["soc_pct"] == pytest.approx(50) and state["config"]["operational_mode"] == "self_consumption"
+    hb = Heartbeat.model_validate(probe.wait_json("batsched/executor/heartbeat"))
+    assert hb.forced is False
+    assert rig.writes() == []
+
+
+def test_charges_in_a_planned_slot_then_restores_with_a_lease(rig: Rig, probe) -> None:
+    rig.plan(charge=[utc(2024, 1, 15, 1, 30)])
+    assert rig.executor.tick().outcome == "unchanged"  # 01:00 self_use: nothing to do
+    applied = rig.tick(31)  # 01:31, in the charge slot
+    assert applied.action == Action.CHARGE and applied.outcome == "applied"
+    assert applied.sent == PowerwallConfig(operational_mode="backup", grid_charging=True)
+    forced = rig.executor.journal.forced()
+    assert forced is not None and forced.lease_until == utc(2024, 1, 15, 2, 2)  # slot end + 2 min margin
+    assert [c["status"] for c in rig.executor.journal.commands()] == ["ok"]
+    hb = probe.wait_json("batsched/executor/heartbeat", lambda d: d["forced"])
+    assert hb["lease_until"].startswith("2024-01-15T02:02")
+    assert rig.tick(10).outcome == "unchanged"  # still charging: no write, lease renewed
+    applied = rig.tick(20)  # 02:01 self_use
+    assert applied.outcome == "applied" and applied.sent.grid_charging is False
+    assert rig.executor.journal.forced() is None
+    assert [w["body"] for w in rig.writes()] == [
+        CHARGING,
+        {"operational_mode": "self_consumption", "grid_charging": False},
+    ]
+    soc = [s["soc_pct"] for s in rig.sim.log()["samples"]]
+    assert max(soc) > 55  # it really charged (3.3 kW for 30 min ≈ +12 %)
+
+
+def test_price_above_the_limit_or_unknown_blocks_the_charge(rig: Rig) -> None:
+    rig.plan(charge=[utc(2024, 1, 15, 1, 0)])
+    rig.executor.on_rates(Incoming("r", b"", False, None))  # no series: only the current rate counts
+    rig.executor.on_current_rate(Incoming("c", b"", False, current_rate(T0, T0, 0.35)))
+    applied = rig.executor.tick()
+    assert applied.action == Action.SELF_USE and any(
+        r.rule == "price_limit" and r.verdict == "blocked" for r in applied.rules
+    )
+    rig.executor.on_current_rate(Incoming("c", b"", False, current_rate(T0, T0, None)))
+    assert rig.tick(1).action == Action.SELF_USE
+    rig.executor.on_planner_max_price(Incoming("m", b"0.04", False))
+    rig.executor.on_current_rate(Incoming("c", b"", False, current_rate(T0, T0, 0.05)))
+    assert rig.tick(1).action == Action.SELF_USE  # the planner's lower limit holds too
+    assert rig.writes() == []
+
+
+def test_a_write_that_does_not_apply_is_retried_with_backoff(tmp_path: Path, broker) -> None:
+    rig = Rig(tmp_path, broker.port, sim_kwargs={"drop_rate": 1.0})
+    try:
+        rig.plan(charge=[utc(2024, 1, 15, h, m) for h in (1, 2, 3) for m in (0, 30)])
+        outcomes = [rig.executor.tick().outcome] + [rig.tick(1).outcome for _ in range(10)]
+        assert outcomes[0] == "mismatch"
+        assert outcomes[1] == "deferred"  # not hammered: waits 2 min, then 4, …
+        assert outcomes.count("mismatch") == 3  # t=0, t=2, t=6 min
+        assert len(rig.writes()) == 3
+        assert rig.executor.journal.forced() is not None  # it may still land: the watchdog knows
+    finally:
+        rig.close()
+
+
+def test_a_delayed_change_is_confirmed_later_without_a_second_write(tmp_path: Path, broker) -> None:
+    rig = Rig(tmp_path, broker.port, sim_kwargs={"apply_delay_s": 30})
+    try:
+        rig.plan(charge=[T0])
+        assert rig.executor.tick().outcome == "mismatch"
+        assert rig.tick(1).outcome == "unchanged"  # the next read shows it applied
+        assert len(rig.writes()) == 1
+    finally:
+        rig.close()
+
+
+def test_dry_run_writes_nothing_and_records_what_it_would_do(tmp_path: Path, broker) -> None:
+    rig = Rig(tmp_path, broker.port, dry_run=True)
+    try:
+        rig.plan(charge=[T0])
+        applied = rig.executor.tick()
+        assert applied.outcome == "dry_run" and applied.action == Action.CHARGE and applied.dry_run
+        assert applied.sent is None
+        assert rig.writes() == []
+        assert [d.outcome for d in rig.executor.journal.decisions()] == ["dry_run"]
+    finally:
+        rig.close()
+
+
+def test_restart_mid_charge_continues_the_plan_and_restart_without_lease_restores(rig: Rig) -> None:
+    rig.plan(charge=[T0])
+    assert rig.executor.tick().outcome == "applied"
+    rig.executor = rig.new_executor()  # a crash: the new process only has the journal and the Powerwall
+    rig.plan(charge=[T0])
+    assert rig.executor.forced is not None
+    assert rig.tick(1).outcome == "unchanged"  # the plan still wants it: continue, no write
+    rig.executor.journal.clear_forced()  # a journal that lost the lease (or a charge someone else left)
+    rig.executor = rig.new_executor()
+    rig.plan(charge=[])
+    applied = rig.tick(1)
+    assert applied.outcome == "applied" and applied.action == Action.SELF_USE
+    assert rig.sim.state()["config"]["grid_charging"] is False
+
+
+def test_mode_off_restores_then_hands_off(rig: Rig, probe) -> None:
+    rig.plan(charge=[])  # self_use all along, cheap prices: force_charge is allowed
+    rig.executor.on_mode_set("force_charge")
+    assert rig.executor.tick().action == Action.CHARGE
+    rig.executor.on_mode_set("off")
+    assert probe.wait_for("batsched/executor/mode", lambda m: m.text == "off")
+    assert rig.tick(1).outcome == "applied"
+    rig.sim.control(config={"backup_reserve_percent": 50})  # the user's own change
+    assert rig.tick(1).outcome == "stood_aside"
+    assert rig.executor.journal.get("mode") == "off"
+
+
+def test_manual_mode_reverts_to_auto_after_its_lease(rig: Rig) -> None:
+    rig.executor.on_mode_set("hold")
+    assert rig.executor.tick().action == Action.HOLD
+    applied = rig.tick(121)
+    assert rig.executor.mode == ExecutorMode.AUTO and applied.action == Action.SELF_USE
+    assert applied.outcome == "applied"
+
+
+def test_override_in_the_peak_is_blocked(rig: Rig) -> None:
+    rig.clock.set(utc(2024, 1, 15, 16, 10))
+    until = utc(2024, 1, 15, 17)
+    result = rig.executor.on_override(OverrideCommand(action=Action.CHARGE, until=until))
+    assert result["action"] == "charge"
+    applied = rig.executor.tick()
+    assert applied.requested_action == Action.CHARGE and applied.action == Action.SELF_USE
+    assert rig.writes() == []
+
+
+def test_off_grid_stands_aside(rig: Rig) -> None:
+    rig.plan(charge=[T0])
+    rig.sim.control(grid_outage=True)
+    assert rig.executor.tick().outcome == "stood_aside"
+    rig.sim.control(grid_outage=False, storm=True)
+    assert rig.tick(1).outcome == "stood_aside"
+    assert rig.writes() == []
+
+
+def test_restore_on_stop_puts_the_baseline_back(rig: Rig) -> None:
+    rig.plan(charge=[T0])
+    rig.executor.tick()
+    assert rig.sim.state()["config"]["operational_mode"] == "backup"
+    rig.executor.restore_on_stop()
+    cfg = rig.sim.state()["config"]
+    assert {k: cfg[k] for k in BASELINE} == BASELINE
+    assert rig.executor.journal.forced() is None
+    assert [c["kind"] for c in rig.executor.journal.commands()] == ["decision", "restore"]
+
+
+def test_watchdog_restores_after_silence_and_reports(rig: Rig, probe) -> None:
+    rig.plan(charge=[T0])
+    rig.executor.tick()
+    settings = WatchdogSettings(
+        mqtt_port=rig.settings.mqtt_port, data_dir=rig.settings.data_dir, watchdog_timeout_s=180
+    )
+    client = NetZeroClient(rig.sim.base_url, TOKEN, SITE, rig.clock, RateLimiter(rig.clock, 4))
+    dog = Watchdog(settings, rig.clock, rig.bus, Journal(rig.settings.data_dir / DB_NAME), client, get_logger("wd"))
+    dog.on_heartbeat(Incoming("hb", b"", False, Heartbeat(generated_at=rig.clock.now(), seq=1, forced=True)))
+    assert dog.check() == "watching"
+    rig.clock.advance(179)
+    assert dog.check() == "watching"
+    rig.clock.advance(2)
+    assert dog.check() == "restored"
+    cfg = rig.sim.state()["config"]
+    assert {k: cfg[k] for k in BASELINE} == BASELINE
+    report = probe.wait_json("batsched/executor/watchdog", lambda d: d["state"] == "restored")
+    assert "heartbeat" in report["detail"]
+    assert dog.check() == "idle"
+
+
+def test_export_writes_the_decision_history_as_csv(rig: Rig, tmp_path: Path) -> None:
+    from services.executor.export import main as export_main
+
+    rig.plan(charge=[T0])
+    rig.executor.tick()
+    rig.tick(1)
+    out = tmp_path / "history.csv"
+    assert (
+        export_main(["--data-dir", str(rig.settings.data_dir), "--out", str(out), "--since", "2024-01-15T00:00Z"]) == 0
+    )
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert [r["outcome"] for r in rows] == ["applied", "unchanged"]
+    assert rows[0]["action"] == "charge" and "grid_charging" in rows[0]["sent"]
+
+
+def test_export_command_line(rig: Rig, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    rig.executor.tick()
+    out = tmp_path / "h.csv"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.executor",
+            "export",
+            "--data-dir",
+            str(rig.settings.data_dir),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 decisions written" in done.stderr and out.read_text().count("\n") == 2
+    bad = subprocess.run(
+        [sys.executable, "-m", "services.executor", "export", "--since", "yesterday"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2 and "--since" in bad.stderr
+
+
+def test_rate_limited_by_the_api_waits_and_recovers(rig: Rig) -> None:
+    rig.plan(charge=[T0])
+    other_app = NetZeroClient(rig.sim.base_url, TOKEN, SITE, rig.clock, RateLimiter(rig.clock, 5))
+    for _ in range(4):  # the user's own app uses four of the account's five requests this minute
+        other_app.get()
+    first = rig.executor.tick()  # our GET is the fifth, our POST gets 429
+    assert first.outcome == "failed" and "429" in first.error
+    assert rig.executor.client.limiter.available() == 0  # blocked until the server's reset time
+    assert rig.tick(0.5).outcome == "deferred"  # no request at all until then
+    assert rig.tick(1).outcome == "deferred"  # the retry backoff (2 min) is not cut short
+    assert rig.tick(1).outcome == "applied"
+    assert rig.sim.state()["config"]["grid_charging"] is True
+    log = rig.sim.log()
+    assert log["rate_limited"] == 1 and log["max_per_minute"] <= 6
+
+
+def test_netzero_down_while_charging_then_back_restores_per_plan(rig: Rig) -> None:
+    rig.plan(charge=[T0])
+    assert rig.executor.tick().outcome == "applied"
+    rig.sim.control(api_error={"status": 503, "html": True})
+    failed = [rig.tick(1) for _ in range(4)]
+    assert failed[-1].action == Action.SELF_USE  # the battery state is stale: back to the baseline …
+    assert any(r.rule == "stale_inputs" and r.verdict == "changed" for r in failed[-1].rules)
+    assert failed[-1].outcome == "failed" and "503" in failed[-1].error  # … which cannot be sent yet
+    rig.sim.control(api_error=None)
+    rig.clock.set(utc(2024, 1, 15, 1, 40))
+    rig.plan(charge=[])  # meanwhile the plan no longer wants the charge
+    outcomes = [rig.tick(1).outcome for _ in range(5)]
+    assert "applied" in outcomes
+    assert rig.sim.state()["config"]["grid_charging"] is False and rig.executor.journal.forced() is None
