@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: venv run test lint format schemas bench-planner bench-forecast soak clean
+.PHONY: venv run test lint format schemas bench-planner bench-forecast soak clean image-check settings-doc
 
 venv: $(STAMP)
 
@@ -29,6 +29,14 @@ format: venv
 
 schemas: venv
 	$(PY) -m tools.gen_schemas
+
+# The Dockerfile's install step (tools/install_deps.py) into a fresh venv, then the image's entry points (no Docker needed).
+image-check: venv
+	$(PY) -m pytest -q -m slow tests/deploy/test_image.py
+
+# Regenerate .env.example and the README's configuration table from the settings models.
+settings-doc: venv
+	$(PY) -m tools.settings_doc
 
 bench-planner: venv
 	$(PY) -m tools.bench_planner

@@ -1,0 +1,44 @@
+# One image for every batsched service; each container runs its own command, e.g.
+#   docker run --rm batsched python -m services.planner
+# Services: services.pricing, services.forecast, services.planner, services.executor, services.executor.watchdog,
+# services.dashboard. Simulators (no accounts needed): sim.octopus, sim.openmeteo, sim.netzero.
+# Health: python -m tools.healthcheck <service> | --http URL | --tcp HOST:PORT (compose.yaml sets one per service).
+
+# Pinned by version; pin the digest too (python:3.11.14-slim-bookworm@sha256:…) for byte-for-byte rebuilds.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+# ---- build: a virtual environment with the pinned dependencies, from wheels only (no compiler anywhere)
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+COPY pyproject.toml ./
+COPY tools/install_deps.py tools/install_deps.py
+# The same script the test suite runs into a fresh venv (tests/deploy/test_image.py, `make image-check`).
+RUN python -m venv /opt/venv \
+ && python tools/install_deps.py --python /opt/venv/bin/python
+COPY shared/ shared/
+COPY services/ services/
+COPY sim/ sim/
+COPY tools/ tools/
+RUN python -m compileall -q shared services sim tools
+
+# ---- runtime: the venv and the source, run as an unprivileged user
+FROM ${PYTHON_IMAGE} AS runtime
+RUN groupadd --system --gid 10001 batsched \
+ && useradd --system --uid 10001 --gid batsched --home-dir /app --no-create-home --shell /usr/sbin/nologin batsched \
+ && install -d -o batsched -g batsched -m 0750 /data
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /src /app
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    BATSCHED_DATA_DIR=/data \
+    BATSCHED_LOG_FORMAT=json \
+    BATSCHED_SECRETS_DIR=/run/secrets
+WORKDIR /app
+USER batsched:batsched
+VOLUME ["/data"]
+# Compose gives each service its own check; this default fits any service that sets BATSCHED_SERVICE.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
+  CMD ["python", "-m", "tools.healthcheck", "--from-env"]
+CMD ["python", "-c", "print('batsched image: run one service, e.g. python -m services.planner (see compose.yaml)')"]

@@ -1,0 +1,112 @@
+"""The Dockerfile without a Docker engine: its rules read from the file, its install step run for real (slow).
+
+This machine has no Docker engine, so ``docker build`` is not run here. The build's only install step is
+``tools/install_deps.py``; ``make image-check`` (``-m slow``) runs that same script into a fresh virtual environment
+and starts the image's entry points from a copy of exactly what the Dockerfile copies.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools import install_deps
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKERFILE = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")  # continuation lines joined
+BUILD_TOOLS = re.compile(r"\b(apt-get|apk|gcc|g\+\+|build-essential|make|cmake|cargo|rustc)\b")
+
+
+def stages() -> list[str]:
+    body = [line for line in DOCKERFILE.splitlines() if not line.lstrip().startswith("#")]
+    return re.split(r"(?m)^FROM ", "\n".join(body))[1:]
+
+
+def copied_paths() -> list[str]:
+    return re.findall(r"(?m)^COPY (?!--from)(\S+)", DOCKERFILE)
+
+
+def test_base_image_is_a_slim_python_pinned_by_version() -> None:
+    base = re.search(r"(?m)^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE)
+    assert base, "the base image is set once, in ARG PYTHON_IMAGE"
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", base.group(1))
+    assert all(stage.startswith("${PYTHON_IMAGE}") for stage in stages())
+
+
+def test_multi_stage_with_a_non_root_final_stage_and_no_build_tools() -> None:
+    build, runtime = stages()
+    assert "AS build" in build and "AS runtime" in runtime
+    assert "tools/install_deps.py" in build
+    final = runtime.split("\n")
+    assert not any(BUILD_TOOLS.search(line) for line in final if line.startswith("RUN")), "build tools in runtime"
+    user = re.search(r"(?m)^USER (\S+)$", runtime)
+    assert user and not user.group(1).startswith(("root", "0")), "the services run unprivileged"
+    assert "COPY --from=build /opt/venv /opt/venv" in runtime
+    assert re.search(r"(?m)^HEALTHCHECK .*tools\.healthcheck", runtime)
+
+
+def test_the_image_gets_every_package_the_services_import_and_nothing_secret() -> None:
+    copied = {p.rstrip("/").split("/")[0] for p in copied_paths()}
+    assert {"shared", "services", "sim", "tools", "pyproject.toml"} <= copied
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "*" in ignore, ".dockerignore starts from nothing (no .env, secrets, data)"
+    for path in copied:
+        assert (ROOT / path).exists(), path
+        assert f"!{path}" in ignore or f"!{path}/" in ignore, f"{path} is copied but ignored"
+
+
+def test_install_step_is_pinned_and_wheels_only() -> None:
+    reqs = install_deps.requirements()
+    assert reqs and all("==" in r for r in reqs)
+    cmd = install_deps.pip_command("/opt/venv/bin/python", reqs)
+    assert "--only-binary=:all:" in cmd and "--no-cache-dir" in cmd
+
+
+def test_an_unpinned_dependency_stops_the_build(tmp_path: Path) -> None:
+    bad = tmp_path / "pyproject.toml"
+    bad.write_text('[project]\nname = "x"\ndependencies = ["paho-mqtt==2.2.0", "requests>=2"]\n')
+    with pytest.raises(SystemExit, match="requests>=2"):
+        install_deps.requirements(bad)
+
+
+@pytest.mark.slow
+def test_the_dockerfile_install_step_builds_a_working_environment(tmp_path: Path) -> None:
+    """``make image-check``: the build stage's commands, then the runtime's entry points, without Docker."""
+    venv = tmp_path / "opt-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = str(venv / "bin" / "python")
+    app = tmp_path / "app"
+    app.mkdir()
+    for path in copied_paths():
+        src = ROOT / path.rstrip("/")
+        if src.is_dir():
+            shutil.copytree(src, app / src.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy(src, app / src.name)
+    done = subprocess.run(
+        [python, str(app / "tools" / "install_deps.py"), "--python", python],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+
+    modules = ["shared.bus", "shared.runner", "shared.ha", "tools.healthcheck", "tools.settings_doc"]
+    for pkg in ("services", "sim"):
+        for sub in sorted((app / pkg).iterdir()):
+            if (sub / "__init__.py").exists():
+                modules.append(f"{pkg}.{sub.name}")
+            elif sub.suffix == ".py" and sub.stem != "__init__":
+                modules.append(f"{pkg}.{sub.stem}")
+    probe = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\nprint('ok')"
+    ran = subprocess.run(
+        [python, "-c", probe, *modules], cwd=app, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin"}
+    )
+    assert ran.returncode == 0 and ran.stdout.startswith("ok"), ran.stderr[-2000:]
+    help_ = subprocess.run([python, "-m", "tools.healthcheck", "--help"], cwd=app, capture_output=True, timeout=60)
+    assert help_.returncode == 0
