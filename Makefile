@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: venv run test lint format schemas bench-planner bench-forecast soak clean image-check settings-doc
+.PHONY: venv run test lint format schemas bench-planner bench-forecast backtest bench-backtest soak clean image-check settings-doc
 
 venv: $(STAMP)
 
@@ -43,6 +43,15 @@ bench-planner: venv
 
 bench-forecast: venv
 	$(PY) -m tools.bench_forecast
+
+# `make backtest ARGS="--consumption my.csv --pv-kwp 4"`: see docs/savings.md
+backtest: venv
+	$(PY) -m tools.cli backtest $(ARGS)
+
+# The bundled real year with the planner benchmark's settings (its J-2021/22-4kWp scenario); prints the time taken.
+bench-backtest: venv
+	$(PY) -m tools.cli backtest --from 2021-10-01 --to 2022-09-19 --fill-gaps 1 --min-soc 0 --max-charge-price 2 \
+		--target-soc-cap 100 --pv-kwp 4 --forecasts perfect --out artifacts/backtest-year
 
 soak: venv
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -m slow

@@ -25,7 +25,3 @@ class AccountingSettings(ServiceSettings):
     battery_reserve_pct: Annotated[float, Field(ge=0, le=100)] = Field(
         10.0, description="Self-use estimate: the reserve the battery keeps"
     )
-    battery_max_power_kw: Annotated[float, Field(gt=0)] = Field(5.0, description="Self-use estimate: power limit")
-    battery_round_trip_efficiency: Annotated[float, Field(gt=0, le=1)] = Field(
-        0.9, description="Self-use estimate: round-trip efficiency"
-    )

@@ -11,18 +11,19 @@ price is left out of the total and counted in ``slots_unpriced`` (a missing pric
 export rates at all, exports earn nothing (no export tariff assumed).
 
 Counterfactuals from the same observations: *no battery* pays for ``max(load − pv, 0)`` and sells the PV surplus;
-*self-use* runs a simple battery (capacity, reserve, power limit, round-trip efficiency) that charges from PV
-surplus and discharges to the load, starting from the day's first observed SOC.
+*self-use* runs the planner's battery model (``services.planner.battery.step_slot``, in self-use) with the
+observed capacity and the configured reserve, starting from the day's first observed SOC.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from services.planner.battery import SELF_USE, BatteryModel, Limits, step_slot
 from shared.slots import LONDON, SLOT, local_day_slots, slot_start
 
 MAX_HOLD = timedelta(minutes=10)
@@ -52,12 +53,16 @@ class PlannedSlot:
 
 @dataclass(frozen=True)
 class BatteryParams:
-    """The battery used for the self-use counterfactual."""
+    """The battery used for the self-use counterfactual; its physics is the planner's (``step_slot``)."""
 
     capacity_kwh: float = 13.5
     reserve_pct: float = 10.0
-    max_power_kw: float = 5.0
-    round_trip_efficiency: float = 0.9
+
+    def model(self) -> BatteryModel:
+        return replace(BatteryModel(), capacity_kwh=self.capacity_kwh)
+
+    def limits(self) -> Limits:
+        return Limits(min_kwh=self.capacity_kwh * self.reserve_pct / 100.0, charge_cap_kwh=self.capacity_kwh)
 
 
 @dataclass
@@ -136,23 +141,14 @@ def _credit(slot: SlotFlows, sample: Sample, seconds: float) -> None:
 def self_use_grid(
     load_kwh: Sequence[float], pv_kwh: Sequence[float], start_soc_pct: float, battery: BatteryParams
 ) -> list[tuple[float, float]]:
-    """(import, export) kWh per slot for a battery left in self-use: PV surplus charges it, it covers the load,
-    never below the reserve. Losses are split evenly between charging and discharging."""
-    leg = math.sqrt(battery.round_trip_efficiency)
-    limit = battery.max_power_kw * SLOT.total_seconds() / 3600.0
-    floor = battery.capacity_kwh * battery.reserve_pct / 100.0
-    stored = min(max(battery.capacity_kwh * start_soc_pct / 100.0, 0.0), battery.capacity_kwh)
+    """(import, export) kWh per slot for a battery left in self-use, by the planner's own battery model: PV
+    surplus charges it, it covers the load, never below the reserve."""
+    model, limits = battery.model(), battery.limits()
+    soc = min(max(battery.capacity_kwh * start_soc_pct / 100.0, 0.0), battery.capacity_kwh)
     out = []
     for load, pv in zip(load_kwh, pv_kwh, strict=True):
-        net = load - pv
-        if net >= 0:
-            delivered = min(net, limit, max(stored - floor, 0.0) * leg)
-            stored -= delivered / leg
-            out.append((net - delivered, 0.0))
-        else:
-            absorbed = min(-net, limit, (battery.capacity_kwh - stored) / leg)
-            stored += absorbed * leg
-            out.append((0.0, -net - absorbed))
+        soc, imp, exp_ = step_slot(model, limits, soc, SELF_USE, soc, load, pv)
+        out.append((imp, exp_))
     return out
 
 
@@ -217,7 +213,7 @@ def account_day(
         params = battery or BatteryParams()
         cap = next((s.capacity_kwh for s in samples if s.capacity_kwh), None)
         if cap:
-            params = BatteryParams(cap, params.reserve_pct, params.max_power_kw, params.round_trip_efficiency)
+            params = BatteryParams(cap, params.reserve_pct)
         day_start = slots[0]
         first_soc = next(
             (s.soc_pct for s in sorted(samples, key=lambda s: s.at) if s.at >= day_start and s.soc_pct is not None),

@@ -60,12 +60,7 @@ class AccountingJob:
         self.tz = settings.tz
         self.settle = timedelta(seconds=settings.accounting_settle_s)
         self.max_hold = timedelta(seconds=settings.accounting_max_hold_s)
-        self.battery = BatteryParams(
-            capacity_kwh=settings.battery_capacity_kwh,
-            reserve_pct=settings.battery_reserve_pct,
-            max_power_kw=settings.battery_max_power_kw,
-            round_trip_efficiency=settings.battery_round_trip_efficiency,
-        )
+        self.battery = BatteryParams(settings.battery_capacity_kwh, settings.battery_reserve_pct)
 
     # ---------------------------------------------------------------- bus handlers
 

@@ -101,8 +101,8 @@ def test_counterfactuals_from_observed_load_and_pv() -> None:
     acc = account_day(day, samples, {s: 0.2 for s in starts})
     assert acc.actual_cost_gbp == 0
     assert acc.no_battery_cost_gbp == pytest.approx(24 * 0.2)
-    # Self-use from full: 13.5 kWh down to the 10 % reserve, less the discharge loss, then the grid.
-    delivered = (13.5 - 1.35) * 0.9**0.5
+    # Self-use from full: 13.5 kWh down to the 10 % reserve, less the discharge loss (95 %), then the grid.
+    delivered = (13.5 - 1.35) * 0.95
     assert acc.self_use_cost_gbp == pytest.approx((24 - delivered) * 0.2)
 
 
@@ -116,6 +116,7 @@ def test_no_counterfactual_without_load_observations() -> None:
 
 
 def test_self_use_stores_pv_surplus_and_uses_it_later() -> None:
-    grid = self_use_grid([0.0, 1.0], [2.0, 0.0], 10.0, BatteryParams(capacity_kwh=10, reserve_pct=10))
-    assert grid[0] == (0.0, 0.0)  # 2 kWh surplus stored (limit 2.5 kWh per slot)
-    assert grid[1][0] == pytest.approx(0.0)  # 1 kWh delivered from 1.8 kWh stored
+    grid = self_use_grid([0.0, 1.0, 2.0], [2.0, 0.0, 0.0], 10.0, BatteryParams(capacity_kwh=10, reserve_pct=10))
+    assert grid[0] == (0.0, 0.0)  # 2 kWh surplus stored as 1.9 kWh (limit 2.5 kWh per slot)
+    assert grid[1][0] == pytest.approx(0.0)  # 1 kWh delivered from the 1.9 kWh above the reserve
+    assert grid[2][0] == pytest.approx(2.0 - (1.9 - 1.0 / 0.95) * 0.95)  # the rest, then the grid

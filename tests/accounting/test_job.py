@@ -19,7 +19,8 @@ START = datetime(2023, 6, 12, 21, 0, tzinfo=UTC)  # 22:00 BST: two slots before 
 DAY1, DAY2 = date(2023, 6, 12), date(2023, 6, 13)
 END = local_midnight(date(2023, 6, 14))  # the second local midnight
 SPEED = 7200.0  # two hours a second
-SETTLE_S = 600
+SETTLE_S = 900
+LEAD = timedelta(minutes=20)  # each sample is sent this much before its time: a busy test machine may lag
 STEP = timedelta(minutes=5)
 
 
@@ -72,12 +73,13 @@ def test_daily_summary_after_each_local_midnight_equals_observed_import_times_pr
     )
     probe.wait_for(f"{PREFIX}/accounting/status", lambda m: m.text == "online", timeout=15)
 
-    # Publish battery/state every 5 simulated minutes as the executor would, each when its time comes.
+    # Publish battery/state every 5 simulated minutes as the executor would (a little ahead of time, so that a slow
+    # test process cannot miss a midnight: the job files samples by their observed_at, not by arrival).
     published: list[tuple[datetime, float]] = []
     never = threading.Event()
     t, i = START, 0
     while t < END:
-        clock.wait((t - clock.now()).total_seconds(), never)
+        clock.wait((t - LEAD - clock.now()).total_seconds(), never)
         state = BatteryState(
             generated_at=t, valid_until=t + timedelta(minutes=5), observed_at=t, soc_pct=50.0, grid_power_w=grid_w(i)
         )
