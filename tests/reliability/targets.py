@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from shared.topics import PLANNER_SETTINGS, Topics
@@ -33,6 +34,8 @@ class CheckContext:
     probe: Probe
     now: Callable[[], datetime]
     http_port: int | None = None
+    data_dir: Path | None = None
+    log: Callable[[], str] | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 
 
@@ -88,15 +91,54 @@ def planner_replans(ctx: CheckContext) -> None:
     ctx.notes["plan_id"] = plan.plan_id
 
 
-def any_message_on(topic: str, timeout: float = 60) -> Check:
-    def check(ctx: CheckContext) -> None:
-        mark = ctx.probe.mark()
-        ctx.probe.wait_for(topic, timeout=timeout, after=mark)
+def watchdog_sees_heartbeats(ctx: CheckContext) -> None:
+    """A final heartbeat, then a forced state appears in the executor's journal: the watchdog's next report
+    (watching, or restoring) must carry a heartbeat time at least as new as the final one."""
+    from services.executor.journal import DB_NAME, Journal
+    from shared.models import PowerwallConfig
 
-    return check
+    now = ctx.now()
+    ctx.probe.publish(T.executor_heartbeat, json.dumps(docs.heartbeat(now, seq=10**6, forced=True)))
+    assert ctx.data_dir is not None
+    journal = Journal(ctx.data_dir / DB_NAME)
+    try:
+        forced = PowerwallConfig(operational_mode="backup", backup_reserve_pct=80, grid_charging=True)
+        journal.set_forced(forced, now, now + timedelta(hours=1))
+    finally:
+        journal.close()
+
+    def fresh(d: dict) -> bool:
+        seen = d.get("last_heartbeat_at")
+        return bool(seen) and datetime.fromisoformat(seen.replace("Z", "+00:00")) >= now - timedelta(seconds=1)
+
+    ctx.notes["report"] = ctx.probe.wait_json(T.watchdog_report, fresh, timeout=60)
 
 
-ACCOUNTING_START = datetime(2023, 6, 12, 22, 40, tzinfo=UTC)
+def dashboard_shows_state(ctx: CheckContext) -> None:
+    """A distinctive valid battery state must show up in the dashboard's ``/api/now`` (local-token login)."""
+    import re
+    import time
+
+    import httpx
+
+    assert ctx.log is not None and ctx.http_port is not None
+    now = ctx.now()
+    ctx.probe.publish(T.battery_state, json.dumps(docs.battery_state(now, soc=63.7)), retain=True)
+    token = re.search(r"token=([A-Za-z0-9_\-]+)", ctx.log())
+    assert token, "the dashboard printed no local login link"
+    base = f"http://127.0.0.1:{ctx.http_port}"
+    deadline = time.monotonic() + 60
+    with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as web:
+        web.get("/", params={"token": token.group(1)})
+        while True:
+            body = web.get("/api/now").text
+            if "63.7" in body:
+                return
+            assert time.monotonic() < deadline, f"battery state never reached /api/now: {body[:300]}"
+            time.sleep(0.2)  # polling an HTTP view (no event to wait on); bounded by the deadline
+
+
+ACCOUNTING_START = datetime(2023, 6, 12, 22, 52, tzinfo=UTC)
 
 
 def accounting_closes_day(ctx: CheckContext) -> None:
@@ -164,8 +206,9 @@ TARGETS: tuple[Target, ...] = (
         "executor",
         (
             Sub(T.plan, "plan"),
-            Sub(T.plan_current, "plan_now"),
             Sub(T.import_current, "current"),
+            Sub(T.import_rates, "rates"),
+            Sub(T.planner_setting("max_charge_price_gbp"), "max_charge_price_gbp", text=True),
             Sub(T.executor_mode_set, "mode", text=True),
             Sub(T.executor_dry_run_set, "bool", text=True),
             Sub(T.executor_override, "override"),
@@ -176,11 +219,12 @@ TARGETS: tuple[Target, ...] = (
     Target(
         "services.executor.watchdog",
         "watchdog",
-        (Sub(T.executor_heartbeat, "heartbeat"), Sub(T.battery_state, "battery")),
+        (Sub(T.executor_heartbeat, "heartbeat"),),
         ("netzero",),
-        any_message_on(T.watchdog_report),
+        watchdog_sees_heartbeats,
+        env=(("BATSCHED_WATCHDOG_CHECK_S", "1"),),
     ),
-    Target("services.dashboard", "dashboard", STATE_SUBS, (), any_message_on(T.status("dashboard"))),
+    Target("services.dashboard", "dashboard", STATE_SUBS, (), dashboard_shows_state),
     Target(
         "services.accounting",
         "accounting",
@@ -192,7 +236,7 @@ TARGETS: tuple[Target, ...] = (
         ),
         (),
         accounting_closes_day,
-        # 20 simulated minutes before local midnight (BST) at 60x: the day closes ~20 s after the start.
+        # 8 simulated minutes before local midnight (BST) at 60x: the day closes ~8 s after the start.
         sim_start=ACCOUNTING_START,
         sim_speed=60.0,
     ),

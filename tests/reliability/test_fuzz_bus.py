@@ -36,7 +36,7 @@ AVAILABLE = [ECHO] + [t for t in TARGETS if module_runnable(t.module)]
 
 @pytest.mark.skipif(not AVAILABLE, reason="no service has landed yet")
 @pytest.mark.parametrize("target", AVAILABLE, ids=[t.module for t in AVAILABLE])
-def test_service_survives_hostile_payloads(target: Target, spawn, probe) -> None:
+def test_service_survives_hostile_payloads(target: Target, spawn, probe, tmp_path) -> None:
     world = SimWorld(start=target.sim_start or SIM_START, speed=target.sim_speed).start_sims(spawn, target.sims)
     svc = spawn(target.module, env={**world.env, **dict(target.env)}, name=target.service)
     probe.wait_for(f"batsched/{target.service}/status", lambda m: m.text == "online", timeout=30)
@@ -69,7 +69,9 @@ def test_service_survives_hostile_payloads(target: Target, spawn, probe) -> None
     publish_one()
     published_s = time.monotonic() - started
 
-    ctx = CheckContext(probe=probe, now=world.now, http_port=world.ports.get("dashboard"))
+    ctx = CheckContext(
+        probe=probe, now=world.now, http_port=world.ports.get("dashboard"), data_dir=tmp_path / "data", log=svc.log
+    )
     target.check(ctx)
     total_s = time.monotonic() - started
 
