@@ -382,7 +382,7 @@ class Bus:
         topic = message.topic
         payload = bytes(message.payload or b"")
         for sub in list(self._subs.values()):
-            if not mqtt.topic_matches_sub(sub.topic, topic):
+            if not mqtt.topic_matches_sub(_match_filter(sub.topic), topic):
                 continue
             incoming = Incoming(topic, payload, bool(message.retain))
             if len(payload) > MAX_PAYLOAD_BYTES:
@@ -406,6 +406,15 @@ class Bus:
 
 
 _CONNECTED: Any = object()
+
+
+def _match_filter(subscription: str) -> str:
+    """The filter a subscription matches topics with: ``$share/<group>/<filter>`` (a shared subscription, one
+    member of the group gets each message) matches like ``<filter>``."""
+    if subscription.startswith("$share/"):
+        parts = subscription.split("/", 2)
+        return parts[2] if len(parts) == 3 else subscription
+    return subscription
 
 
 def _encode(payload: BaseModel | str | bytes | dict[str, Any] | None) -> tuple[bytes, bool]:

@@ -184,7 +184,7 @@ def openmeteo_body(data: st.DataObject, start: int) -> bytes:
     fill = data.draw(st.sampled_from([100.0, float("nan"), float("inf"), -1e30, 0.0]), label="fill")
     cols = [(name, np.full(n, fill if i == 0 else 10.0)) for i, name in enumerate(names)]
     block = data.draw(st.sampled_from(["minutely_15"] * 6 + ["hourly"]), label="block")
-    return build_flatbuffer(51.75, -1.26, block, start, interval, cols)
+    return build_flatbuffer(51.75, -1.26, block, start, interval, n, cols)
 
 
 @pytest.mark.skipif(not module_runnable("services.forecast"), reason="forecast has not landed")
