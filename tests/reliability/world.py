@@ -63,8 +63,8 @@ class System:
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read())
 
-    def sim_control(self, sim: str, body: dict) -> dict:
-        req = urllib.request.Request(f"{self.world.url(sim)}/_control", data=json.dumps(body).encode(), method="POST")
+    def sim_control(self, sim: str, body: dict, path: str = "/_control") -> dict:
+        req = urllib.request.Request(f"{self.world.url(sim)}{path}", data=json.dumps(body).encode(), method="POST")
         req.add_header("Content-Type", "application/json")
         with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read())
