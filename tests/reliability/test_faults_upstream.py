@@ -97,3 +97,36 @@ def test_openmeteo_outage_keeps_the_forecast(failure: str, spawn, probe: Probe) 
     assert latest is not None and latest.payload, "the PV forecast was withdrawn during the outage"
     assert latest.at >= good.at
     assert forecast.alive() and not failure_lines(forecast.log())
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not module_runnable("services.executor"), reason="executor has not landed")
+def test_netzero_change_silently_not_applied_is_reported_not_hammered(spawn, probe: Probe) -> None:
+    """NetZero#94/#380: the API accepts the change, the Powerwall never applies it. The read-back must say
+    ``mismatch`` (not ``applied``), and the executor must not hammer the API with the same write."""
+    system = System(spawn, probe)
+    system.world.start_sims(spawn, ("netzero",))
+    env = {**system.world.env, "BATSCHED_DECISION_INTERVAL_S": "5"}
+    executor = spawn("services.executor", env=env, name="executor")
+    probe.wait_for("batsched/executor/status", lambda m: m.text == "online", timeout=30)
+    probe.wait_json("batsched/battery/state", timeout=60)
+    system.netzero("/_control", {"drop_rate": 1.0, "apply_delay_s": 0})
+    now = system.world.now()
+    # A known, cheap current price: without one the price rule (rightly) blocks any charge.
+    probe.publish("batsched/pricing/import/current", json.dumps(docs.current_rate(now, 0.05)), retain=True)
+    probe.publish("batsched/pricing/import/rates", json.dumps(docs.rate_series(now)), retain=True)
+    mark = probe.mark()
+    probe.publish("batsched/executor/mode/set", "force_charge")
+    bad = probe.wait_json("batsched/executor/applied", lambda d: d.get("outcome") == "mismatch", 60, mark)
+    assert bad["action"] == "charge" and bad["error"]
+    # Three more decisions (5 s apart) while the gateway keeps ignoring the change.
+    later = probe.mark()
+    for _ in range(3):
+        seen = probe.mark()
+        probe.wait_json("batsched/executor/applied", timeout=60, after=seen)
+    state = system.netzero()
+    assert state["writes"] <= 3, f"{state['writes']} writes for one unapplied change"
+    assert state["config"].get("grid_charging") is False, "the simulator applied a dropped change?"
+    outcomes = [m.json()["outcome"] for m in probe.on("batsched/executor/applied") if m.at >= later and m.payload]
+    assert "applied" not in outcomes, outcomes
+    assert executor.alive() and not failure_lines(executor.log())
