@@ -39,12 +39,12 @@ class System:
     world: SimWorld = field(default_factory=SimWorld)
     procs: dict[str, ServiceProcess] = field(default_factory=dict)
 
-    def start(self, extra_env: dict[str, str] | None = None) -> System:
+    def start(self, extra_env: dict[str, str] | None = None, log_suffix: str = "") -> System:
         self.world.start_sims(self.spawn)
         self.env = {**self.world.env, **(extra_env or {})}
         for name, module in SERVICES:
             if module_runnable(module):
-                self.procs[name] = self.spawn(module, env=self.env, name=name)
+                self.procs[name] = self.spawn(module, env=self.env, name=f"{name}{log_suffix}")
         return self
 
     def restart(self, name: str) -> ServiceProcess:
