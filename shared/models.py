@@ -390,9 +390,9 @@ class CostTotals(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    first_date: date
-    last_date: date
-    days: int
+    first_date: date | None = None
+    last_date: date | None = None
+    days: int = 0
     days_compared: int = 0
     actual_cost_gbp: Finite
     planned_cost_gbp: Finite | None = None
@@ -418,6 +418,8 @@ class DailySummary(Message):
     slots_expected: int = 48
     slots_unpriced: int = 0  # slots with energy but no known import price: left out of actual_cost_gbp
     slots_planned: int = 0  # slots a plan covered (planned_cost_gbp is their sum)
+    soc_start_pct: Percent | None = None  # first observed SOC of the day: energy bought for another day shows here
+    soc_end_pct: Percent | None = None  # last observed SOC of the day
     month: CostTotals | None = None  # this local month up to and including ``date``
     since_install: CostTotals | None = None  # every day in the accounting history up to ``date``
 

@@ -95,6 +95,8 @@ class DayAccount:
     slots_expected: int
     slots_unpriced: int
     slots_planned: int
+    soc_start_pct: float | None = None
+    soc_end_pct: float | None = None
     flows: list[SlotFlows] = field(default_factory=list)
 
 
@@ -226,8 +228,11 @@ def account_day(
                 for f, (imp, exp) in zip(priced, grid, strict=True)
             )
 
+    socs = [s.soc_pct for s in sorted(samples, key=lambda s: s.at) if slots[0] <= s.at and s.soc_pct is not None]
     return DayAccount(
         day=day,
+        soc_start_pct=socs[0] if socs else None,
+        soc_end_pct=socs[-1] if socs else None,
         actual_cost_gbp=actual,
         planned_cost_gbp=planned_cost,
         no_battery_cost_gbp=no_battery,

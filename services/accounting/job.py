@@ -61,6 +61,7 @@ class AccountingJob:
         self.settle = timedelta(seconds=settings.accounting_settle_s)
         self.max_hold = timedelta(seconds=settings.accounting_max_hold_s)
         self.battery = BatteryParams(settings.battery_capacity_kwh, settings.battery_reserve_pct)
+        self._empty_days: set[date] = set()  # days already reported as having no observations
 
     # ---------------------------------------------------------------- bus handlers
 
@@ -138,7 +139,9 @@ class AccountingJob:
         start, end = local_day_bounds(day, self.tz)
         samples = self.store.samples(start - self.max_hold, end)
         if not any(start <= s.at < end for s in samples):
-            self.log.info("no observations for the day; no summary", day=day.isoformat())
+            if day not in self._empty_days:
+                self._empty_days.add(day)
+                self.log.info("no observations for the day; no summary", day=day.isoformat())
             return None
         account = account_day(
             day,
@@ -186,4 +189,6 @@ class AccountingJob:
             slots_expected=a.slots_expected,
             slots_unpriced=a.slots_unpriced,
             slots_planned=a.slots_planned,
+            soc_start_pct=a.soc_start_pct,
+            soc_end_pct=a.soc_end_pct,
         )

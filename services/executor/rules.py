@@ -101,7 +101,19 @@ def price_limit_gbp(cfg: RuleConfig, planner_max: float | None) -> float:
     return min(cfg.max_price_gbp, planner_max) if planner_max is not None else cfg.max_price_gbp
 
 
-def price_limit(p: Proposal, now: datetime, price: float | None, limit: float) -> tuple[Proposal, Outcome]:
+def next_price(now: datetime, rates: RateSeries | None, lead: timedelta) -> float | None:
+    """The next slot's published price when ``now`` is within ``lead`` of the slot's end (else None)."""
+    end = slot_start(now) + timedelta(minutes=30)
+    if rates is None or end - now > lead or not rates.is_valid(now):
+        return None
+    return rates.price_at(end)
+
+
+def price_limit(
+    p: Proposal, now: datetime, price: float | None, limit: float, upcoming: float | None = None
+) -> tuple[Proposal, Outcome]:
+    """``upcoming``: the next slot's price near a slot's end; a known dear next slot stops the charge early, as
+    the gateway applies a stop late (an unknown one does not, or every slot would end with a stop and a start)."""
     if p.action != Action.CHARGE:
         return p, _out("price_limit", PASS)
     if price is None:
@@ -109,6 +121,10 @@ def price_limit(p: Proposal, now: datetime, price: float | None, limit: float) -
     if price > limit:
         return p.to(Action.SELF_USE), _out(
             "price_limit", "blocked", f"price {price * 100:.2f}p/kWh above limit {limit * 100:.2f}p/kWh"
+        )
+    if upcoming is not None and upcoming > limit:
+        return p.to(Action.SELF_USE), _out(
+            "price_limit", "blocked", f"next slot's price {upcoming * 100:.2f}p/kWh above limit: stopping early"
         )
     return p, _out("price_limit", PASS, f"price {price * 100:.2f}p/kWh ≤ {limit * 100:.2f}p/kWh")
 

@@ -97,6 +97,8 @@ def tail_value(
     limits: Limits,
     max_charge_price: float,
     days: int = 7,
+    end_share: float = TAIL_END_SHARE,
+    decay: float = 1.0,
 ) -> np.ndarray | None:
     """The value of stored energy at the end of the known prices, as a cost per grid state: the mean over the last
     ``days`` days' prices (each a scenario for the slots after the known ones) of the optimal cost-to-go.
@@ -108,8 +110,8 @@ def tail_value(
     mean = float(np.nanmean(past_prices)) if np.isfinite(past_prices).any() else np.nan
     if n == 0 or not np.isfinite(mean):
         return None
-    end = terminal_linear(model, limits, TAIL_END_SHARE * max(mean, 0.0) * model.eta_discharge)
-    values = []
+    end = terminal_linear(model, limits, end_share * max(mean, 0.0) * model.eta_discharge)
+    values, weights = [], []
     for d in range(1, days + 1):
         idx = n_past - d * SLOTS_PER_DAY + np.arange(n)
         if idx[0] < 0:
@@ -121,8 +123,9 @@ def tail_value(
         price = fill_gaps(price, mean)
         h = Horizon(price, export_price, load, pv, charge_allowed(price, peak, max_charge_price))
         values.append(value_function(h, model, limits, end))
+        weights.append(decay ** (d - 1))
     if not values:
         return None
-    v = np.mean(values, axis=0)
+    v = np.average(values, axis=0, weights=weights)
     grid = np.arange(len(v)) * model.soc_step_kwh
     return v - float(np.interp(limits.min_kwh, grid, v))  # 0 at the reserve: the value of the stored energy

@@ -1,9 +1,9 @@
 """The planner's model as a linear programme, solved with HiGHS (``highspy``): a bound to check the DP against.
 
 Same physics as the DP (``battery.py``) but continuous: the battery may discharge part of a deficit and charge
-any amount, may export PV that it has room for, and may import while exporting PV; charging and discharging in
-one slot is limited to the convex hull (c/c_max + d/d_max <= 1). No real Powerwall mode does these things, so
-its optimum is a slightly optimistic bound, never a plan.
+any amount and may export PV that it has room for; importing while exporting PV and charging while discharging
+in one slot are limited to their convex hulls (imp/g_max + exp/surplus <= 1, c/c_max + d/d_max <= 1). No real
+Powerwall mode does these things, so its optimum is a slightly optimistic bound, never a plan.
 The charge cap is exact without PV; with PV the SOC bound is the full capacity.
 """
 
@@ -45,7 +45,10 @@ def solve_lp(h: Horizon, soc0_kwh: float, m: BatteryModel, lim: Limits, end_valu
     cost[2::5] = w * ec
     cost[3::5] = w / ed
     cost[5 * (t_len - 1) + 4] = -end_value_gbp_per_kwh
-    hi[0::5] = highspy.kHighsInf
+    # In a PV-surplus slot the house needs nothing from the grid: only grid charging imports, so without it the
+    # import is 0 (else the LP could store and export the same PV and buy the difference: charging in a slot where
+    # charging is forbidden).
+    hi[0::5] = np.where((surplus > 0) & ~h.charge_ok, 0.0, highspy.kHighsInf)
     hi[1::5] = surplus
     hi[2::5] = np.minimum(m.charge_kwh, surplus + np.where(h.charge_ok, m.grid_charge_kwh, 0.0))
     hi[3::5] = np.minimum(deficit, m.discharge_kwh)
@@ -77,6 +80,14 @@ def solve_lp(h: Horizon, soc0_kwh: float, m: BatteryModel, lim: Limits, end_valu
         (col[both] + 2, 2 * t_len + tb, 1.0 / hi[2::5][both]),
         (col[both] + 3, 2 * t_len + tb, 1.0 / hi[3::5][both]),
     ]
+    # Importing (to grid-charge) while exporting PV: a real battery stores the PV first, so imp/g_max + exp/sur <= 1
+    # holds for every real schedule (rows 3T + t).
+    pvs = (surplus > 0) & h.charge_ok
+    tp = t[pvs]
+    coo += [
+        (col[pvs], 3 * t_len + tp, np.full(tp.size, 1.0 / m.grid_charge_kwh)),
+        (col[pvs] + 1, 3 * t_len + tp, 1.0 / surplus[pvs]),
+    ]
     c_idx = np.concatenate([c for c, _, _ in coo])
     r_idx = np.concatenate([r for _, r, _ in coo])
     vals = np.concatenate([v for _, _, v in coo])
@@ -84,7 +95,7 @@ def solve_lp(h: Horizon, soc0_kwh: float, m: BatteryModel, lim: Limits, end_valu
     starts = np.concatenate([[0], np.cumsum(np.bincount(c_idx, minlength=n))])
     index = r_idx[order]
     value = vals[order]
-    rlo = np.zeros(3 * t_len)
+    rlo = np.zeros(4 * t_len)
     rlo[bal] = net
     rlo[1] = soc0_kwh
     rhi = rlo.copy()
@@ -92,7 +103,7 @@ def solve_lp(h: Horizon, soc0_kwh: float, m: BatteryModel, lim: Limits, end_valu
     rhi[2 * t_len :] = 1.0
     lp = highspy.HighsLp()
     lp.num_col_ = n
-    lp.num_row_ = 3 * t_len
+    lp.num_row_ = 4 * t_len
     lp.col_cost_ = cost
     lp.col_lower_ = lo
     lp.col_upper_ = hi

@@ -275,6 +275,8 @@ def _explain(
         return Reason.PEAK_BLOCKED, f"price {p}: peak window, no grid charging"
     if price > settings.max_charge_price_gbp:
         return Reason.PRICE_ABOVE_LIMIT, f"price {p} above the {settings.max_charge_price_gbp * 100:.1f}p limit"
+    if soc_before <= settings.min_soc_pct / 100.0 * m.capacity_kwh + 0.05:
+        return Reason.SELF_USE, f"price {p}: battery at its reserve, the house runs from the grid"
     return Reason.SELF_USE, f"price {p}: the battery serves the house"
 
 

@@ -99,12 +99,15 @@ class Batsched:
         price_days: int = 7,
         tail_end_value: bool = True,
         price_quantile: float | None = None,
+        end_share: float = TAIL_END_SHARE,
+        decay: float = 1.0,
     ) -> None:
         self.w, self.m, self.s = world, model, settings
         self.lim = limits_for(model, settings)
         self.forecasts, self.end_value = forecasts, end_value
         self.max_slots, self.tail_slots, self.price_days = max_slots, tail_slots, price_days
-        self.tail_end_value, self.price_quantile = tail_end_value, price_quantile
+        self.tail_end_value, self.price_quantile, self.end_share = tail_end_value, price_quantile, end_share
+        self.decay = decay
         self.known_end = published_end(world.slots)
         if prices_known == "all":  # a diagnostic: what knowing every price in advance would be worth
             self.known_end = np.full(len(world.slots), len(world.slots))
@@ -179,6 +182,8 @@ class Batsched:
             self.lim,
             self.s.max_charge_price_gbp,
             self.price_days,
+            self.end_share,
+            self.decay,
         )
 
     def __call__(self, i: int, soc: float) -> tuple[int, float]:

@@ -100,6 +100,7 @@ def test_counterfactuals_from_observed_load_and_pv() -> None:
     )  # fmt: skip
     acc = account_day(day, samples, {s: 0.2 for s in starts})
     assert acc.actual_cost_gbp == 0
+    assert acc.soc_start_pct == acc.soc_end_pct == 100.0
     assert acc.no_battery_cost_gbp == pytest.approx(24 * 0.2)
     # Self-use from full: 13.5 kWh down to the 10 % reserve, less the discharge loss (95 %), then the grid.
     delivered = (13.5 - 1.35) * 0.95

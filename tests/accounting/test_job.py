@@ -15,12 +15,13 @@ from sim.datasets import agile_prices
 from tests.support.probe import Probe
 
 PREFIX = "batsched"
-START = datetime(2023, 6, 12, 21, 0, tzinfo=UTC)  # 22:00 BST: two slots before the first local midnight
+START = datetime(2023, 6, 12, 13, 0, tzinfo=UTC)  # the simulated clock starts here (time for the job to start)
+FIRST = datetime(2023, 6, 12, 21, 0, tzinfo=UTC)  # 22:00 BST: the first sample, two slots before local midnight
 DAY1, DAY2 = date(2023, 6, 12), date(2023, 6, 13)
 END = local_midnight(date(2023, 6, 14))  # the second local midnight
-SPEED = 7200.0  # two hours a second
-SETTLE_S = 900
-LEAD = timedelta(minutes=20)  # each sample is sent this much before its time: a busy test machine may lag
+SPEED = 12_000.0  # 3⅓ hours a second
+SETTLE_S = 1200
+LEAD = timedelta(minutes=30)  # each sample is sent this much before its time: a busy test machine may lag
 STEP = timedelta(minutes=5)
 
 
@@ -31,7 +32,7 @@ def grid_w(i: int) -> float:
 
 def rates() -> RateSeries:
     prices = agile_prices()
-    slots = list(iter_slots(START, END + timedelta(hours=1)))
+    slots = list(iter_slots(FIRST, END + timedelta(hours=1)))
     return RateSeries(
         generated_at=START,
         valid_until=slots[-1] + SLOT,
@@ -41,7 +42,7 @@ def rates() -> RateSeries:
 
 
 def plan() -> Plan:
-    slots = list(iter_slots(START, END))
+    slots = list(iter_slots(FIRST, END))
     return Plan(
         generated_at=START - timedelta(minutes=1),
         valid_until=END,
@@ -58,7 +59,7 @@ def test_daily_summary_after_each_local_midnight_equals_observed_import_times_pr
     rs = rates()
     probe.publish(f"{PREFIX}/pricing/import/rates", rs.model_dump_json(), retain=True)
     probe.publish(f"{PREFIX}/planner/plan", plan().model_dump_json(), retain=True)
-    origin = time.time() + 2.0  # the simulated day starts 2 s from now, on both sides
+    origin = time.time() + 1.0  # the simulated clock starts 1 s from now, on both sides
     clock = SimClock(START, SPEED, origin)
     spawn(
         "services.accounting",
@@ -72,12 +73,13 @@ def test_daily_summary_after_each_local_midnight_equals_observed_import_times_pr
         name="accounting",
     )
     probe.wait_for(f"{PREFIX}/accounting/status", lambda m: m.text == "online", timeout=15)
+    assert clock.now() < FIRST - LEAD, "the job took longer to start than the simulated evening before the samples"
 
     # Publish battery/state every 5 simulated minutes as the executor would (a little ahead of time, so that a slow
     # test process cannot miss a midnight: the job files samples by their observed_at, not by arrival).
     published: list[tuple[datetime, float]] = []
     never = threading.Event()
-    t, i = START, 0
+    t, i = FIRST, 0
     while t < END:
         clock.wait((t - LEAD - clock.now()).total_seconds(), never)
         state = BatteryState(

@@ -28,8 +28,9 @@ def bench_figures(first: str, end: str, kwp: float) -> dict[str, float]:
         "no_battery": bench.no_battery_cost(np.nan_to_num(w.price[sl]), w.export_price[sl], w.load[sl], w.pv[sl]),
         "self_use": replay(w, self_use_policy, bench.MODEL, lim, lim.min_kwh).cost_gbp,
         "seed_rule": replay(w, SeedRule(w, bench.MODEL, bench.SETTINGS), bench.MODEL, lim, lim.min_kwh).cost_gbp,
+        # as bench_planner.run: perfect load/PV forecasts, the planner's default end value
         "batsched": replay(
-            w, Batsched(w, bench.MODEL, bench.SETTINGS, "perfect", "forecast"), bench.MODEL, lim, lim.min_kwh
+            w, Batsched(w, bench.MODEL, bench.SETTINGS, "perfect"), bench.MODEL, lim, lim.min_kwh
         ).cost_gbp,
         "bound": bench.lp_bound(w)[0],
     }

@@ -336,3 +336,15 @@ def test_netzero_down_while_charging_then_back_restores_per_plan(rig: Rig) -> No
     outcomes = [rig.tick(1).outcome for _ in range(5)]
     assert "applied" in outcomes
     assert rig.sim.state()["config"]["grid_charging"] is False and rig.executor.journal.forced() is None
+
+
+def test_switching_dry_run_on_while_charging_hands_back_control_once(rig: Rig) -> None:
+    rig.plan(charge=[T0, utc(2024, 1, 15, 1, 30)])
+    assert rig.executor.tick().outcome == "applied"
+    rig.executor.on_dry_run_set("true")
+    applied = rig.tick(1)
+    assert applied.outcome == "applied" and applied.action == Action.SELF_USE
+    assert any(r.rule == "leaving" and "dry-run" in r.detail for r in applied.rules)
+    later = [rig.tick(1) for _ in range(3)]
+    assert {a.outcome for a in later} == {"dry_run"} and all(a.action == Action.CHARGE for a in later)
+    assert len(rig.writes()) == 2 and rig.executor.journal.forced() is None

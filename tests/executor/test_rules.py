@@ -86,6 +86,19 @@ def test_price_limit_blocks_unknown_and_high_prices_and_passes_negative_ones() -
     assert rules.price_limit_gbp(CFG, 0.12) == 0.12 and rules.price_limit_gbp(CFG, 0.5) == 0.20
 
 
+def test_a_dear_next_slot_stops_the_charge_a_few_minutes_early() -> None:
+    slot = utc(2024, 1, 15, 3, 0)
+    series = make_rates(slot, slot, 2, lambda s: 0.05 if s == slot else 0.30)
+    lead = CFG.peak_lead
+    assert rules.next_price(utc(2024, 1, 15, 3, 20), series, lead) is None  # not near the end yet
+    upcoming = rules.next_price(utc(2024, 1, 15, 3, 26), series, lead)
+    assert upcoming == 0.30
+    p, out = rules.price_limit(CHARGE, utc(2024, 1, 15, 3, 26), 0.05, 0.20, upcoming)
+    assert p.action == Action.SELF_USE and "next slot" in out.detail
+    p, out = rules.price_limit(CHARGE, utc(2024, 1, 15, 3, 26), 0.05, 0.20, None)  # unknown next: carry on
+    assert p.action == Action.CHARGE
+
+
 # ------------------------------------------------------------------------------------------- rule 3: off-grid
 
 
