@@ -99,12 +99,15 @@ def tail_value(
     days: int = 7,
     end_share: float = TAIL_END_SHARE,
     decay: float = 1.0,
+    anchor: float = 1.0,
 ) -> np.ndarray | None:
     """The value of stored energy at the end of the known prices, as a cost per grid state: the mean over the last
     ``days`` days' prices (each a scenario for the slots after the known ones) of the optimal cost-to-go.
 
     Averaging value functions rather than prices keeps each day's spread (cheap nights, dear evenings), which a
-    mean price curve smooths away. ``past_prices`` ends where the known prices end (NaN = unknown)."""
+    mean price curve smooths away. Each scenario is moved to the level of the latest known day (``anchor`` = 1:
+    fully), because tomorrow's level follows today's more than last week's. ``past_prices`` ends where the known
+    prices end (NaN = unknown)."""
     n = len(load)
     n_past = len(past_prices)
     mean = float(np.nanmean(past_prices)) if np.isfinite(past_prices).any() else np.nan
@@ -121,6 +124,10 @@ def tail_value(
         if not np.isfinite(price).any():
             continue
         price = fill_gaps(price, mean)
+        if anchor:  # move each scenario's level part of the way to the latest known day's level
+            latest = past_prices[-SLOTS_PER_DAY:]
+            if np.isfinite(latest).any():
+                price = price + anchor * (float(np.nanmean(latest)) - float(price.mean()))
         h = Horizon(price, export_price, load, pv, charge_allowed(price, peak, max_charge_price))
         values.append(value_function(h, model, limits, end))
         weights.append(decay ** (d - 1))

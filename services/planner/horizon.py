@@ -9,7 +9,8 @@ at night. Three choices, compared by ``tools/bench_planner.py``:
   efficiency);
 - ``scenarios`` (default): each of the last 7 days' prices is a scenario for the day after the known prices; the
   optimal cost-to-go over that day (with forecast load and PV) is computed for every SOC by the DP's backward pass,
-  and the mean over the scenarios is the terminal value. Averaging values, not prices, keeps each day's spread.
+  and the mean over the scenarios is the terminal value. Averaging values, not prices, keeps each day's spread;
+  each scenario is shifted to the level of the latest known day.
   It changes only when prices are published, so a replay computes it twice a day;
 - ``forecast``: the plan is extended by a day of forecast prices (the mean of the same half-hour over
   the last 7 days of known prices), with forecast load and PV; the extension's cost-to-go is the value of the

@@ -101,13 +101,14 @@ class Batsched:
         price_quantile: float | None = None,
         end_share: float = TAIL_END_SHARE,
         decay: float = 1.0,
+        anchor: float = 1.0,
     ) -> None:
         self.w, self.m, self.s = world, model, settings
         self.lim = limits_for(model, settings)
         self.forecasts, self.end_value = forecasts, end_value
         self.max_slots, self.tail_slots, self.price_days = max_slots, tail_slots, price_days
         self.tail_end_value, self.price_quantile, self.end_share = tail_end_value, price_quantile, end_share
-        self.decay = decay
+        self.decay, self.anchor = decay, anchor
         self.known_end = published_end(world.slots)
         if prices_known == "all":  # a diagnostic: what knowing every price in advance would be worth
             self.known_end = np.full(len(world.slots), len(world.slots))
@@ -184,6 +185,7 @@ class Batsched:
             self.price_days,
             self.end_share,
             self.decay,
+            self.anchor,
         )
 
     def __call__(self, i: int, soc: float) -> tuple[int, float]:
