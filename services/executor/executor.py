@@ -255,6 +255,7 @@ class Executor:
     def run_forever(self, stop: threading.Event) -> None:
         """The decision loop: every ``decision_interval_s`` and whenever an input wakes it."""
         self.bus.wait_connected(10)
+        self.heartbeat(self.clock.now())  # alive before touching anything, so the watchdog does not race a restart
         while not stop.is_set():
             try:
                 self.tick()

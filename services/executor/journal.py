@@ -178,6 +178,17 @@ class Journal:
     def clear_forced(self) -> None:
         self.put("forced", None)
 
+    def forced_raw(self) -> str | None:
+        return self.get("forced")
+
+    def clear_forced_if(self, expected: str | None) -> bool:
+        """Clear the forced state only if it is still ``expected`` (another process may have forced anew)."""
+        with self.transaction():
+            if self.get("forced") != expected:
+                return False
+            self.put("forced", None)
+            return True
+
     # -------------------------------------------------------------- baseline
 
     def baseline(self) -> PowerwallConfig | None:

@@ -23,7 +23,7 @@ from services.executor.netzero import NetZeroClient, NetZeroError
 from services.executor.translate import desired_config, diff
 from shared.bus import Bus, Incoming
 from shared.clock import Clock
-from shared.models import Action, GridStatus, Heartbeat, WatchdogReport
+from shared.models import Action, GridStatus, Heartbeat, PowerwallConfig, WatchdogReport
 from shared.runner import ServiceContext, run_service
 
 
@@ -86,26 +86,29 @@ class Watchdog:
             self.report("restore_failed", f"{why}; but the journal has no baseline to restore")
             return "restore_failed"
         want = desired_config(Action.SELF_USE, baseline)
+        forced = self.journal.forced_raw()
         try:
             status = self.client.get()
             if status.grid_status == GridStatus.OFF_GRID or status.storm_mode_active:
                 self.report("watching", f"{why}; grid down or storm watch: waiting, touching nothing")
                 return "waiting"
-            change = diff(want, status.config)
-            if change is not None:
-                command_id = self.journal.command(self.clock.now(), "watchdog", change, None)
-                status = self.client.post(change)
-                ok = diff(change, status.config) is None
-                self.journal.readback(self.clock.now(), command_id, status.config, ok)
-                self.journal.command_done(command_id, "ok" if ok else "mismatch")
-                if not ok:
-                    self.report("restore_failed", f"{why}; sent the baseline but the read-back differs", force=True)
-                    return "restore_failed"
+            # The whole baseline is sent even when the read shows it already: a forcing command of the executor's
+            # may still be on its way to the gateway, and the last command sent is the one that sticks.
+            change = PowerwallConfig(**{k: v for k, v in want.model_dump().items() if v is not None})
+            command_id = self.journal.command(self.clock.now(), "watchdog", change, None)
+            status = self.client.post(change)
+            ok = diff(change, status.config) is None
+            self.journal.readback(self.clock.now(), command_id, status.config, ok)
+            self.journal.command_done(command_id, "ok" if ok else "mismatch")
+            if not ok:  # maybe applied late: the next check reads again and, if still forced, sends again
+                self.report("restore_failed", f"{why}; baseline sent, read-back differs; checking again", force=True)
+                return "restore_failed"
         except NetZeroError as exc:
             self.log.warning("watchdog restore failed", error=str(exc))
             self.report("restore_failed", f"{why}; {exc}", force=True)
             return "restore_failed"
-        self.journal.clear_forced()
+        if not self.journal.clear_forced_if(forced):
+            self.log.warning("the executor forced a state again meanwhile: keeping it in the journal")
         self.log.warning("watchdog restored the baseline", reason=why, baseline=baseline.model_dump())
         self.report("restored", f"{why}; baseline restored", force=True)
         return "restored"

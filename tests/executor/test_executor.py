@@ -348,3 +348,33 @@ def test_switching_dry_run_on_while_charging_hands_back_control_once(rig: Rig) -
     later = [rig.tick(1) for _ in range(3)]
     assert {a.outcome for a in later} == {"dry_run"} and all(a.action == Action.CHARGE for a in later)
     assert len(rig.writes()) == 2 and rig.executor.journal.forced() is None
+
+
+def test_watchdog_restore_wins_over_a_forcing_command_still_on_its_way(tmp_path: Path, broker) -> None:
+    """Regression (found by the 50-kill test): the executor sent a hold, the gateway had not applied it yet, the
+    watchdog read the baseline, and used to clear the journal without sending anything; the hold then landed."""
+    rig = Rig(tmp_path, broker.port, sim_kwargs={"apply_delay_s": 30})
+    try:
+        rig.plan(charge=[], hold=[T0])
+        assert rig.executor.tick().outcome == "mismatch"  # the hold is on its way
+        settings = WatchdogSettings(mqtt_port=rig.settings.mqtt_port, data_dir=rig.settings.data_dir)
+        client = NetZeroClient(rig.sim.base_url, TOKEN, SITE, rig.clock, RateLimiter(rig.clock, 4))
+        journal = Journal(rig.settings.data_dir / DB_NAME)
+        dog = Watchdog(settings, rig.clock, rig.bus, journal, client, get_logger("wd"))
+        rig.clock.advance(10)
+        assert dog.restore("test") == "restored"  # the executor "died" right after sending
+        rig.clock.advance(60)
+        cfg = rig.sim.state()["config"]
+        assert {k: cfg[k] for k in BASELINE} == BASELINE
+        assert journal.forced() is None
+    finally:
+        rig.close()
+
+
+def test_watchdog_keeps_a_forced_state_the_executor_wrote_meanwhile(rig: Rig) -> None:
+    journal = rig.executor.journal
+    journal.set_forced(PowerwallConfig(operational_mode="backup"), T0, T0 + timedelta(minutes=30))
+    seen = journal.forced_raw()
+    journal.set_forced(PowerwallConfig(operational_mode="backup"), T0, T0 + timedelta(minutes=31))  # renewed
+    assert journal.clear_forced_if(seen) is False and journal.forced() is not None
+    assert journal.clear_forced_if(journal.forced_raw()) is True and journal.forced() is None
