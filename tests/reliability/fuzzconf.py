@@ -7,3 +7,6 @@ import os
 
 LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
 FUZZ_EXAMPLES = int(os.environ.get("BATSCHED_FUZZ_EXAMPLES") or (10_000 if LONG else 1_000))
+# The short run (make test) replays the same cases every time, so a failure there is reproducible and not luck;
+# the long run (make soak) explores new ones.
+DERANDOMIZE = not LONG

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.reliability.docs import KINDS
-from tests.reliability.fuzzconf import FUZZ_EXAMPLES
+from tests.reliability.fuzzconf import DERANDOMIZE, FUZZ_EXAMPLES
 from tests.reliability.payloads import json_payload, text_payload
 from tests.reliability.system import SIM_START, SimWorld, failure_lines, module_runnable
 from tests.reliability.targets import ECHO, TARGETS, CheckContext, Target
@@ -46,6 +46,7 @@ def test_service_survives_hostile_payloads(target: Target, spawn, probe, tmp_pat
 
     @settings(
         max_examples=FUZZ_EXAMPLES,
+        derandomize=DERANDOMIZE,
         database=None,
         deadline=None,
         phases=[Phase.generate],
