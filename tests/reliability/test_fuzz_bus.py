@@ -14,10 +14,12 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.reliability.docs import KINDS
-from tests.reliability.fuzzconf import DERANDOMIZE, FUZZ_EXAMPLES
+from tests.reliability.fuzzconf import DERANDOMIZE, FUZZ_EXAMPLES, TIMEOUT_S
 from tests.reliability.payloads import json_payload, text_payload
 from tests.reliability.system import SIM_START, SimWorld, failure_lines, module_runnable
 from tests.reliability.targets import ECHO, TARGETS, CheckContext, Target
+
+pytestmark = pytest.mark.timeout(TIMEOUT_S)
 
 COMMAND_KINDS = {"command", "override"}
 VALID_COMMANDS_PER_TOPIC = 5

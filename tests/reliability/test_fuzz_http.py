@@ -14,10 +14,12 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from tests.reliability.fuzzconf import DERANDOMIZE, FUZZ_EXAMPLES
+from tests.reliability.fuzzconf import DERANDOMIZE, FUZZ_EXAMPLES, TIMEOUT_S
 from tests.reliability.httpfake import Reply, ScriptedServer
 from tests.reliability.payloads import encode, mutate
 from tests.reliability.system import module_runnable
+
+pytestmark = pytest.mark.timeout(TIMEOUT_S)
 
 TIMEOUT_S = 0.25  # the client's timeout in these tests; "slow" replies wait longer than this
 FUZZ = settings(
