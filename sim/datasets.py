@@ -62,6 +62,33 @@ def gross_load_year() -> pd.Series:
 
 
 @cache
+def _gross_load_table() -> tuple[pd.Series, frozenset[int]]:
+    src = gross_load_year()
+    loc = src.index.tz_convert(LONDON)
+    iso = loc.isocalendar()
+    table = pd.DataFrame(
+        {"week": iso.week.to_numpy(), "dow": iso.day.to_numpy(), "hhmm": loc.hour * 60 + loc.minute, "v": src.values}
+    ).drop_duplicates(["week", "dow", "hhmm"])
+    return table.set_index(["week", "dow", "hhmm"])["v"], frozenset(int(w) for w in table["week"])
+
+
+def gross_load_for(slots: pd.DatetimeIndex) -> np.ndarray:
+    """The gross-load year mapped onto any ``slots`` (kWh per slot) by ISO week, weekday and local wall time
+    (weeks the year lacks take the nearest earlier week): a realistic house for dates outside the data."""
+    lookup, weeks = _gross_load_table()
+    tl = slots.tz_convert(LONDON)
+    tiso = tl.isocalendar()
+    week = tiso.week.to_numpy().astype(int)
+    for k, wk in enumerate(week):
+        while wk not in weeks:
+            wk = wk - 1 if wk > 1 else 52
+        week[k] = wk
+    keys = pd.MultiIndex.from_arrays([week, tiso.day.to_numpy(), tl.hour * 60 + tl.minute])
+    out = lookup.reindex(keys).to_numpy()
+    return pd.Series(out).ffill().bfill().to_numpy()
+
+
+@cache
 def pvgis_hourly_w_per_kwp() -> pd.Series:
     """Modelled PV power (W per kWp) for each hour of 2016, indexed by the hour's UTC start."""
     df = pd.read_csv(DATA / "pvgis_hourly_1kwp.csv.gz")

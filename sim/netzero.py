@@ -63,11 +63,11 @@ class Profiles:
         if hit is None:
             import pandas as pd
 
-            from sim.datasets import household_load, pv_energy
+            from sim.datasets import gross_load_for, pv_energy
 
+            # The real household's gross load (before its PV) mapped onto any date; PV is added separately.
             stamp = pd.Timestamp(start)
-            load = household_load()
-            kwh = float(load.get(stamp, DEFAULT_LOAD_KWH))
+            kwh = float(gross_load_for(pd.DatetimeIndex([stamp]))[0])
             if not math.isfinite(kwh):
                 kwh = DEFAULT_LOAD_KWH
             pv = float(pv_energy(pd.DatetimeIndex([stamp]), self.kwp)[0]) if self.kwp > 0 else 0.0

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_SIM_START = "2023-06-12T05:00:00Z"  # inside the bundled real prices and household data
+DEFAULT_SIM_START = "2024-02-12T13:00:00Z"  # a winter weekday in the bundled data: cheap nights, little sun
 
 
 @dataclass

@@ -29,8 +29,22 @@ class LpResult:
     grid_export_kwh: np.ndarray
 
 
-def solve_lp(h: Horizon, soc0_kwh: float, m: BatteryModel, lim: Limits, end_value_gbp_per_kwh: float = 0.0) -> LpResult:
-    """Minimise money over ``h`` from ``soc0_kwh``, crediting energy left at the end at a linear value."""
+def solve_lp(
+    h: Horizon,
+    soc0_kwh: float,
+    m: BatteryModel,
+    lim: Limits,
+    end_value_gbp_per_kwh: float = 0.0,
+    pv_first: bool = False,
+    time_limit_s: float | None = None,
+) -> LpResult:
+    """Minimise money over ``h`` from ``soc0_kwh``, crediting energy left at the end at a linear value.
+
+    ``pv_first`` makes it a mixed-integer programme that keeps the one rule of the real battery the LP relaxes most:
+    a PV surplus charges the battery before anything is exported, so PV beyond the charge power is the only export
+    until the battery is full (a binary per surplus slot). Every schedule the DP can follow satisfies it, so the
+    optimum is still a bound, and a much tighter one with PV. With a time limit the MIP's dual bound is reported
+    (still a valid bound)."""
     t_len = len(h.price)
     ec, ed, w = m.eta_charge, m.eta_discharge, m.wear_gbp_per_kwh
     net = h.load - h.pv
@@ -88,6 +102,32 @@ def solve_lp(h: Horizon, soc0_kwh: float, m: BatteryModel, lim: Limits, end_valu
         (col[pvs], 3 * t_len + tp, np.full(tp.size, 1.0 / m.grid_charge_kwh)),
         (col[pvs] + 1, 3 * t_len + tp, 1.0 / surplus[pvs]),
     ]
+    n_rows = 4 * t_len
+    rlo_extra: list[np.ndarray] = []
+    rhi_extra: list[np.ndarray] = []
+    integrality = None
+    if pv_first and surplus.any():
+        # Binary z per surplus slot: export <= max(surplus - charge power, 0) + surplus * z, SOC >= full * z.
+        ts = t[surplus >= 0.01]  # tiny surpluses stay relaxed: their 1/surplus-sized rows upset the MIP numerics
+        k = ts.size
+        zcol = n + np.arange(k)
+        full = m.capacity_kwh - 1e-6
+        r_exp = n_rows + np.arange(k)
+        r_full = n_rows + k + np.arange(k)
+        coo += [
+            (col[ts] + 1, r_exp, np.ones(k)),
+            (zcol, r_exp, -surplus[ts]),
+            (col[ts] + 4, r_full, np.ones(k)),
+            (zcol, r_full, np.full(k, -full)),
+        ]
+        rlo_extra = [np.full(k, -highspy.kHighsInf), np.zeros(k)]
+        rhi_extra = [np.maximum(surplus[ts] - m.charge_kwh, 0.0), np.full(k, highspy.kHighsInf)]
+        cost = np.concatenate([cost, np.zeros(k)])
+        lo = np.concatenate([lo, np.zeros(k)])
+        hi = np.concatenate([hi, np.ones(k)])
+        integrality = np.concatenate([np.zeros(n, dtype=int), np.ones(k, dtype=int)])
+        n += k
+        n_rows += 2 * k
     c_idx = np.concatenate([c for c, _, _ in coo])
     r_idx = np.concatenate([r for _, r, _ in coo])
     vals = np.concatenate([v for _, _, v in coo])
@@ -101,9 +141,11 @@ def solve_lp(h: Horizon, soc0_kwh: float, m: BatteryModel, lim: Limits, end_valu
     rhi = rlo.copy()
     rlo[2 * t_len :] = -highspy.kHighsInf
     rhi[2 * t_len :] = 1.0
+    rlo = np.concatenate([rlo, *rlo_extra])
+    rhi = np.concatenate([rhi, *rhi_extra])
     lp = highspy.HighsLp()
     lp.num_col_ = n
-    lp.num_row_ = 4 * t_len
+    lp.num_row_ = n_rows
     lp.col_cost_ = cost
     lp.col_lower_ = lo
     lp.col_upper_ = hi
@@ -113,20 +155,28 @@ def solve_lp(h: Horizon, soc0_kwh: float, m: BatteryModel, lim: Limits, end_valu
     lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
     lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
     lp.a_matrix_.value_ = np.array(value)
+    if integrality is not None:
+        lp.integrality_ = [highspy.HighsVarType(int(v)) for v in integrality]
     solver = highspy.Highs()
     solver.setOptionValue("output_flag", False)
+    if time_limit_s is not None:
+        solver.setOptionValue("time_limit", float(time_limit_s))
     solver.passModel(lp)
     solver.run()
     status = solver.getModelStatus()
-    if status != highspy.HighsModelStatus.kOptimal:
+    timed_out = status == highspy.HighsModelStatus.kTimeLimit and integrality is not None
+    if status != highspy.HighsModelStatus.kOptimal and not timed_out:
         raise RuntimeError(f"LP not solved: {solver.modelStatusToString(status)}")
     x = np.array(solver.getSolution().col_value)
-    soc = x[4::5]
-    objective = float(cost @ x) + end_value_gbp_per_kwh * lim.min_kwh  # the DP credits energy above the reserve
+    soc = x[4 : 5 * t_len : 5]
+    objective = float(cost @ x)
+    if integrality is not None:
+        objective = min(objective, float(solver.getInfo().mip_dual_bound))  # a bound even when stopped early
+    objective += end_value_gbp_per_kwh * lim.min_kwh  # the DP credits energy above the reserve
     return LpResult(
         cost_gbp=objective + end_value_gbp_per_kwh * (float(soc[-1]) - lim.min_kwh),
         objective_gbp=objective,
         soc_kwh=soc,
-        grid_import_kwh=x[0::5],
-        grid_export_kwh=x[1::5],
+        grid_import_kwh=x[0 : 5 * t_len : 5],
+        grid_export_kwh=x[1 : 5 * t_len : 5],
     )
