@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: venv run test lint format schemas bench-planner bench-forecast backtest bench-backtest soak clean image-check settings-doc
+.PHONY: venv run test lint format schemas bench-planner bench-forecast backtest bench-backtest bench-load bench-fleet soak clean image-check settings-doc
 
 venv: $(STAMP)
 
@@ -53,8 +53,18 @@ bench-backtest: venv
 	$(PY) -m tools.cli backtest --from 2021-10-01 --to 2022-09-19 --fill-gaps 1 --min-soc 0 --max-charge-price 2 \
 		--target-soc-cap 100 --pv-kwp 4 --forecasts perfect --out artifacts/backtest-year
 
+# 100 QoS-1 state messages/s for 60 s into planner + dashboard (loss), and price -> executor decision latency.
+bench-load: venv
+	$(PY) -m tools.bench_load
+
+# A fleet of homes on one broker, planned by a $$share group of 1 and 2 planner processes (N = 100 and 1,000).
+bench-fleet: venv
+	$(PY) -m tools.bench_fleet --homes 100 1000 --workers 1 2
+
 soak: venv
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -m slow
+	$(PY) -m tools.bench_load --duration 600 --samples 300
+	$(PY) -m tools.bench_fleet --homes 1000 --workers 1 2
 
 clean:
 	rm -rf .run artifacts .pytest_cache .ruff_cache .hypothesis

@@ -163,11 +163,12 @@ class Bus:
         cleared and ignored."""
 
         def serve(msg: Incoming) -> None:
-            if self._clear_if_retained(msg):
+            if self._clear_if_retained(msg) or not msg.payload:
+                # Zero bytes = a cleared topic (e.g. the echo of our own clearing), never a command.
                 return
             try:
                 raw = json.loads(msg.payload) if msg.payload.strip() else {}
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: hostile nesting (found by the fuzzer)
                 raw = None
             if not isinstance(raw, dict):
                 self._answer(topic, "unknown", error="invalid command: payload is not a JSON object")
@@ -200,7 +201,7 @@ class Bus:
         A retained ``/set`` is cleared and ignored."""
 
         def serve(msg: Incoming) -> None:
-            if self._clear_if_retained(msg):
+            if self._clear_if_retained(msg) or not msg.payload:  # zero bytes: a cleared topic
                 return
             try:
                 handler(msg.text.strip())
@@ -381,7 +382,7 @@ class Bus:
         topic = message.topic
         payload = bytes(message.payload or b"")
         for sub in list(self._subs.values()):
-            if not mqtt.topic_matches_sub(sub.topic, topic):
+            if not mqtt.topic_matches_sub(_match_filter(sub.topic), topic):
                 continue
             incoming = Incoming(topic, payload, bool(message.retain))
             if len(payload) > MAX_PAYLOAD_BYTES:
@@ -405,6 +406,15 @@ class Bus:
 
 
 _CONNECTED: Any = object()
+
+
+def _match_filter(subscription: str) -> str:
+    """The filter a subscription matches topics with: ``$share/<group>/<filter>`` (a shared subscription, one
+    member of the group gets each message) matches like ``<filter>``."""
+    if subscription.startswith("$share/"):
+        parts = subscription.split("/", 2)
+        return parts[2] if len(parts) == 3 else subscription
+    return subscription
 
 
 def _encode(payload: BaseModel | str | bytes | dict[str, Any] | None) -> tuple[bytes, bool]:

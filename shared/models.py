@@ -30,8 +30,20 @@ SLOT = timedelta(minutes=30)
 MAX_SLOTS = 2000  # ~6 weeks of half-hours: far beyond any horizon we publish; caps hostile payloads
 
 
+# Instants outside this range are never real for a home battery; they are hostile or broken input, and they break
+# downstream arithmetic and storage (year 1 or 9999 crashed stores and slot maths in the reliability fuzzing).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+
+
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        value = value.astimezone(UTC)
+    except OverflowError:  # year 1 with a positive offset, year 9999 with a negative one
+        raise ValueError("time is out of range once converted to UTC") from None
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"time {value.isoformat()} is outside {EARLIEST.year}-{LATEST.year}")
+    return value
 
 
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]

@@ -14,6 +14,8 @@ A service's ``__main__`` reads like its wiring diagram::
 from __future__ import annotations
 
 import signal
+import sqlite3
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -145,7 +147,16 @@ def run_service(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    wire(ctx)
+    try:
+        wire(ctx)
+    except (OSError, sqlite3.Error) as exc:
+        # Typically the data directory: missing, read-only, a file, or a full disk. One clear line, exit 2.
+        log.error("cannot start: storage unusable", data_dir=str(settings.data_dir), error=str(exc))
+        print(
+            f"batsched-{name}: cannot start: {type(exc).__name__}: {exc} (data directory: {settings.data_dir})",
+            file=sys.stderr,
+        )
+        return 2
     ctx.bus.start()
     ctx.start_tasks()
     log.info("service started", prefix=settings.mqtt_prefix, clock=settings.clock)

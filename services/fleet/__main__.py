@@ -1,0 +1,28 @@
+"""``python -m services.fleet``: one planner process of a fleet group (run one or more; see docs/fleet.md)."""
+
+from __future__ import annotations
+
+from services.fleet.config import FleetSettings
+from services.fleet.worker import FleetPlanner
+from shared.models import BatteryState, EnergyForecast, RateSeries
+from shared.runner import ServiceContext, run_service
+from shared.settings import load_settings
+
+MODELS = {"battery": BatteryState, "pv": EnergyForecast, "load": EnergyForecast, "export_rates": RateSeries}
+
+
+def wire(ctx: ServiceContext[FleetSettings]) -> None:
+    fleet = FleetPlanner(ctx.settings, ctx.clock, ctx.bus, ctx.log)
+    for topic, attr in fleet.state_filters().items():
+        if attr.startswith("setting:"):
+            ctx.bus.subscribe_text(topic, fleet.on_state(attr))
+        else:
+            ctx.bus.subscribe(topic, fleet.on_state(attr), MODELS[attr])
+    ctx.bus.subscribe(fleet.work_filter, fleet.on_rates, RateSeries)
+    ctx.bus.command(fleet.sync_topic, fleet.on_sync)
+    ctx.every(ctx.settings.fleet_stats_s, fleet.publish_stats, name="stats", run_now=False)
+
+
+if __name__ == "__main__":
+    settings = load_settings(FleetSettings, "fleet")
+    raise SystemExit(run_service(f"fleet-planner-{settings.fleet_worker}", FleetSettings, wire, settings=settings))

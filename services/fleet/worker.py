@@ -1,0 +1,130 @@
+"""One fleet planner process: caches every home's state, plans the homes whose new prices the shared subscription
+hands to it, and publishes each plan on that home's own ``planner/plan`` topic.
+
+The pure ``services.planner.optimiser.plan`` does the planning, exactly as for a single home."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from services.fleet.cache import FleetCache, site_of
+from services.fleet.config import FleetSettings
+from services.planner.optimiser import plan
+from services.planner.service import planner_config
+from shared.bus import Bus, Incoming
+from shared.clock import Clock
+from shared.models import Command
+from shared.topics import PLANNER_SETTINGS, Topics
+
+STATE_INPUTS = {
+    ("battery", "state"): "battery",
+    ("forecast", "pv"): "pv",
+    ("forecast", "load"): "load",
+    ("pricing", "export", "rates"): "export_rates",
+}
+
+
+class FleetPlanner:
+    def __init__(self, settings: FleetSettings, clock: Clock, bus: Bus, log: Any) -> None:
+        self.s = settings
+        self.root = settings.fleet_root
+        self.clock = clock
+        self.bus = bus
+        self.log = log
+        self.cache = FleetCache()
+        self.config = planner_config(settings)
+        self._lock = threading.Lock()
+        self.planned = 0
+        self.plan_ms_total = 0.0
+        self.failed = 0
+
+    # ------------------------------------------------------------------ topics
+
+    def state_filters(self) -> dict[str, str]:
+        """Not shared: every process sees every home's state."""
+        out = {f"{self.root}/+/{'/'.join(levels)}": attr for levels, attr in STATE_INPUTS.items()}
+        for name in PLANNER_SETTINGS:
+            out[f"{self.root}/+/planner/{name}"] = f"setting:{name}"
+        return out
+
+    @property
+    def work_filter(self) -> str:
+        """Shared: each home's new import prices go to exactly one process of the group."""
+        return f"$share/{self.s.fleet_group}/{self.root}/+/pricing/import/rates"
+
+    @property
+    def sync_topic(self) -> str:
+        return f"{self.root}/fleet/cmd/sync"
+
+    @property
+    def stats_topic(self) -> str:
+        return f"{self.root}/fleet/{self.s.fleet_worker}/stats"
+
+    # ------------------------------------------------------------------ handlers
+
+    def on_state(self, attr: str) -> Any:
+        def handle(msg: Incoming) -> None:
+            site = site_of(msg.topic, self.root)
+            if site is None:
+                return
+            if attr.startswith("setting:"):
+                if msg.payload and not self.cache.set_setting(site, attr.split(":", 1)[1], msg.text):
+                    self.log.warning("home setting ignored", site=site, topic=msg.topic, payload=msg.text[:40])
+                return
+            self.cache.set(site, attr, msg.model)
+
+        return handle
+
+    def on_rates(self, msg: Incoming) -> None:
+        site = site_of(msg.topic, self.root)
+        if site is None:
+            return
+        self.cache.set(site, "rates", msg.model)
+        if msg.model is not None:
+            self.plan_home(site)
+
+    def plan_home(self, site: str) -> None:
+        home = self.cache.home(site)
+        t0 = time.perf_counter()
+        try:
+            p = plan(
+                home.rates,
+                home.pv,
+                home.load,
+                home.battery,
+                home.settings,
+                self.clock.now(),
+                export_prices=home.export_rates,
+                config=self.config,
+            )
+        except Exception:
+            with self._lock:
+                self.failed += 1
+            self.log.exception("planning failed for a home", site=site)
+            return
+        ms = (time.perf_counter() - t0) * 1000
+        with self._lock:
+            self.planned += 1
+            self.plan_ms_total += ms
+        self.bus.publish_state(Topics(f"{self.root}/{site}").plan, p)
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            planned, ms, failed = self.planned, self.plan_ms_total, self.failed
+        return {
+            "worker": self.s.fleet_worker,
+            "homes": len(self.cache),
+            "homes_with_battery": self.cache.known("battery"),
+            "planned": planned,
+            "failed": failed,
+            "mean_plan_ms": round(ms / planned, 2) if planned else None,
+        }
+
+    def on_sync(self, _cmd: Command) -> dict[str, Any]:
+        """Answered after every message queued before it (one worker thread): a barrier for benchmarks."""
+        return self.stats()
+
+    def publish_stats(self) -> None:
+        self.bus.publish(self.stats_topic, {"generated_at": self.clock.now().isoformat(), **self.stats()})
