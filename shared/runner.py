@@ -119,14 +119,16 @@ class ServiceContext(Generic[S]):
             thread.start()
 
     def shutdown(self) -> None:
+        """Stop the tasks first (so none is half-way through a store or a command), then run the stop hooks
+        while the bus is still connected, then say offline and disconnect."""
         self.stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
         for hook in self._stop_hooks:
             try:
                 hook()
             except Exception:
                 self.log.exception("stop hook failed")
-        for thread in self._threads:
-            thread.join(timeout=5)
         self.bus.stop()
 
 

@@ -257,11 +257,12 @@ class Executor:
         self.bus.wait_connected(10)
         self.heartbeat(self.clock.now())  # alive before touching anything, so the watchdog does not race a restart
         while not stop.is_set():
+            # Clear before deciding: an input that arrives during the decision wakes the next one at once.
+            self.wake.clear()
             try:
                 self.tick()
             except Exception:
                 self.log.exception("decision failed; next one as usual")
-            self.wake.clear()
             self._wait(stop)
 
     def _wait(self, stop: threading.Event) -> None:

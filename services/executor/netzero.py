@@ -8,7 +8,7 @@ Errors are typed so the executor can say what went wrong: ``AuthError`` (403: ba
 
 from __future__ import annotations
 
-import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -88,9 +88,17 @@ class SiteStatus:
 
 
 def _num(value: Any) -> float | None:
+    """A finite number, None when absent or not a number; NaN, infinities and overflowing integers are a bad
+    response (they would otherwise pass here and fail later, when the battery state is published)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise BadResponse(f"a number in the response is not finite: {str(value)[:40]}")
+    return number
 
 
 def _grid_status(top: Any, live: dict[str, Any]) -> GridStatus:
@@ -139,7 +147,7 @@ def parse_config(body: Any, observed_at: datetime) -> SiteStatus:
         grid_power_w=_num(live.get("grid_power")),
         solar_power_w=_num(live.get("solar_power")),
         load_power_w=_num(live.get("load_power")),
-        capacity_kwh=total / 1000.0 if total and total > 0 else None,
+        capacity_kwh=total / 1000.0 if total and total >= 100 else None,  # below 0.1 kWh: not a real pack
         observed_at=observed_at,
     )
 
@@ -245,7 +253,7 @@ class NetZeroClient:
             raise BadResponse(f"NetZero rejected the request (HTTP {status}): {_snippet(resp.text)}")
         try:
             doc = resp.json()
-        except (ValueError, json.JSONDecodeError):
+        except (ValueError, RecursionError):  # hostile nesting is a bad body, not a crash
             ctype = resp.headers.get("Content-Type", "?")
             raise BadResponse(
                 f"NetZero answered HTTP {status} with a body that is not JSON ({ctype}): {_snippet(resp.text)}"

@@ -114,7 +114,7 @@ class OctopusClient:
             raise OctopusError(f"HTTP {resp.status_code} with an HTML body instead of JSON", retry_now=False)
         try:
             body = resp.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # hostile nesting is a bad body, not a crash
             raise OctopusError(f"HTTP {resp.status_code} with a body that is not JSON: {resp.text[:80]!r}") from None
         if not isinstance(body, dict):
             raise OctopusError(f"expected a JSON object, got {type(body).__name__}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.models import SLOT, Rate
@@ -47,13 +47,21 @@ def _parse_utc(value: Any, name: str, index: int) -> datetime:
         raise BatchRejected(f"row {index}: {name} is not an ISO time: {value!r}") from None
     if t.tzinfo is None:
         raise BatchRejected(f"row {index}: {name} has no time zone: {value!r}")
+    if not 2000 <= t.year <= 2200:  # also keeps the UTC conversion and the gap walk below bounded
+        raise BatchRejected(f"row {index}: {name} is outside 2000-2200: {value!r}")
     return t.astimezone(UTC)
 
 
 def _number(value: Any, name: str, index: int) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise BatchRejected(f"row {index}: {name} is not a finite number: {value!r}")
-    return float(value)
+    try:
+        number = float(value)  # a 400-digit integer overflows here
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise BatchRejected(f"row {index}: {name} is not a finite number: {str(value)[:40]!r}")
+    return number
 
 
 def validate_rates(rows: Any, bounds: Bounds = Bounds()) -> Validated:
@@ -95,6 +103,8 @@ def validate_rates(rows: Any, bounds: Bounds = Bounds()) -> Validated:
             continue
         by_start[start] = gbp
     starts = sorted(by_start)
+    if starts and starts[-1] - starts[0] > timedelta(days=400):
+        raise BatchRejected(f"rates span {starts[0]:%Y-%m-%d} to {starts[-1]:%Y-%m-%d}: not one tariff's recent prices")
     gaps: list[datetime] = []
     for prev, nxt in itertools.pairwise(starts):
         t = prev + SLOT

@@ -233,7 +233,10 @@ def test_dry_run_sends_no_write_and_records_decisions(world_factory, probe, spaw
     start = utc(2024, 1, 15, 1, 0)
     world = world_factory(start, 120.0, apply_delay_s=0)
     publish_inputs(
-        probe, make_plan(start, start, 4, charge=[start, start + SLOT]), make_rates(start, start, 4, lambda s: 0.05)
+        # Four charge slots (a minute of real time at 120x), so a slow start on a busy machine still sees two.
+        probe,
+        make_plan(start, start, 6, charge=[start + k * SLOT for k in range(4)]),
+        make_rates(start, start, 6, lambda s: 0.05),
     )
     spawn("services.executor", env=world.env(BATSCHED_DRY_RUN="true"), name="executor")
     seen = [probe.wait_json("batsched/executor/applied", lambda d: d["outcome"] == "dry_run", timeout=20)]

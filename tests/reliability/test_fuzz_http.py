@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -136,17 +135,6 @@ def test_octopus_client_returns_valid_rates_or_raises_octopus_error() -> None:
             except (OctopusError, BatchRejected) as exc:
                 outcomes[type(exc).__name__] = outcomes.get(type(exc).__name__, 0) + 1
                 return
-            except RecursionError:
-                # Known: resp.json() raises RecursionError on hostile nesting (see the xfail test below).
-                assert DEEP_NEST in body, "RecursionError without deep nesting"
-                outcomes["known:RecursionError"] = outcomes.get("known:RecursionError", 0) + 1
-                return
-            except OverflowError:
-                # Known: validation overflows on a time at the edge of the calendar with an offset, or on a
-                # 400-digit number (xfail tests below).
-                assert re.search(rb"0001-01-01|9999-12-31|\d{300}", body), "OverflowError without an edge value"
-                outcomes["known:OverflowError"] = outcomes.get("known:OverflowError", 0) + 1
-                return
             assert all(math.isfinite(r.value_inc_vat) for r in validated.rates)
             starts = [r.start for r in validated.rates]
             assert starts == sorted(set(starts)), "validated rates must be sorted and unique"
@@ -158,7 +146,6 @@ def test_octopus_client_returns_valid_rates_or_raises_octopus_error() -> None:
 
 
 @pytest.mark.skipif(not module_runnable("services.pricing"), reason="pricing has not landed")
-@pytest.mark.xfail(strict=True, reason="pricing/octopus.py catches ValueError from resp.json(), not RecursionError")
 def test_octopus_client_turns_hostile_json_nesting_into_octopus_error() -> None:
     from services.pricing.octopus import OctopusClient, OctopusError
 
@@ -171,7 +158,6 @@ def test_octopus_client_turns_hostile_json_nesting_into_octopus_error() -> None:
 
 
 @pytest.mark.skipif(not module_runnable("services.pricing"), reason="pricing has not landed")
-@pytest.mark.xfail(strict=True, reason="pricing/validation.py: OverflowError (year 1 +01:00; a 400-digit price)")
 @pytest.mark.parametrize("edge", ["time", "number"])
 def test_octopus_rows_at_the_edges_are_rejected_not_crashing(edge: str) -> None:
     from services.pricing.validation import BatchRejected, validate_rates
@@ -267,8 +253,6 @@ class _NoBudget:
 def test_netzero_client_returns_a_site_status_or_raises_netzero_error() -> None:
     from pathlib import Path
 
-    from pydantic import ValidationError
-
     from services.executor.netzero import NetZeroClient, NetZeroError
     from shared.clock import FixedClock
     from shared.models import BatteryState
@@ -293,23 +277,7 @@ def test_netzero_client_returns_a_site_status_or_raises_netzero_error() -> None:
             except NetZeroError as exc:
                 outcomes[type(exc).__name__] = outcomes.get(type(exc).__name__, 0) + 1
                 return
-            except RecursionError:
-                # Known: resp.json() raises RecursionError on hostile nesting (see the xfail test below).
-                assert DEEP_NEST in body, "RecursionError without deep nesting"
-                outcomes["known:RecursionError"] = outcomes.get("known:RecursionError", 0) + 1
-                return
-            except OverflowError:
-                # Known: an Infinity or 400-digit number reaches int()/float() in parse_config (xfail tests below).
-                assert re.search(rb"Infinity|\d{300}", body), "OverflowError without an infinite or huge number"
-                outcomes["known:non-finite"] = outcomes.get("known:non-finite", 0) + 1
-                return
-            try:
-                state = status.battery_state(clock.now())
-            except ValidationError:
-                # Known: parse_config accepts values a BatteryState rejects (NaN/Infinity power, a 5e-324 pack
-                # that rounds to 0 kWh), so the executor's publish fails after a "good" read (xfail tests below).
-                outcomes["known:invalid-state"] = outcomes.get("known:invalid-state", 0) + 1
-                return
+            state = status.battery_state(clock.now())  # a read the client accepted must publish
             assert isinstance(BatteryState.model_validate(state.model_dump()), BatteryState)
             outcomes["ok"] = outcomes.get("ok", 0) + 1
 
@@ -319,7 +287,6 @@ def test_netzero_client_returns_a_site_status_or_raises_netzero_error() -> None:
 
 
 @pytest.mark.skipif(not module_runnable("services.executor"), reason="executor has not landed")
-@pytest.mark.xfail(strict=True, reason="executor/netzero.py catches ValueError from resp.json(), not RecursionError")
 def test_netzero_client_turns_hostile_json_nesting_into_netzero_error() -> None:
     from services.executor.netzero import NetZeroClient, NetZeroError
     from shared.clock import FixedClock
@@ -333,9 +300,6 @@ def test_netzero_client_turns_hostile_json_nesting_into_netzero_error() -> None:
 
 
 @pytest.mark.skipif(not module_runnable("services.executor"), reason="executor has not landed")
-@pytest.mark.xfail(
-    strict=True, reason="executor/netzero.py: NaN power / 5e-324 pack pass parse_config; Infinity reserve overflows"
-)
 @pytest.mark.parametrize("field", ["solar_power", "backup_reserve_percent", "huge_reserve", "tiny_pack"])
 def test_netzero_non_finite_numbers_are_a_bad_response(field: str) -> None:
     from services.executor.netzero import BadResponse, parse_config
@@ -354,5 +318,8 @@ def test_netzero_non_finite_numbers_are_a_bad_response(field: str) -> None:
     if field == "tiny_pack":
         body["live_status"].update(solar_power=0, total_pack_energy=5e-324, energy_left=0)
     now = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+    if field == "tiny_pack":  # an implausible pack size is "not reported", and the state still publishes
+        assert parse_config(body, now).battery_state(now).capacity_kwh is None
+        return
     with pytest.raises(BadResponse):
         parse_config(body, now).battery_state(now)
