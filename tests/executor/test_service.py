@@ -248,8 +248,12 @@ def test_dry_run_sends_no_write_and_records_decisions(world_factory, probe, spaw
     assert all(d["action"] == "charge" and d["dry_run"] and d["sent"] is None for d in seen)
     assert world.writes() == []
     assert world.sim.log()["request_count"] >= 2  # it did read the Powerwall
-    with sqlite3.connect(tmp_path / "data" / DB_NAME) as db:
-        assert db.execute("SELECT count(*) FROM decisions WHERE outcome = 'dry_run'").fetchone()[0] >= 2
+
+    def recorded() -> int:
+        with sqlite3.connect(tmp_path / "data" / DB_NAME) as db:
+            return db.execute("SELECT count(*) FROM decisions WHERE outcome = 'dry_run'").fetchone()[0]
+
+    wait_until(lambda: recorded() >= 2, 10, "two dry-run decisions in the journal")
 
 
 def test_override_command_is_answered_and_obeys_the_rules(world_factory, probe, spawn) -> None:
