@@ -6,7 +6,6 @@ Raw rows are pruned after ``keep_days``; daily summaries are kept for ever (they
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from services.accounting.daily import PlannedSlot, Sample
 from shared.models import DailySummary
+from shared.sqlite import open_store
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS samples (
@@ -38,11 +38,9 @@ def _dt(text: str) -> datetime:
 
 class AccountingStore:
     def __init__(self, path: Path) -> None:
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(SCHEMA)
+            self._db = open_store(path, SCHEMA, synchronous="FULL")
 
     def close(self) -> None:
         with self._lock:

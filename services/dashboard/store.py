@@ -8,7 +8,6 @@ again after a reconnect or restart does not duplicate anything.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.models import AppliedDecision, BatteryState, RateSeries
+from shared.sqlite import open_store
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS latest (
@@ -45,12 +45,8 @@ class BatteryRow:
 
 class Store:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._db = open_store(path, SCHEMA)
 
     def close(self) -> None:
         with self._lock:

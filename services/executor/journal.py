@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from shared.models import AppliedDecision, PowerwallConfig
+from shared.sqlite import open_store
 
 DB_NAME = "Force_Charging.db"
 
@@ -105,16 +105,11 @@ class ForcedState:
 
 class Journal:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.RLock()
         self._depth = 0
-        self._db = sqlite3.connect(path, check_same_thread=False, timeout=10.0, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA busy_timeout=10000")
         with self._lock:
-            self._db.executescript(SCHEMA)
+            self._db = open_store(path, SCHEMA, synchronous="FULL", timeout_s=10.0)
 
     def close(self) -> None:
         with self._lock:

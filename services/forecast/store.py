@@ -4,7 +4,6 @@ forecast of each kind (republished at start with its original ``valid_until``)."
 from __future__ import annotations
 
 import math
-import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +12,7 @@ import pandas as pd
 
 from shared.models import BatteryState, EnergyForecast
 from shared.slots import slot_start
+from shared.sqlite import open_store
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS observed (
@@ -39,11 +39,9 @@ def _iso(t: datetime) -> str:
 
 class ForecastStore:
     def __init__(self, path: Path | str) -> None:
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
         with self._lock:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
+            self._db = open_store(path, _SCHEMA, synchronous="FULL")
 
     def close(self) -> None:
         with self._lock:

@@ -6,12 +6,12 @@ batches are written, in one transaction, so a failed or rejected fetch never los
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 from shared.models import SLOT, Rate
+from shared.sqlite import open_store
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rates (
@@ -44,10 +44,7 @@ class RateStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_store(path, _SCHEMA)
 
     def save(self, direction: str, tariff_code: str, fetched_at: datetime, rates: list[Rate]) -> None:
         rows = [(direction, _iso(r.start), r.value_inc_vat, tariff_code, _iso(fetched_at)) for r in rates]

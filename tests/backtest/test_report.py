@@ -13,19 +13,9 @@ import pandas as pd
 import pytest
 
 from sim.datasets import agile_prices, gross_load_year
+from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
 from tools.backtest.report import write_outputs
 from tools.backtest.result import BacktestResult, StrategyRun
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 
 
 def synthetic_result() -> BacktestResult:
@@ -55,12 +45,12 @@ def test_csv_has_a_row_per_slot_and_the_strategies_columns(tmp_path: Path) -> No
     assert "slightly optimistic" in text and "estimates, not a bill" in text
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+@pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="chromium is not installed")
 def test_report_charts_render_in_headless_chromium(tmp_path: Path, artifacts: Path) -> None:
     html_path, _ = write_outputs(synthetic_result(), tmp_path, week=date(2022, 1, 17))
     url = html_path.resolve().as_uri()
     dom = subprocess.run(
-        [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", url],
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", url],
         capture_output=True,
         text=True,
         timeout=60,
@@ -78,7 +68,7 @@ def test_report_charts_render_in_headless_chromium(tmp_path: Path, artifacts: Pa
     subprocess.run(
         [
             CHROMIUM,
-            *FLAGS,
+            *CHROMIUM_FLAGS,
             f"--user-data-dir={tmp_path / 'profile2'}",
             f"--screenshot={shot}",
             "--window-size=1400,2000",

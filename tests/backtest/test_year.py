@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.backtest.test_cli import BENCH_FLAGS, bench_figures
-from tests.backtest.test_report import CHROMIUM, FLAGS
+from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
 from tools.cli import main
 
 pytestmark = pytest.mark.slow
@@ -34,7 +34,7 @@ def test_the_bundled_year_prints_the_benchmarks_annual_figures(tmp_path: Path, a
         subprocess.run(
             [
                 CHROMIUM,
-                *FLAGS,
+                *CHROMIUM_FLAGS,
                 f"--user-data-dir={tmp_path / 'p'}",
                 f"--screenshot={shot}",
                 "--window-size=1400,2000",

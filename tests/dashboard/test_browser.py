@@ -4,7 +4,6 @@ SOC change live, send an override and a mode change and see the answers. Screens
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,17 +16,8 @@ from shared.topics import Topics
 from tests.dashboard import helpers
 from tests.dashboard.fake_oidc import CLIENT_ID, CLIENT_SECRET, FakeOIDC
 from tests.support.broker import free_port
+from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 T = Topics()
 
 
@@ -86,7 +76,7 @@ def test_login_plan_live_soc_and_override_in_chromium(spawn, probe, provider, ar
     provider.user = {"sub": "u-1", "email": "alice@example.org", "email_verified": True}
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         page = browser.new_page(viewport={"width": 1360, "height": 900})
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))

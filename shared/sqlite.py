@@ -1,0 +1,28 @@
+"""Opening a service's SQLite store: one way for every service (WAL, autocommit, schema applied)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Literal
+
+
+def open_store(
+    path: Path | str,
+    schema: str,
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+    timeout_s: float = 5.0,
+) -> sqlite3.Connection:
+    """Connect in autocommit mode (stores open their own transactions), in WAL mode so that a reader in another
+    process (the watchdog, a CSV export) never blocks the writer, and apply ``schema`` (idempotent DDL).
+
+    ``synchronous=FULL`` for data that must survive a power cut the moment it is written (the executor's journal);
+    callers guard the connection with their own lock (it is shared between threads)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(path), check_same_thread=False, timeout=timeout_s, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA synchronous={synchronous}")
+    db.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+    db.executescript(schema)
+    return db
