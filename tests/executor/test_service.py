@@ -247,7 +247,8 @@ def test_dry_run_sends_no_write_and_records_decisions(world_factory, probe, spaw
     )
     assert all(d["action"] == "charge" and d["dry_run"] and d["sent"] is None for d in seen)
     assert world.writes() == []
-    assert world.sim.log()["request_count"] >= 2  # it did read the Powerwall
+    # It did read the Powerwall; two decisions may share one fresh read (reads are rationed to the request budget).
+    assert world.sim.log()["request_count"] >= 1
 
     def recorded() -> int:
         with sqlite3.connect(tmp_path / "data" / DB_NAME) as db:
