@@ -5,6 +5,10 @@ any amount and may export PV that it has room for; importing while exporting PV 
 in one slot are limited to their convex hulls (imp/g_max + exp/surplus <= 1, c/c_max + d/d_max <= 1). No real
 Powerwall mode does these things, so its optimum is a slightly optimistic bound, never a plan.
 The charge cap is exact without PV; with PV the SOC bound is the full capacity.
+
+``exact=True`` adds the binaries that take those freedoms away (self-use covers the whole deficit or stops at the
+reserve; no charging while discharging; PV charges before it is exported): a mixed-integer programme of the DP's
+own model over continuous SOC, the optimum the DP is checked against.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ def solve_lp(
     end_value_gbp_per_kwh: float = 0.0,
     pv_first: bool = False,
     time_limit_s: float | None = None,
+    exact: bool = False,
 ) -> LpResult:
     """Minimise money over ``h`` from ``soc0_kwh``, crediting energy left at the end at a linear value.
 
@@ -44,7 +49,7 @@ def solve_lp(
     a PV surplus charges the battery before anything is exported, so PV beyond the charge power is the only export
     until the battery is full (a binary per surplus slot). Every schedule the DP can follow satisfies it, so the
     optimum is still a bound, and a much tighter one with PV. With a time limit the MIP's dual bound is reported
-    (still a valid bound)."""
+    (still a valid bound). ``exact`` (implies ``pv_first``): the DP's model exactly, see the module text."""
     t_len = len(h.price)
     ec, ed, w = m.eta_charge, m.eta_discharge, m.wear_gbp_per_kwh
     net = h.load - h.pv
@@ -106,7 +111,41 @@ def solve_lp(
     rlo_extra: list[np.ndarray] = []
     rhi_extra: list[np.ndarray] = []
     integrality = None
-    if pv_first and surplus.any():
+    if exact:
+        # The DP's self-use exactly: in a deficit slot the battery either covers the whole deficit (up to its
+        # discharge power) or stops at the reserve (y: discharging, u: reserve reached), and never charges while
+        # it discharges. Binaries per deficit slot, rows: d <= D*y, d >= D*(y - u), SOC <= reserve + M*(1 - u),
+        # u <= y, c <= c_max*(1 - y).
+        td = t[hi[3::5] > 0]
+        k = td.size
+        dmax_t = hi[3::5][td]
+        cmax_t = hi[2::5][td]
+        big = m.capacity_kwh
+        y, u = n + np.arange(k), n + k + np.arange(k)
+        r = n_rows + np.arange(k)
+        coo += [
+            (col[td] + 3, r, np.ones(k)),
+            (y, r, -dmax_t),
+            (col[td] + 3, r + k, np.ones(k)),
+            (y, r + k, -dmax_t),
+            (u, r + k, dmax_t),
+            (col[td] + 4, r + 2 * k, np.ones(k)),
+            (u, r + 2 * k, np.full(k, big)),
+            (u, r + 3 * k, np.ones(k)),
+            (y, r + 3 * k, -np.ones(k)),
+            (col[td] + 2, r + 4 * k, np.ones(k)),
+            (y, r + 4 * k, cmax_t),
+        ]
+        neg = np.full(k, -highspy.kHighsInf)
+        rlo_extra += [neg, np.zeros(k), neg, neg, neg]
+        rhi_extra += [np.zeros(k), np.full(k, highspy.kHighsInf), np.full(k, lim.min_kwh + big), np.zeros(k), cmax_t]
+        cost = np.concatenate([cost, np.zeros(2 * k)])
+        lo = np.concatenate([lo, np.zeros(2 * k)])
+        hi = np.concatenate([hi, np.ones(2 * k)])
+        integrality = np.concatenate([np.zeros(n, dtype=int), np.ones(2 * k, dtype=int)])
+        n += 2 * k
+        n_rows += 5 * k
+    if (pv_first or exact) and surplus.any():
         # Binary z per surplus slot: export <= max(surplus - charge power, 0) + surplus * z, SOC >= full * z.
         ts = t[surplus >= 0.01]  # tiny surpluses stay relaxed: their 1/surplus-sized rows upset the MIP numerics
         k = ts.size
@@ -120,12 +159,13 @@ def solve_lp(
             (col[ts] + 4, r_full, np.ones(k)),
             (zcol, r_full, np.full(k, -full)),
         ]
-        rlo_extra = [np.full(k, -highspy.kHighsInf), np.zeros(k)]
-        rhi_extra = [np.maximum(surplus[ts] - m.charge_kwh, 0.0), np.full(k, highspy.kHighsInf)]
+        rlo_extra += [np.full(k, -highspy.kHighsInf), np.zeros(k)]
+        rhi_extra += [np.maximum(surplus[ts] - m.charge_kwh, 0.0), np.full(k, highspy.kHighsInf)]
         cost = np.concatenate([cost, np.zeros(k)])
         lo = np.concatenate([lo, np.zeros(k)])
         hi = np.concatenate([hi, np.ones(k)])
-        integrality = np.concatenate([np.zeros(n, dtype=int), np.ones(k, dtype=int)])
+        before = np.zeros(n, dtype=int) if integrality is None else integrality
+        integrality = np.concatenate([before, np.ones(k, dtype=int)])
         n += k
         n_rows += 2 * k
     c_idx = np.concatenate([c for c, _, _ in coo])
