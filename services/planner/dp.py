@@ -119,8 +119,16 @@ def _solve(
         p * (deficit[:, None] + g_full) - e * (surplus - pv_full)[:, None] + w * (pv_full[:, None] + g_full) * ec
     )
     full_cost = np.where(full_ok, full_cost, INF)
-    x3 = np.clip(np.stack([su_next, hold_next, full_next], axis=1) / q, 0, top)  # (T, 3, N): monotone rows
-    c3 = np.stack([su_cost, hold_cost, full_cost], axis=2)
+    # Next positions in grid units (T, 3, N) and costs (T, N, 3). No clipping: every move stays within [0, full]
+    # and np.interp holds the end values for a rounding error beyond.
+    x3 = np.empty((t_len, 3, n_states))
+    np.multiply(su_next, 1 / q, out=x3[:, 0])
+    np.multiply(hold_next, 1 / q, out=x3[:, 1])
+    np.multiply(full_next, 1 / q, out=x3[:, 2])
+    c3 = np.empty((t_len, n_states, 3))
+    c3[:, :, 0] = su_cost
+    c3[:, :, 1] = hold_cost
+    c3[:, :, 2] = full_cost
 
     pv_steps = pv_full * ec / q
     fl = np.floor(pv_steps + 1e-9).astype(np.int64)
@@ -226,13 +234,17 @@ def _charge_amount(
     if hi <= s:
         return 0.0
     per_kwh = price / ec + wear  # money per stored kWh added
+    top = len(v_next) - 1
+
+    def v_at(x: float) -> float:  # v_next interpolated at SOC x (scalar arithmetic: a plan calls this often)
+        i = min(int(x / q), top - 1)
+        return float(v_next[i] + (x / q - i) * (v_next[i + 1] - v_next[i]))
+
+    best, best_x = v_at(s), s
     j0 = int(np.floor(s / q + 1e-9)) + 1
     j1 = int(np.floor(hi / q + 1e-9))
-    targets = [j * q for j in range(j0, j1 + 1)] + [hi]
-    xs = np.asarray(targets) / q
-    vals = np.interp(xs, np.arange(len(v_next)), v_next) + per_kwh * (np.asarray(targets) - s)
-    v_hold = float(np.interp(s / q, np.arange(len(v_next)), v_next))
-    k = int(np.argmin(vals))
-    if vals[k] >= v_hold:
-        return 0.0
-    return (targets[k] - s) / ec
+    for x in [j * q for j in range(j0, j1 + 1)] + [hi]:
+        val = v_at(x) + per_kwh * (x - s)
+        if val < best:  # strictly: among equal targets the smallest charge (none before some)
+            best, best_x = val, x
+    return (best_x - s) / ec
