@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: venv run test lint format schemas bench-planner bench-forecast backtest bench-backtest bench-load bench-fleet soak clean image-check settings-doc
+.PHONY: venv run test lint format schemas bench-planner bench-forecast backtest bench-backtest bench-load bench-fleet fuzz-long soak clean image-check settings-doc
 
 venv: $(STAMP)
 
@@ -61,7 +61,11 @@ bench-load: venv
 bench-fleet: venv
 	$(PY) -m tools.bench_fleet --homes 100 1000 --workers 1 2
 
-soak: venv
+# The bus and HTTP fuzzing of make test with 10,000 cases per target instead of 1,000, exploring new cases each run.
+fuzz-long: venv
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -s tests/reliability/test_fuzz_bus.py tests/reliability/test_fuzz_http.py
+
+soak: venv fuzz-long
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q -m slow
 	$(PY) -m tools.bench_load --duration 600 --samples 300
 	$(PY) -m tools.bench_fleet --homes 1000 --workers 1 2
