@@ -278,8 +278,8 @@ class Executor:
 
     def tick(self, leaving: str | None = None) -> AppliedDecision | None:
         with self._lock:
-            now = self.clock.now()
             self._on_clock_step(self.steps.check())
+            now = self.clock.now()  # after the check: a step in between is caught by ``_wait``
             self._expire_manual(now)
             self._poll(now, fresh_enough=not leaving)
             if self.status is not None and not self.reconciled:
