@@ -2,6 +2,10 @@
 
 Every service reads time only through a ``Clock``. Waiting also goes through the clock so a simulated clock
 shortens waits by its speed and a fixed clock wakes waiters when a test advances it.
+
+The wall clock may step (an NTP correction, a user setting the time, a Pi without a real-time clock): durations are
+measured on ``Clock.monotonic``, waits for wall instants go through ``wait_until`` (which notices a step within
+``POLL_S``), and ``WallClockSteps`` tells a step from time passing.
 """
 
 from __future__ import annotations
@@ -11,18 +15,35 @@ import time as _time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+# While a wait runs the clock is read again at least this often (real seconds): a wall-clock step is noticed
+# within it, whatever the wait's length.
+POLL_S = 1.0
+# A clock that moves by less than this (real seconds) beyond what its monotonic clock says is not taken as stepped.
+STEP_TOLERANCE_S = 1.0
+
 
 class Clock(Protocol):
     def now(self) -> datetime:
-        """The current time, aware, in UTC."""
+        """The current time, aware, in UTC. It may step (an NTP correction, a test): never measure a duration
+        as the difference of two ``now`` readings; use ``monotonic``."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never steps, in this clock's units (a ``SimClock``'s run at its speed): for
+        durations such as rate-limit windows, timeouts and back-offs."""
 
     def wait(self, seconds: float, stop: threading.Event) -> bool:
-        """Wait ``seconds`` of this clock's time, or until ``stop`` is set. True if stopped."""
+        """Wait ``seconds`` of this clock's time, or until ``stop`` is set (then True). May return early when
+        the wall clock steps: callers read the clock again."""
 
 
 class RealClock:
+    speed = 1.0
+
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return _time.monotonic()
 
     def wait(self, seconds: float, stop: threading.Event) -> bool:
         return stop.wait(max(0.0, seconds))
@@ -32,6 +53,7 @@ class SimClock:
     """Runs ``speed`` times faster than real time from ``start``, anchored at real instant ``origin``.
 
     Several processes given the same start, origin and speed agree on the time without talking to each other.
+    Derived from the wall clock, it steps when the wall clock steps (times ``speed``).
     """
 
     def __init__(self, start: datetime, speed: float = 60.0, origin: float | None = None) -> None:
@@ -46,43 +68,66 @@ class SimClock:
     def now(self) -> datetime:
         return self.start + timedelta(seconds=(_time.time() - self.origin) * self.speed)
 
+    def monotonic(self) -> float:
+        return _time.monotonic() * self.speed
+
     def wait(self, seconds: float, stop: threading.Event) -> bool:
         return stop.wait(max(0.0, seconds) / self.speed)
 
 
 class FixedClock:
-    """Stands still until a test calls ``set`` or ``advance``; waiters wake when their time is reached."""
+    """Stands still until a test moves it; waiters wake when their time is reached.
+
+    ``set`` and ``advance`` move it as time passing does (forwards, its monotonic clock moves with it); ``step``
+    moves only the wall time, as an NTP step does (and so does ``set`` to an earlier time)."""
+
+    speed = 1.0
 
     def __init__(self, start: datetime) -> None:
         if start.tzinfo is None:
             raise ValueError("FixedClock start must be timezone-aware")
         self._now = start.astimezone(UTC)
+        self._mono = 0.0
+        self._steps = 0  # counts wall-clock steps: a waiter wakes on each
         self._cond = threading.Condition()
 
     def now(self) -> datetime:
         with self._cond:
             return self._now
 
+    def monotonic(self) -> float:
+        with self._cond:
+            return self._mono
+
     def set(self, t: datetime) -> None:
         if t.tzinfo is None:
             raise ValueError("FixedClock.set needs an aware datetime")
         with self._cond:
-            self._now = t.astimezone(UTC)
-            self._cond.notify_all()
+            self._move(t.astimezone(UTC) - self._now)
 
     def advance(self, delta: timedelta | float) -> None:
-        step = delta if isinstance(delta, timedelta) else timedelta(seconds=delta)
         with self._cond:
-            self._now += step
+            self._move(delta if isinstance(delta, timedelta) else timedelta(seconds=delta))
+
+    def step(self, delta: timedelta | float) -> None:
+        """Step the wall time by ``delta`` (either way) while no time passes: an NTP step."""
+        with self._cond:
+            self._now += delta if isinstance(delta, timedelta) else timedelta(seconds=delta)
+            self._steps += 1
             self._cond.notify_all()
 
-    def wait(self, seconds: float, stop: threading.Event) -> bool:
-        return self.wait_until(self.now() + timedelta(seconds=max(0.0, seconds)), stop)
+    def _move(self, delta: timedelta) -> None:
+        self._now += delta
+        if delta > timedelta(0):
+            self._mono += delta.total_seconds()
+        else:
+            self._steps += 1
+        self._cond.notify_all()
 
-    def wait_until(self, deadline: datetime, stop: threading.Event) -> bool:
-        """Wait until the clock reaches the absolute ``deadline`` (a jump past it wakes the waiter at once)."""
+    def wait(self, seconds: float, stop: threading.Event) -> bool:
         with self._cond:
-            while self._now < deadline:
+            until, steps = self._mono + max(0.0, seconds), self._steps
+            while self._mono < until and self._steps == steps:
                 if stop.is_set():
                     return True
                 # Poll the stop event too: it is not tied to our condition.
@@ -90,18 +135,65 @@ class FixedClock:
         return stop.is_set()
 
 
-def wait_until(clock: Clock, deadline: datetime, stop: threading.Event) -> bool:
-    """Wait until ``clock`` reaches the absolute ``deadline``, or ``stop`` is set (then True).
+def stepped_back(deadline: datetime, before: datetime, after: datetime, tolerance_s: float = STEP_TOLERANCE_S) -> bool:
+    """Between two readings ``before`` and ``after`` the clock went back by more than was left until
+    ``deadline`` (plus a tolerance). The deadline was reckoned in a time that has been undone: waiting for it
+    could take hours (after a 9 h step back, a 60 s wait would last 9 h), so it counts as reached and the caller
+    reckons its next one from the new time. A smaller step back only delays the deadline, by at most the time
+    that was left, so an absolute instant (a slot boundary) still fires on time."""
+    back = (before - after).total_seconds()
+    return back > max(0.0, (deadline - before).total_seconds()) + tolerance_s
+
+
+def wait_until(
+    clock: Clock,
+    deadline: datetime,
+    stop: threading.Event,
+    wake: threading.Event | None = None,
+    since: datetime | None = None,
+) -> bool:
+    """Wait until ``clock`` reaches the absolute ``deadline``, or ``stop`` is set (then True), or ``wake`` is.
 
     Loops that schedule by absolute instants use this rather than ``wait(seconds)``: a relative wait computed from
-    a ``now`` read a moment earlier overshoots when the clock jumps in between (a test moving a ``FixedClock``)."""
-    exact = getattr(clock, "wait_until", None)
-    if exact is not None:
-        return bool(exact(deadline, stop))
+    a ``now`` read a moment earlier overshoots when the clock jumps in between. The clock is read again at least
+    every ``POLL_S`` real seconds, so a step forward past the deadline ends the wait within that, and a step back
+    further than the wait had left ends it too (``stepped_back``). ``since``: the reading ``deadline`` was
+    reckoned from, so that a step between that reading and this call counts too."""
+    speed = getattr(clock, "speed", 1.0)
+    chunk, tolerance = POLL_S * speed, STEP_TOLERANCE_S * speed
+    before = since or clock.now()
     while not stop.is_set():
-        remaining = (deadline - clock.now()).total_seconds()
-        if remaining <= 0:
+        after = clock.now()
+        if stepped_back(deadline, before, after, tolerance):
             return False
-        if clock.wait(remaining, stop):
-            return True
+        before = after
+        if wake is not None and wake.is_set():
+            return False
+        left = (deadline - before).total_seconds()
+        if left <= 0:
+            return False
+        clock.wait(min(left, chunk), wake or stop)
     return True
+
+
+class WallClockSteps:
+    """Notices steps of ``clock.now()``: how far it moved beyond what its monotonic clock says has passed."""
+
+    def __init__(self, clock: Clock, tolerance_s: float = STEP_TOLERANCE_S) -> None:
+        self.clock = clock
+        self.tolerance_s = tolerance_s * getattr(clock, "speed", 1.0)  # real seconds: a fast clock drifts faster
+        self._offset = self._read()
+
+    def _read(self) -> float:
+        return self.clock.now().timestamp() - self.clock.monotonic()
+
+    def peek(self) -> timedelta:
+        """The step since the last check (zero when none), leaving it to be reported by ``check``."""
+        step = self._read() - self._offset
+        return timedelta(seconds=step) if abs(step) > self.tolerance_s else timedelta(0)
+
+    def check(self) -> timedelta:
+        """The step since the last check (zero when none): slow drift (NTP slewing) is never reported."""
+        offset = self._read()
+        step, self._offset = offset - self._offset, offset
+        return timedelta(seconds=step) if abs(step) > self.tolerance_s else timedelta(0)

@@ -26,7 +26,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from shared.bus import Bus
-from shared.clock import Clock, RealClock, SimClock, wait_until
+from shared.clock import Clock, RealClock, SimClock, WallClockSteps, wait_until
 from shared.logging import configure_logging
 from shared.settings import ServiceSettings, load_settings
 from shared.slots import next_slot_boundary
@@ -73,7 +73,9 @@ class ServiceContext(Generic[S]):
     ) -> None:
         """Call ``fn`` every ``seconds`` of clock time (a callable interval may change, e.g. to back off).
 
-        Scheduled on absolute instants of the clock, so a clock that jumps (tests, simulation) wakes it on time."""
+        Scheduled on absolute instants of the clock, so a clock that jumps (tests, simulation) wakes it on time; a
+        wall clock stepped back further than the wait had left runs it at once (``wait_until``), and so does a
+        step while ``fn`` ran."""
 
         def loop() -> None:
             if not run_now and self._wait(seconds):
@@ -88,13 +90,15 @@ class ServiceContext(Generic[S]):
     def at_slot_boundaries(self, fn: Callable[[], Any], name: str, run_now: bool = True) -> None:
         """Call ``fn`` at each half-hour boundary of the injected clock (and once at start).
 
-        A clock set exactly onto a boundary fires it; a clock that jumps over several boundaries fires once."""
+        A clock set exactly onto a boundary fires it; a clock that jumps over several boundaries fires once; a wall
+        clock stepped back past the boundary's slot fires it at once, then the new time's boundaries."""
 
         def loop() -> None:
             if run_now:
                 self._call(fn, name)
             while not self.stop.is_set():
-                if wait_until(self.clock, next_slot_boundary(self.clock.now()), self.stop):
+                now = self.clock.now()
+                if wait_until(self.clock, next_slot_boundary(now), self.stop, since=now):
                     return
                 self._call(fn, name)
 
@@ -102,13 +106,23 @@ class ServiceContext(Generic[S]):
 
     def _wait(self, seconds: float | Callable[[], float]) -> bool:
         interval = seconds() if callable(seconds) else seconds
-        return wait_until(self.clock, self.clock.now() + timedelta(seconds=max(0.0, interval)), self.stop)
+        now = self.clock.now()
+        return wait_until(self.clock, now + timedelta(seconds=max(0.0, interval)), self.stop, since=now)
 
     def _call(self, fn: Callable[[], Any], name: str) -> None:
-        try:
-            fn()
-        except Exception:
-            self.log.exception("task failed; will run again", task=name)
+        while True:
+            steps = WallClockSteps(self.clock)
+            try:
+                fn()
+            except Exception:
+                self.log.exception("task failed; will run again", task=name)
+            step = steps.check()
+            if not step or self.stop.is_set():
+                return
+            # It read a time that is no longer current (and its next instant is reckoned from the new one): again.
+            self.log.warning(
+                "wall clock stepped during a task; running it again", task=name, step_s=step.total_seconds()
+            )
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=f"task-{name}", daemon=True)

@@ -131,6 +131,8 @@ class NetZeroSim:
         """Integrate the battery up to the clock's now, applying pending changes at their time."""
         with self._lock:
             target = self.clock.now()
+            if target < self.now:
+                self._stepped_back(target - self.now)
             while self.now < target:
                 nxt = min(self.now + STEP, target)
                 due = [t for t, _ in self.pending if self.now < t <= nxt]
@@ -141,6 +143,13 @@ class NetZeroSim:
                 self.now = nxt
                 self._apply_due()
             self._apply_due()
+
+    def _stepped_back(self, step: timedelta) -> None:
+        """The shared clock went back (a wall-clock step): the battery carries on from the new time as it is, and
+        what was due some seconds ahead (a pending change, the rate window) stays that many seconds ahead."""
+        self.now += step
+        self.pending = [(at + step, change) for at, change in self.pending]
+        self._window = deque(t + step for t in self._window)
 
     def _apply_due(self) -> None:
         keep = []

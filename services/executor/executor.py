@@ -19,7 +19,7 @@ from services.executor.netzero import BudgetExhausted, NetZeroClient, NetZeroErr
 from services.executor.rules import RuleConfig
 from services.executor.translate import desired_config, diff, is_forced, sanitize_baseline
 from shared.bus import Bus, CommandError, Incoming
-from shared.clock import Clock
+from shared.clock import Clock, WallClockSteps, wait_until
 from shared.ha import entity
 from shared.models import (
     Action,
@@ -37,7 +37,7 @@ from shared.slots import parse_hhmm
 TRUE = {"true", "on", "1", "yes"}
 FALSE = {"false", "off", "0", "no"}
 MAX_OVERRIDE = timedelta(hours=24)
-UNCONFIRMED_FORGET_S = 900  # a command not applied after this long is taken as dropped by the gateway
+UNCONFIRMED_FORGET_S = 900  # a command not applied after this long is taken as dropped by the gateway (monotonic)
 
 
 def rule_config(s: ExecutorSettings) -> RuleConfig:
@@ -93,8 +93,10 @@ class Executor:
         self.override: Override | None = None
         self.reconciled = False
         self.retry_change: PowerwallConfig | None = None
-        self.retry_not_before: datetime | None = None
-        self.retry_first: datetime | None = None
+        # Durations, so on the clock's monotonic time (a wall-clock step neither cuts nor stretches them).
+        self.retry_due: float | None = None
+        self.retry_first: float | None = None
+        self.steps = WallClockSteps(clock)
         self.backoff_s = settings.retry_backoff_s
         self.seq = 0
         self.last_error: str | None = None
@@ -266,16 +268,18 @@ class Executor:
             self._wait(stop)
 
     def _wait(self, stop: threading.Event) -> None:
-        deadline = self.clock.now() + timedelta(seconds=self.s.decision_interval_s)
-        while not stop.is_set() and not self.wake.is_set():
-            left = (deadline - self.clock.now()).total_seconds()
-            if left <= 0:
-                return
-            self.clock.wait(min(left, 5.0), self.wake)
+        now = self.clock.now()
+        if self.steps.peek():
+            return  # the wall clock stepped during the decision: it used a time that is gone, decide again
+        # ``wait_until`` ends early after a wall-clock step back: a deadline reckoned before a 9 h step back
+        # would otherwise stop the decisions (and the heartbeat the watchdog listens for) for 9 h.
+        deadline = now + timedelta(seconds=self.s.decision_interval_s)
+        wait_until(self.clock, deadline, stop, self.wake, since=now)
 
     def tick(self, leaving: str | None = None) -> AppliedDecision | None:
         with self._lock:
-            now = self.clock.now()
+            self._on_clock_step(self.steps.check())
+            now = self.clock.now()  # after the check: a step in between is caught by ``_wait``
             self._expire_manual(now)
             self._poll(now, fresh_enough=not leaving)
             if self.status is not None and not self.reconciled:
@@ -300,7 +304,7 @@ class Executor:
                 leaving=leaving,
                 budget_available=1 if leaving else self.client.limiter.available(),
                 retry_change=None if leaving else self.retry_change,
-                retry_not_before=self.retry_not_before,
+                retry_not_before=self._retry_not_before(now),
                 charge_method=self.s.charge_method,
                 lease_margin=timedelta(seconds=self.s.lease_margin_s),
             )
@@ -309,6 +313,24 @@ class Executor:
             self.bus.publish(self.topics.executor_applied, applied)  # after its journal row is committed
             self.heartbeat(now)
             return applied
+
+    def _on_clock_step(self, step: timedelta) -> None:
+        """The wall clock stepped (NTP, a user): what was reckoned as a duration from a wall time keeps its length.
+
+        The manual mode's lease (it lasts ``manual_lease_s``) moves with the clock; times from outside (a plan's
+        slots, an override's end, a lease to a slot's end) stay where they are. The last read is now too old or
+        in the future, so this decision reads again and the battery state goes out in the new time."""
+        if not step:
+            return
+        self.log.warning("wall clock stepped", step_s=round(step.total_seconds(), 3))
+        if self.mode_until is not None:
+            self.mode_until += step
+            self._persist_mode()
+
+    def _retry_not_before(self, now: datetime) -> datetime | None:
+        if self.retry_due is None:
+            return None
+        return now + timedelta(seconds=max(0.0, self.retry_due - self.clock.monotonic()))
 
     def _expire_manual(self, now: datetime) -> None:
         if self.mode_until is not None and now >= self.mode_until:
@@ -356,7 +378,7 @@ class Executor:
             return
         pending = self.retry_change
         if pending is not None and is_forced(pending, self.baseline) and self.retry_first is not None:
-            if now - self.retry_first < timedelta(seconds=UNCONFIRMED_FORGET_S):
+            if self.clock.monotonic() - self.retry_first < UNCONFIRMED_FORGET_S:
                 return  # a charge command may still land late: keep watching it
             self.log.warning("a forcing command was never applied; forgetting it", change=pending.model_dump())
             self._reset_retry()
@@ -472,13 +494,13 @@ class Executor:
     def _schedule_retry(self, now: datetime, change: PowerwallConfig) -> None:
         if self.retry_change != change:
             self.backoff_s = self.s.retry_backoff_s
-            self.retry_first = now
+            self.retry_first = self.clock.monotonic()
         self.retry_change = change
-        self.retry_not_before = now + timedelta(seconds=self.backoff_s)
+        self.retry_due = self.clock.monotonic() + self.backoff_s
         self.backoff_s = min(self.backoff_s * 2, self.s.retry_backoff_max_s)
 
     def _reset_retry(self) -> None:
-        self.retry_change, self.retry_not_before, self.retry_first = None, None, None
+        self.retry_change, self.retry_due, self.retry_first = None, None, None
         self.backoff_s = self.s.retry_backoff_s
 
     def _record(self, applied: AppliedDecision) -> AppliedDecision:

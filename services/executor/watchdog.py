@@ -6,6 +6,10 @@ active, it reads NetZero, restores the user's baseline from the journal in one P
 forced state in the journal and publishes a ``WatchdogReport`` on ``executor/watchdog``. When the grid is down or
 storm watch is on it waits, like the executor (touch nothing during an outage).
 
+Both limits are durations, so they run on the clock's monotonic time: a wall clock stepped forward 6 h must not
+make a heartbeat a second old look 6 h old (restoring the baseline behind a healthy executor's back), nor one
+stepped back make the watchdog blind for hours.
+
 Run: ``python -m services.executor.watchdog``.
 """
 
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from services.executor.config import WatchdogSettings
@@ -38,7 +42,10 @@ class Watchdog:
         self.client = client
         self.log = log
         self.started_at = clock.now()
-        self.last_heartbeat: datetime | None = None
+        self.started_mono = clock.monotonic()
+        self.last_heartbeat: datetime | None = None  # its wall time, for the reports
+        self.last_heartbeat_mono: float | None = None  # when it was sent, on our monotonic clock
+        self.lease_over_since: tuple[datetime, float] | None = None  # (lease_until, monotonic when first seen over)
         self.last_state: str | None = None
         self._lock = threading.Lock()
 
@@ -46,10 +53,16 @@ class Watchdog:
         hb: Heartbeat | None = msg.model
         if hb is None:
             return
-        seen = min(hb.generated_at, self.clock.now())  # a retained heartbeat from before a restart is old
+        now, mono = self.clock.now(), self.clock.monotonic()
+        # A live heartbeat was sent just now. A retained one (found at our start) is as old as its wall time says,
+        # the one comparison of wall times from two processes left; one from the future (our clock stepped back
+        # since) counts as sent now.
+        age = max(0.0, (now - hb.generated_at).total_seconds()) if msg.retain else 0.0
+        sent = mono - age
         with self._lock:
-            if self.last_heartbeat is None or seen > self.last_heartbeat:
-                self.last_heartbeat = seen
+            if self.last_heartbeat_mono is None or sent > self.last_heartbeat_mono:
+                self.last_heartbeat_mono = sent
+                self.last_heartbeat = min(hb.generated_at, now)
 
     def report(self, state: str, detail: str = "", force: bool = False) -> None:
         if state == self.last_state and not force:
@@ -64,21 +77,38 @@ class Watchdog:
 
     def check(self) -> str:
         """One look; returns what it did (for the tests): idle, watching, restored, restore_failed, waiting."""
-        now = self.clock.now()
-        timeout = timedelta(seconds=self.s.watchdog_timeout_s)
+        now, mono = self.clock.now(), self.clock.monotonic()
+        timeout = self.s.watchdog_timeout_s
         forced = self.journal.forced()
         if forced is None:
+            self.lease_over_since = None
             self.report("idle", "no forced state in the journal")
             return "idle"
         with self._lock:
             last = self.last_heartbeat or self.started_at
-        silent = now - last >= timeout
-        lease_over = now - forced.lease_until >= timeout
-        if not silent and not lease_over:
+            silent = mono - (self.last_heartbeat_mono if self.last_heartbeat_mono is not None else self.started_mono)
+        silent_too_long = silent >= timeout
+        lease_over = self._lease_over_for(forced.lease_until, now, mono) >= timeout
+        if not silent_too_long and not lease_over:
             self.report("watching", f"forced state leased until {forced.lease_until.isoformat()}")
             return "watching"
-        why = f"no executor heartbeat since {last.isoformat()}" if silent else "the forced state's lease is long over"
+        why = (
+            f"no executor heartbeat since {last.isoformat()}"
+            if silent_too_long
+            else "the forced state's lease is long over"
+        )
         return self.restore(why)
+
+    def _lease_over_for(self, lease_until: datetime, now: datetime, mono: float) -> float:
+        """Seconds (monotonic) since a check first found this lease over; 0 while it is not. Not the wall-clock
+        overrun: after a step forward of hours every lease looks hours over, and the executor renews it within
+        seconds."""
+        if now < lease_until:
+            self.lease_over_since = None
+            return 0.0
+        if self.lease_over_since is None or self.lease_over_since[0] != lease_until:
+            self.lease_over_since = (lease_until, mono)
+        return mono - self.lease_over_since[1]
 
     def restore(self, why: str) -> str:
         baseline = self.journal.baseline()

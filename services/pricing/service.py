@@ -107,16 +107,19 @@ class PricingService:
             due = started + timedelta(seconds=self.next_delay(started))
             self.next_fetch_at = due
             self.log.debug("next fetch", at=_iso(due))
-            if wait_until(clock, due, stop):
+            if wait_until(clock, due, stop, since=started):  # a step during the fetch counts too
                 return
 
     def slot_loop(self) -> None:
         """Publish the current price at every slot boundary (once, even when the clock jumps several slots)."""
         stop, clock = self.ctx.stop, self.ctx.clock
-        due = next_slot_boundary(clock.now())
-        while not wait_until(clock, due, stop):
+        now = clock.now()
+        due = next_slot_boundary(now)
+        while not wait_until(clock, due, stop, since=now):
             self._guarded(self.on_slot_boundary, "slot boundary")
-            due = max(due + SLOT, slot_start(clock.now()))
+            now = clock.now()
+            # Woken before ``due``: the wall clock stepped back past it; the next boundary is the new time's.
+            due = next_slot_boundary(now) if now < due else max(due + SLOT, slot_start(now))
 
     def _guarded(self, fn: Any, what: str) -> None:
         try:

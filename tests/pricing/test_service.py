@@ -267,6 +267,20 @@ def test_current_price_follows_the_slot_boundaries(pricing, probe: Probe, clock:
     assert nxt["valid_until"] == "2023-06-12T11:00:00Z"
 
 
+def test_after_a_wall_clock_step_back_the_current_price_follows_the_new_time(
+    pricing, probe: Probe, clock: FixedClock
+) -> None:
+    """A 9 h step back (NTP, a user): the current price moves to the new time's slot at once, then on at the new
+    time's boundaries (before: nothing until the clock came back to the old time's next boundary, 9 h on)."""
+    pricing()
+    probe.wait_json(CURRENT, lambda d: d["known"] and d["slot_start"] == "2023-06-12T10:00:00Z", timeout=10)
+    clock.set(utc("2023-06-12T01:10:00Z"))
+    now = probe.wait_json(CURRENT, lambda d: d["slot_start"] == "2023-06-12T01:00:00Z", timeout=5)
+    assert now["known"] and now["value_inc_vat"] == pytest.approx(real_price(utc("2023-06-12T01:00:00Z")))
+    clock.set(utc("2023-06-12T01:30:01Z"))
+    probe.wait_json(CURRENT, lambda d: d["slot_start"] == "2023-06-12T01:30:00Z", timeout=5)
+
+
 def test_refresh_command_answers_with_what_it_fetched(pricing, probe: Probe) -> None:
     pricing()
     probe.wait_json(RATES, timeout=10)

@@ -52,9 +52,13 @@ class SimWorld:
     origin: float = field(default_factory=time.time)
     ports: dict[str, int] = field(default_factory=dict)
     running: dict[str, object] = field(default_factory=dict)
+    # For every process of this world, simulators and services (e.g. libfaketime's, to step their wall clock) ...
+    process_env: dict[str, str] = field(default_factory=dict)
+    # ... and how far that steps their wall clock from this (test) process's, in seconds.
+    wall_offset_s: float = 0.0
 
     def now(self) -> datetime:
-        return self.start + timedelta(seconds=(time.time() - self.origin) * self.speed)
+        return self.start + timedelta(seconds=(time.time() + self.wall_offset_s - self.origin) * self.speed)
 
     @property
     def clock_env(self) -> dict[str, str]:
@@ -72,7 +76,8 @@ class SimWorld:
             port = free_port()
             self.ports[name] = port
             if module_runnable(SIMS[name]):
-                self.running[name] = spawn(SIMS[name], env=self.clock_env, args=["--port", str(port)], name=name)
+                env = {**self.process_env, **self.clock_env}
+                self.running[name] = spawn(SIMS[name], env=env, args=["--port", str(port)], name=name)
         for name in self.running:
             wait_port(self.ports[name], timeout=20)
         return self
@@ -83,6 +88,7 @@ class SimWorld:
     @property
     def env(self) -> dict[str, str]:
         env = {
+            **self.process_env,
             **self.clock_env,
             "BATSCHED_OCTOPUS_BASE_URL": self.url("octopus"),
             "BATSCHED_OPENMETEO_URL": f"{self.url('openmeteo')}/v1/forecast",
