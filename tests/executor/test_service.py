@@ -355,14 +355,14 @@ def test_with_the_real_pricing_service(world_factory, probe, spawn) -> None:
     from sim.datasets import agile_prices
     from sim.octopus import FakeOctopus
 
-    start = utc(2023, 6, 12, 9, 40)
+    start = utc(2023, 6, 12, 8, 40)  # 6 s of real time before the first planned slot: room for a slow start-up
     world = world_factory(start, 1200.0, watchdog_s=900.0, soc_pct=20.0)
     octopus = FakeOctopus(world.clock).start()
     try:
         real = agile_prices()
         planned = [utc(2023, 6, 12, 11, 0) + SLOT * k for k in range(6)] + [utc(2023, 6, 12, 15, 0)]
         price = {s: float(real[s]) for s in planned}
-        plan = make_plan(start, start, 7, charge=planned)
+        plan = make_plan(start, start, 8, charge=planned)
         probe.publish("batsched/planner/plan", plan.model_dump_json(), retain=True)
         env = world.env(BATSCHED_OCTOPUS_BASE_URL=octopus.url, BATSCHED_OCTOPUS_REGION="J")
         for module in ("services.pricing", "services.executor", "services.executor.watchdog"):
