@@ -267,7 +267,9 @@ class NetZeroSim:
             if self.hang_s <= 0 or urlparse(path).path.startswith("/_"):
                 return None
             self.advance()
-            self.requests.append({"t": self.now.isoformat(), "method": method, "status": 504, "write": False, "hung": True})
+            self.requests.append(
+                {"t": self.now.isoformat(), "method": method, "status": 504, "write": False, "hung": True}
+            )
             self._window.append(self.now)
             return self.hang_s, self._unhang
 

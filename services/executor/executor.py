@@ -14,11 +14,13 @@ once a write succeeds again. Settings changed meanwhile (mode, dry-run) apply at
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from services.executor.config import ExecutorSettings
@@ -35,6 +37,7 @@ from shared.models import (
     AppliedDecision,
     CurrentRate,
     ExecutorMode,
+    GridStatus,
     Heartbeat,
     OverrideCommand,
     Plan,
@@ -225,13 +228,15 @@ class Executor:
     def _save(self, write: Callable[[], Any]) -> bool:
         """Journal rows that record what happened (not ones that permit a command): one transaction; a refusal is
         logged once and the service goes on. True when committed."""
+        before = self.journal.changes
         try:
             with self.journal.transaction():
                 write()
         except JournalError as exc:
             self._journal_failed(exc)
             return False
-        self._journal_ok()
+        if self.journal.changes != before:  # an empty commit succeeds even on a full disk
+            self._journal_ok()
         return True
 
     def _journal_failed(self, exc: JournalError) -> None:
@@ -388,13 +393,9 @@ class Executor:
             try:
                 applied = self._act(now, decision, write_allowed=not self.dry_run or bool(leaving))
             except JournalUnwritable as exc:
-                # No forced state without its lease on disk: hand back control instead (nothing forcing was sent).
-                inputs = replace(
-                    inputs,
-                    leaving=f"journal unwritable ({exc})",
-                    retry_change=None,
-                    budget_available=self.client.limiter.available(),
-                )
+                # No forced state without its lease on disk: hand back control instead (nothing forcing was sent),
+                # with the request kept spare for leaving, like SIGTERM and dry-run.
+                inputs = replace(inputs, leaving=f"journal unwritable ({exc})", retry_change=None, budget_available=1)
                 fallback = replace(decide(inputs, self.cfg), requested_action=decision.requested_action)
                 applied = self._act(now, fallback, write_allowed=True)
             self.bus.publish(self.topics.executor_applied, applied)  # after its journal row is committed (if it can)
@@ -585,7 +586,7 @@ class Executor:
             if d.forcing:
                 raise JournalUnwritable(str(exc)) from None
             return False
-        self._journal_ok()
+        self._journal_ok()  # ``write`` always adds a row
         return True
 
     def _lease(self, now: datetime, config: PowerwallConfig, until: datetime) -> None:
@@ -648,3 +649,39 @@ class Executor:
                 outcome=applied.outcome if applied else None,
                 still_forced=self.forced is not None,
             )
+
+
+def hand_back_before_exit(client: NetZeroClient, path: Path, log: Any) -> str:
+    """The journal cannot be opened for writing (read-only or full data directory at start): the executor cannot
+    run. Before it exits, read the journal read-only and, if a state of ours may be on the Powerwall (the same test
+    as the start-up reconcile), restore the baseline once, sent without its row (the safe direction), so that
+    exiting leaves nothing forced. Returns what it did (for the log and the tests)."""
+    try:
+        journal = Journal.read_only(path)
+    except sqlite3.Error:
+        return "no journal: nothing of ours was ever on the Powerwall"
+    try:
+        baseline, forced = journal.baseline(), journal.forced()
+    except sqlite3.Error as exc:
+        return f"journal unreadable ({exc}): nothing touched"
+    finally:
+        journal.close()
+    if baseline is None:
+        return "no baseline in the journal: nothing of ours was ever on the Powerwall"
+    want = desired_config(Action.SELF_USE, baseline)
+    try:
+        status = client.get()
+        if status.grid_status == GridStatus.OFF_GRID or status.storm_mode_active:
+            return "grid down or storm watch: touching nothing"
+        found = status.config
+        ours = is_forced(found, baseline) or (forced is not None and diff(want, found) is not None)
+        if not ours:
+            return "nothing of ours on the Powerwall"
+        change = PowerwallConfig(**{k: v for k, v in want.model_dump().items() if v is not None})
+        readback = client.post(change)
+    except NetZeroError as exc:
+        log.error("cannot restore the baseline before exiting", error=str(exc))
+        return f"restore failed: {exc}"
+    done = "baseline restored" if diff(change, readback.config) is None else "baseline sent; read-back differs"
+    log.warning(f"journal unwritable at start: {done} before exiting", baseline=baseline.model_dump())
+    return done

@@ -120,9 +120,37 @@ class Journal:
         with self._lock:
             self._db = open_store(path, SCHEMA, synchronous="FULL", timeout_s=10.0)
 
+    @classmethod
+    def read_only(cls, path: Path) -> Journal:
+        """The journal opened only to read it (its directory is read-only, so it cannot be opened as usual).
+
+        ``mode=ro`` reads the WAL too (its ``-wal``/``-shm`` files exist after a crash); after a clean stop they
+        are gone and everything is in the main file, which ``immutable=1`` reads without them. Raises
+        ``sqlite3.Error`` when there is no readable journal."""
+        journal = cls.__new__(cls)
+        journal.path, journal._lock, journal._depth = path, threading.RLock(), 0
+        uri = Path(path).resolve().as_uri()
+        failure: sqlite3.Error | None = None
+        for flags in ("mode=ro", "immutable=1"):
+            try:
+                db = sqlite3.connect(f"{uri}?{flags}", uri=True, check_same_thread=False, isolation_level=None)
+                db.execute("SELECT count(*) FROM baseline").fetchone()
+            except sqlite3.Error as exc:
+                failure = exc
+                continue
+            journal._db = db
+            return journal
+        assert failure is not None
+        raise failure
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    @property
+    def changes(self) -> int:
+        """Rows changed through this connection so far (a commit that wrote nothing proves nothing)."""
+        return self._db.total_changes
 
     def integrity_ok(self) -> bool:
         with self._lock:

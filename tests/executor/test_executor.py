@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.executor.config import ExecutorSettings, WatchdogSettings
-from services.executor.executor import Executor
+from services.executor.executor import Executor, hand_back_before_exit
 from services.executor.journal import DB_NAME, Journal
 from services.executor.limiter import RateLimiter
 from services.executor.netzero import NetZeroClient
@@ -439,3 +439,21 @@ def test_watchdog_restores_even_when_the_journal_cannot_be_written_and_only_once
     rig.clock.advance(60)
     assert dog.check() == "restored" and journal.forced() is None  # cleared once the journal can write
     assert dog.check() == "idle"
+
+
+def test_a_journal_that_cannot_be_opened_at_start_hands_back_a_forced_state_before_exiting(
+    rig: Rig, tmp_path: Path
+) -> None:
+    """Start-up on a read-only data directory after a crash mid-charge: the executor cannot run, but it reads the
+    journal read-only and restores the baseline before it exits (the real read-only mount is in
+    ``tests/reliability/test_storage_faults.py``)."""
+    rig.plan(charge=[T0])
+    assert rig.executor.tick().outcome == "applied"
+    client = NetZeroClient(rig.sim.base_url, TOKEN, SITE, rig.clock, RateLimiter(rig.clock, 4))
+    path = rig.settings.data_dir / DB_NAME
+    assert hand_back_before_exit(client, path, get_logger("t")) == "baseline restored"
+    cfg = rig.sim.state()["config"]
+    assert {k: cfg[k] for k in BASELINE} == BASELINE
+    assert hand_back_before_exit(client, path, get_logger("t")) == "nothing of ours on the Powerwall"
+    assert hand_back_before_exit(client, tmp_path / "none" / DB_NAME, get_logger("t")).startswith("no journal")
+    assert len(rig.writes()) == 2
