@@ -278,22 +278,28 @@ def test_tomorrows_prices_published_late_keep_plans_to_the_known_slots(spawn, pr
         if plan["status"] != "degraded":
             assert max(at(s["end"]) for s in plan["slots"]) <= today_end, plan["plan_id"]
 
-    # The executor charged only in planned charge slots (up to one decision interval and the apply delay after).
-    charge_slots = [
-        (at(s["start"]), at(s["end"]) + timedelta(minutes=4))
-        for p in plans
-        for s in p["slots"]
-        if s["action"] == "charge"
-    ]
+    # The executor forced the battery only as planned: grid charging in a charge slot, backup (hold) in a charge or
+    # hold slot, give or take one decision interval and the gateway's apply delay after the slot's end.
+    def slots(*actions: str) -> list[tuple[datetime, datetime]]:
+        return [
+            (at(s["start"]), at(s["end"]) + timedelta(minutes=4))
+            for p in plans
+            for s in p["slots"]
+            if s["action"] in actions
+        ]
+
+    charge_slots, forcing_slots = slots("charge"), slots("charge", "hold")
     samples = system.netzero("/_log")["samples"]
-    charging = [s["t"] for s in samples if s["grid_charging"] or s["mode"] == "backup"]
+    charging = [s["t"] for s in samples if s["grid_charging"]]
+    held = [s["t"] for s in samples if s["mode"] == "backup" and not s["grid_charging"]]
     unplanned = [t for t in charging if not any(a <= at(t) < b for a, b in charge_slots)]
-    assert not unplanned, f"forced outside any planned charge slot at {unplanned[:5]}"
+    unplanned += [t for t in held if not any(a <= at(t) < b for a, b in forcing_slots)]
+    assert not unplanned, f"forced outside any planned slot at {unplanned[:5]}"
     by_id = {p["plan_id"]: p for p in plans}
     for d in (m.json() for m in probe.on("batsched/executor/applied") if m.payload):
-        if d["action"] == "charge":
+        if d["action"] in ("charge", "hold") and d["plan_id"] is not None:
             slot = next(s for s in by_id[d["plan_id"]]["slots"] if s["start"] == d["slot_start"])
-            assert slot["action"] == "charge" and slot["value_inc_vat"] is not None, d
+            assert slot["action"] == d["action"] and slot["value_inc_vat"] is not None, d
     for name, proc in system.procs.items():
         assert proc.alive(), f"{name} exited:\n{proc.log()[-2000:]}"
         assert not failure_lines(proc.log()), f"{name}: {failure_lines(proc.log())[:3]}"
@@ -301,5 +307,5 @@ def test_tomorrows_prices_published_late_keep_plans_to_the_known_slots(spawn, pr
         f"\nlate prices: online at {online:%H:%M}Z; prices_late at {raised:%H:%M}Z (late after {late_after:%H:%M}Z); "
         f"published {release:%H:%M}Z, "
         f"fetched {published:%H:%M}Z, plan covering tomorrow {planned:%H:%M}Z ({planned - release} after); "
-        f"{len(plans)} plans ({len(during_late)} while late), {len(charging)} forced minutes on the Powerwall"
+        f"{len(plans)} plans ({len(during_late)} while late); {len(charging)} min charging, {len(held)} min holding"
     )
