@@ -159,7 +159,7 @@ class CurrentRate(Expiring):
 class PricingAlert(Message):
     """``pricing/alert``: publication problems a person should know about (retained; cleared when resolved)."""
 
-    code: Literal["ok", "prices_late", "fetch_failing", "validation_failed"]
+    code: Literal["ok", "prices_late", "fetch_failing", "validation_failed", "store_failing"]
     message: str
     since: UtcDatetime | None = None
 

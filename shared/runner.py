@@ -13,6 +13,7 @@ A service's ``__main__`` reads like its wiring diagram::
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import sys
@@ -146,6 +147,21 @@ class ServiceContext(Generic[S]):
         self.bus.stop()
 
 
+def storage_problem(data_dir: Path) -> str:
+    """What is wrong with the data directory in words, when it can be told (SQLite only says "unable to open")."""
+    try:
+        stat = os.statvfs(data_dir)
+    except OSError:
+        return ""
+    if stat.f_flag & os.ST_RDONLY:
+        return "the data directory is on a read-only file system"
+    if stat.f_bavail == 0:
+        return "the data directory's file system is full"
+    if data_dir.is_dir() and not os.access(data_dir, os.W_OK):
+        return "the data directory is not writable"
+    return ""
+
+
 def run_service(
     name: str,
     settings_cls: type[S],
@@ -167,9 +183,11 @@ def run_service(
         wire(ctx)
     except (OSError, sqlite3.Error) as exc:
         # Typically the data directory: missing, read-only, a file, or a full disk. One clear line, exit 2.
-        log.error("cannot start: storage unusable", data_dir=str(settings.data_dir), error=str(exc))
+        why = storage_problem(settings.data_dir)
+        log.error("cannot start: storage unusable", data_dir=str(settings.data_dir), error=str(exc), problem=why)
         print(
-            f"batsched-{name}: cannot start: {type(exc).__name__}: {exc} (data directory: {settings.data_dir})",
+            f"batsched-{name}: cannot start: {why + ': ' if why else ''}{type(exc).__name__}: {exc} "
+            f"(data directory: {settings.data_dir})",
             file=sys.stderr,
         )
         return 2

@@ -12,7 +12,11 @@
   down to the reserve. Grid outage: the battery islands the house. Storm watch: charges to full from the grid.
 - Switches (``POST /_control``): ``grid_outage``, ``storm``, ``api_error`` (``{"status": 500, "html": true,
   "count": 3}``; count null = until cleared), ``apply_delay_s``, ``drop_rate``, ``soc_pct``, ``config``
-  (a change made "in the Tesla app", applied at once).
+  (a change made "in the Tesla app", applied at once), ``hang_s`` (every API request is held this many *real*
+  seconds, like the clients' timeouts, then answered 504 without being carried out: a gateway that timed out
+  upstream; it is logged and counts against the rate limit; 0 switches it off and releases the requests held).
+  A held request blocks only its own thread (a threading server): other requests, ``/_control`` and ``/_state``
+  are answered meanwhile.
 - For tests: ``GET /_log`` (every request and a state sample per simulated minute, incl. how much power went
   from the grid into the battery), ``GET /_state``.
 
@@ -22,6 +26,7 @@ Run: ``python -m sim.netzero --port N`` (clock from ``BATSCHED_CLOCK``/``BATSCHE
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -47,6 +52,7 @@ WINDOW = timedelta(seconds=60)
 MODES = ("autonomous", "self_consumption", "backup")
 EXPORTS = ("pv_only", "battery_ok", "never")
 DEFAULT_LOAD_KWH = 0.25  # per half-hour, outside the bundled data's range
+GATEWAY_TIMEOUT_PAGE = b"<html><body><h1>504 Gateway Time-out</h1></body></html>"
 
 
 class Profiles:
@@ -112,6 +118,8 @@ class NetZeroSim:
         self.grid_up = True
         self.storm = False
         self.api_error: dict[str, Any] | None = None
+        self.hang_s = 0.0
+        self._unhang = threading.Event()  # set to release the requests held by ``hang_s``
         self.random = random.Random(seed)
         self.now = clock.now()
         self.live: dict[str, float] = {"load": 0.0, "solar": 0.0, "battery": 0.0, "grid": 0.0, "grid_charge": 0.0}
@@ -262,6 +270,18 @@ class NetZeroSim:
                 return self._json(404, {"error": "not found"})
             return self._config(method, parts[-2], headers, raw)
 
+    def begin_hang(self, method: str, path: str) -> tuple[float, threading.Event] | None:
+        """With ``hang_s`` on, log an API request as held and return (seconds, release event); else None."""
+        with self._lock:
+            if self.hang_s <= 0 or urlparse(path).path.startswith("/_"):
+                return None
+            self.advance()
+            self.requests.append(
+                {"t": self.now.isoformat(), "method": method, "status": 504, "write": False, "hung": True}
+            )
+            self._window.append(self.now)
+            return self.hang_s, self._unhang
+
     def _config(self, method: str, site: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str], bytes]:
         entry: dict[str, Any] = {"t": self.now.isoformat(), "method": method, "status": 0, "write": False}
         self.requests.append(entry)
@@ -365,6 +385,10 @@ class NetZeroSim:
                 self.apply_delay = timedelta(seconds=float(doc["apply_delay_s"]))
             if "drop_rate" in doc:
                 self.drop_rate = float(doc["drop_rate"])
+            if "hang_s" in doc:
+                self.hang_s = max(0.0, float(doc["hang_s"] or 0))
+                self._unhang.set()  # requests held so far end now; new ones wait on a fresh event
+                self._unhang = threading.Event()
             if "soc_pct" in doc:
                 self.energy_kwh = self.capacity_kwh * float(doc["soc_pct"]) / 100.0
             if "config" in doc:
@@ -378,6 +402,7 @@ class NetZeroSim:
             "grid_up": self.grid_up,
             "storm": self.storm,
             "pending": len(self.pending),
+            "hang_s": self.hang_s,
             **self.stats(),
         }
 
@@ -386,6 +411,7 @@ class NetZeroSim:
             "request_count": len(self.requests),
             "writes": sum(1 for r in self.requests if r["write"]),
             "rate_limited": sum(1 for r in self.requests if r["status"] == 429),
+            "hung": sum(1 for r in self.requests if r.get("hung")),
             "max_per_minute": max_per_window(self.requests),
         }
 
@@ -418,13 +444,20 @@ def make_handler(sim: NetZeroSim) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
-            status, out_headers, body = sim.handle(self.command, self.path, headers, raw)
+            held = sim.begin_hang(self.command, self.path)
+            if held is not None:
+                seconds, release = held
+                release.wait(seconds)  # on this request's thread only; the lock is not held
+                status, out_headers, body = 504, {"Content-Type": "text/html"}, GATEWAY_TIMEOUT_PAGE
+            else:
+                status, out_headers, body = sim.handle(self.command, self.path, headers, raw)
             self.send_response(status)
             for key, value in out_headers.items():
                 self.send_header(key, value)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # a client that timed out has gone
+                self.wfile.write(body)
 
         do_GET = _serve
         do_POST = _serve

@@ -3,10 +3,11 @@ decision history as CSV."""
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 
 from services.executor.config import ExecutorSettings
-from services.executor.executor import Executor
+from services.executor.executor import Executor, hand_back_before_exit
 from services.executor.journal import DB_NAME, Journal
 from services.executor.watchdog import build_client
 from shared.ha import register_discovery
@@ -16,8 +17,15 @@ from shared.runner import ServiceContext, run_service
 
 def wire(ctx: ServiceContext[ExecutorSettings]) -> None:
     t = ctx.topics
-    journal = Journal(ctx.data_path(DB_NAME))
-    executor = Executor(ctx.settings, ctx.clock, ctx.bus, journal, build_client(ctx.settings, ctx.clock), ctx.log)
+    client = build_client(ctx.settings, ctx.clock)
+    path = ctx.data_path(DB_NAME)
+    try:
+        journal = Journal(path)
+    except (OSError, sqlite3.Error):
+        # Exiting (the runner says why): first hand back a forced state the journal shows, if there is one.
+        ctx.log.info("journal cannot be opened for writing", outcome=hand_back_before_exit(client, path, ctx.log))
+        raise
+    executor = Executor(ctx.settings, ctx.clock, ctx.bus, journal, client, ctx.log)
 
     ctx.bus.subscribe(t.plan, executor.on_plan, Plan)
     ctx.bus.subscribe(t.import_current, executor.on_current_rate, CurrentRate)

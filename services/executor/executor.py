@@ -3,18 +3,29 @@
 Threads: bus handlers only record inputs and wake the decision loop; the loop (one thread) does all NetZero I/O
 under one lock, so the SIGTERM restore never races a decision. Every forced state (charge, hold) is journalled
 with a lease before the command goes out, renewed while the plan still wants it, and undone when it does not.
+
+When the journal cannot be written (disk full, read-only, I/O error) no forced state is taken or kept: a
+forcing command is not sent, and a forced state already on the Powerwall is handed back to the baseline. That
+restore is the one command sent without its row, because it is the safe direction: a journal that still says
+"forced" only makes the watchdog or a restarted executor restore once more. The service stays online, one error
+line says what is wrong, each decision on ``executor/applied`` carries the reason, and it all recovers by itself
+once a write succeeds again. Settings changed meanwhile (mode, dry-run) apply at once and are saved then.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import uuid
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from services.executor.config import ExecutorSettings
 from services.executor.decide import Decision, DecisionInputs, Override, decide
-from services.executor.journal import ForcedState, Journal
+from services.executor.journal import ForcedState, Journal, JournalError
 from services.executor.netzero import BudgetExhausted, NetZeroClient, NetZeroError, SiteStatus
 from services.executor.rules import RuleConfig
 from services.executor.translate import desired_config, diff, is_forced, sanitize_baseline
@@ -26,6 +37,7 @@ from shared.models import (
     AppliedDecision,
     CurrentRate,
     ExecutorMode,
+    GridStatus,
     Heartbeat,
     OverrideCommand,
     Plan,
@@ -51,6 +63,10 @@ def rule_config(s: ExecutorSettings) -> RuleConfig:
         max_target_soc_pct=s.max_target_soc_pct,
         battery_max_age=timedelta(seconds=s.battery_max_age_s),
     )
+
+
+class JournalUnwritable(Exception):
+    """A forcing decision whose lease could not be committed: nothing was sent."""
 
 
 def parse_bool(text: str) -> bool:
@@ -89,6 +105,7 @@ class Executor:
         stored_dry = journal.get("dry_run")
         self.dry_run = parse_bool(stored_dry) if stored_dry else settings.dry_run
         self.baseline = journal.baseline()
+        self.baseline_found: tuple[PowerwallConfig, datetime] | None = None  # what was read when captured, and when
         self.forced: ForcedState | None = journal.forced()
         self.override: Override | None = None
         self.reconciled = False
@@ -100,6 +117,8 @@ class Executor:
         self.backoff_s = settings.retry_backoff_s
         self.seq = 0
         self.last_error: str | None = None
+        self.journal_error: str | None = None  # why the journal refuses writes, while it does
+        self.unsaved: set[str] = set()  # "settings", "baseline": changed in memory, not yet in the journal
 
     # ------------------------------------------------------------------ bus inputs (worker thread)
 
@@ -148,7 +167,7 @@ class Executor:
             raise
         with self._lock:
             self.dry_run = value
-            self.journal.put("dry_run", "true" if value else "false")
+            self._persist_settings()
         self.log.info("dry-run set", dry_run=value)
         self.publish_dry_run()
         self.wake.set()
@@ -158,25 +177,90 @@ class Executor:
         if cmd.action is None:
             with self._lock:
                 self.override = None
-                self.journal.override(now, cmd.request_id, None, None, None, "cancelled")
+                self._save(lambda: self.journal.override(now, cmd.request_id, None, None, None, "cancelled"))
             self.wake.set()
             return {"override": None}
         assert cmd.until is not None
+        action = cmd.action.value
+
+        def note(status: str) -> bool:
+            return self._save(
+                lambda: self.journal.override(now, cmd.request_id, action, cmd.until, cmd.target_soc_pct, status)
+            )
+
         if cmd.until <= now:
-            self.journal.override(now, cmd.request_id, cmd.action.value, cmd.until, cmd.target_soc_pct, "refused")
+            note("refused")
             raise CommandError(f"override ends in the past ({cmd.until.isoformat()})")
         if cmd.until - now > MAX_OVERRIDE:
-            self.journal.override(now, cmd.request_id, cmd.action.value, cmd.until, cmd.target_soc_pct, "refused")
+            note("refused")
             raise CommandError("an override may last at most 24 hours")
         with self._lock:
             self.override = Override(cmd.action, cmd.until, cmd.target_soc_pct, cmd.request_id)
-            self.journal.override(now, cmd.request_id, cmd.action.value, cmd.until, cmd.target_soc_pct, "accepted")
+            note("accepted")
         self.wake.set()
         return {"action": cmd.action.value, "until": cmd.until.isoformat(), "note": "the safety rules still apply"}
 
     def _persist_mode(self) -> None:
-        self.journal.put("mode", self.mode.value)
-        self.journal.put("mode_until", self.mode_until.isoformat() if self.mode_until else None)
+        self._persist_settings()
+
+    def _persist_settings(self) -> None:
+        """Save mode and dry-run; when the journal refuses, they still apply and are saved once it can write."""
+        self.unsaved.add("settings")
+        self._flush_unsaved()
+
+    def _flush_unsaved(self) -> None:
+        if not self.unsaved:
+            return
+        pending = set(self.unsaved)
+
+        def write() -> None:
+            if "settings" in pending:
+                self.journal.put("mode", self.mode.value)
+                self.journal.put("mode_until", self.mode_until.isoformat() if self.mode_until else None)
+                self.journal.put("dry_run", "true" if self.dry_run else "false")
+            if "baseline" in pending and self.baseline is not None and self.baseline_found is not None:
+                found, at = self.baseline_found
+                self.journal.store_baseline(self.baseline, found, at)
+
+        if self._save(write):
+            self.unsaved -= pending
+
+    # ------------------------------------------------------------------ the journal refusing writes
+
+    def _save(self, write: Callable[[], Any]) -> bool:
+        """Journal rows that record what happened (not ones that permit a command): one transaction; a refusal is
+        logged once and the service goes on. True when committed."""
+        before = self.journal.changes
+        try:
+            with self.journal.transaction():
+                write()
+        except JournalError as exc:
+            self._journal_failed(exc)
+            return False
+        if self.journal.changes != before:  # an empty commit succeeds even on a full disk
+            self._journal_ok()
+        return True
+
+    def _journal_failed(self, exc: JournalError) -> None:
+        if self.journal_error is None:
+            self.log.error(
+                "journal unwritable: no charge or hold until it can be written; a forced state is handed back",
+                path=str(self.journal.path),
+                error=str(exc),
+            )
+        self.journal_error = str(exc)
+
+    def _journal_ok(self) -> None:
+        if self.journal_error is not None:
+            self.log.info("journal writable again", path=str(self.journal.path))
+            self.journal_error = None
+
+    def _flagged(self, applied: AppliedDecision) -> AppliedDecision:
+        """While the journal refuses writes every decision on the bus says so (its row is missing)."""
+        if self.journal_error is None:
+            return applied
+        why = f"journal unwritable: {self.journal_error}"
+        return applied.model_copy(update={"error": f"{applied.error}; {why}" if applied.error else why})
 
     # ------------------------------------------------------------------ publishing
 
@@ -280,6 +364,7 @@ class Executor:
         with self._lock:
             self._on_clock_step(self.steps.check())
             now = self.clock.now()  # after the check: a step in between is caught by ``_wait``
+            self._flush_unsaved()
             self._expire_manual(now)
             self._poll(now, fresh_enough=not leaving)
             if self.status is not None and not self.reconciled:
@@ -309,8 +394,15 @@ class Executor:
                 lease_margin=timedelta(seconds=self.s.lease_margin_s),
             )
             decision = decide(inputs, self.cfg)
-            applied = self._act(now, decision, write_allowed=not self.dry_run or bool(leaving))
-            self.bus.publish(self.topics.executor_applied, applied)  # after its journal row is committed
+            try:
+                applied = self._act(now, decision, write_allowed=not self.dry_run or bool(leaving))
+            except JournalUnwritable as exc:
+                # No forced state without its lease on disk: hand back control instead (nothing forcing was sent),
+                # with the request kept spare for leaving, like SIGTERM and dry-run.
+                inputs = replace(inputs, leaving=f"journal unwritable ({exc})", retry_change=None, budget_available=1)
+                fallback = replace(decide(inputs, self.cfg), requested_action=decision.requested_action)
+                applied = self._act(now, fallback, write_allowed=True)
+            self.bus.publish(self.topics.executor_applied, applied)  # after its journal row is committed (if it can)
             self.heartbeat(now)
             return applied
 
@@ -364,11 +456,11 @@ class Executor:
         """A fresh read: confirm a pending command that has applied, and forget a forced state that is gone."""
         assert self.status is not None
         if self.retry_change is not None and diff(self.retry_change, self.status.config) is None:
-            self.journal.readback(now, None, self.status.config, True)
+            observed = self.status.config
+            self._save(lambda: self.journal.readback(now, None, observed, True))
             self.log.info("earlier command now confirmed by read-back", change=self.retry_change.model_dump())
             self._reset_retry()
-        with self.journal.transaction():
-            self._maybe_clear_forced(now)
+        self._save(lambda: self._maybe_clear_forced(now))
 
     def _maybe_clear_forced(self, now: datetime) -> None:
         """The baseline is back on the Powerwall and no forcing command of ours may still apply: not forced."""
@@ -391,7 +483,9 @@ class Executor:
         found = self.status.config
         if self.baseline is None:
             self.baseline = sanitize_baseline(found, self.s.baseline_mode, self.s.baseline_reserve_pct)
-            self.journal.store_baseline(self.baseline, found, now)
+            self.baseline_found = (found, now)
+            self.unsaved.add("baseline")
+            self._flush_unsaved()
             self.log.info("baseline captured", baseline=self.baseline.model_dump(), found=found.model_dump())
         if self.forced is None and is_forced(found, self.baseline):
             self.log.warning(
@@ -399,7 +493,7 @@ class Executor:
                 found=found.model_dump(),
             )
             self.forced = ForcedState(found, now, now)
-            self.journal.set_forced(found, now, now)
+            self._save(lambda: self.journal.set_forced(found, now, now))
         elif self.forced is not None:
             self.log.info(
                 "journal says a forced state is active: continuing or restoring per the current plan",
@@ -408,7 +502,9 @@ class Executor:
         self.reconciled = True
 
     def _act(self, now: datetime, d: Decision, write_allowed: bool) -> AppliedDecision:
-        """Carry out a decision; every journal write of one step is one transaction (one fsync)."""
+        """Carry out a decision; every journal write of one step is one transaction (one fsync).
+
+        Raises ``JournalUnwritable`` (having sent nothing) for a forcing decision whose lease cannot be committed."""
         decision_id = uuid.uuid4().hex[:16]
         observed = self.status.config if self.status else None
         common = dict(
@@ -430,61 +526,90 @@ class Executor:
             return self._record(AppliedDecision(**common, observed=observed, outcome="deferred"))
         if d.change is None:
             outcome = "unchanged" if self.status is not None else "failed"
-            with self.journal.transaction():
-                if d.forcing and d.desired is not None and d.lease_until is not None:
-                    self._lease(now, d.desired, d.lease_until)  # renew: the plan still wants it
-                return self._record(
-                    AppliedDecision(**common, observed=observed, outcome=outcome, error=self.last_error)
-                )
+            applied = AppliedDecision(**common, observed=observed, outcome=outcome, error=self.last_error)
+            self._journal_first(now, d, lambda: self.journal.decision(applied))  # renews the lease: the plan wants it
+            self._log_outcome(applied)
+            return self._flagged(applied)
         if not write_allowed:
             return self._record(AppliedDecision(**common, observed=observed, outcome="dry_run"))
         # Write-ahead: the lease, the decision and the command are committed before anything is sent.
         kind = "restore" if d.source == "leaving" else "decision"
-        with self.journal.transaction():
-            if d.forcing and d.desired is not None and d.lease_until is not None:
-                self._lease(now, d.desired, d.lease_until)
-            self.journal.decision(
-                AppliedDecision(
-                    **common,
-                    sent=d.change,
-                    observed=observed,
-                    outcome="failed",
-                    error="interrupted before the read-back",
-                )
+        pending = AppliedDecision(
+            **common, sent=d.change, observed=observed, outcome="failed", error="interrupted before the read-back"
+        )
+        change = d.change
+        ids: list[int] = []
+
+        def write_ahead() -> None:
+            self.journal.decision(pending)
+            ids.append(self.journal.command(now, kind, change, decision_id, d.lease_until))
+
+        if not self._journal_first(now, d, write_ahead):  # only a restore gets here: the safe direction
+            self.log.warning(
+                "sending the baseline back without its journal row", change=change.model_dump(exclude_none=True)
             )
-            command_id = self.journal.command(now, kind, d.change, decision_id, d.lease_until)
+        command_id = ids[0] if ids else None
         try:
-            readback = self.client.post(d.change, spare=kind == "restore")
+            readback = self.client.post(change, spare=kind == "restore")
         except NetZeroError as exc:
             self.log.warning("NetZero write failed", error=str(exc), kind=type(exc).__name__)
-            self._schedule_retry(now, d.change)
-            with self.journal.transaction():
-                self.journal.command_done(command_id, "failed", str(exc))
-                return self._record(
-                    AppliedDecision(**common, sent=d.change, observed=observed, outcome="failed", error=str(exc))
-                )
+            self._schedule_retry(now, change)
+            reason = str(exc)
+            failed = AppliedDecision(**common, sent=change, observed=observed, outcome="failed", error=reason)
+
+            def record_failure() -> None:
+                if command_id is not None:
+                    self.journal.command_done(command_id, "failed", reason)
+                self.journal.decision(failed)
+
+            self._save(record_failure)
+            self._log_outcome(failed)
+            return self._flagged(failed)
         self.status = readback
         self.bus.publish_state(self.topics.battery_state, readback.battery_state(now))
-        ok = diff(d.change, readback.config) is None
-        with self.journal.transaction():
-            self.journal.readback(now, command_id, readback.config, ok)
-            self.journal.command_done(command_id, "ok" if ok else "mismatch")
-            if ok:
-                self._reset_retry()
-                self._maybe_clear_forced(now)
-                return self._record(
-                    AppliedDecision(**common, sent=d.change, observed=readback.config, outcome="applied")
-                )
-            error = f"read-back differs from what was sent (sent {d.change.model_dump(exclude_none=True)})"
+        ok = diff(change, readback.config) is None
+        if ok:
+            self._reset_retry()
+            applied = AppliedDecision(**common, sent=change, observed=readback.config, outcome="applied")
+        else:
+            error = f"read-back differs from what was sent (sent {change.model_dump(exclude_none=True)})"
             self.log.warning(
                 "actuation not confirmed",
-                sent=d.change.model_dump(exclude_none=True),
+                sent=change.model_dump(exclude_none=True),
                 observed=readback.config.model_dump(),
             )
-            self._schedule_retry(now, d.change)
-            return self._record(
-                AppliedDecision(**common, sent=d.change, observed=readback.config, outcome="mismatch", error=error)
-            )
+            self._schedule_retry(now, change)
+            applied = AppliedDecision(**common, sent=change, observed=readback.config, outcome="mismatch", error=error)
+
+        def record_readback() -> None:
+            self.journal.readback(now, command_id, readback.config, ok)
+            if command_id is not None:
+                self.journal.command_done(command_id, "ok" if ok else "mismatch")
+            if ok:
+                self._maybe_clear_forced(now)
+            self.journal.decision(applied)
+
+        self._save(record_readback)
+        self._log_outcome(applied)
+        return self._flagged(applied)
+
+    def _journal_first(self, now: datetime, d: Decision, write: Callable[[], Any]) -> bool:
+        """Commit the lease of a forced state and ``write``'s rows before acting. A refusal rolls the lease back
+        in memory too; for a forcing decision it raises ``JournalUnwritable``, else it returns False."""
+        before = self.forced
+        try:
+            with self.journal.transaction():
+                if d.forcing and d.desired is not None and d.lease_until is not None:
+                    self._lease(now, d.desired, d.lease_until)
+                write()
+        except JournalError as exc:
+            self.forced = before
+            self._journal_failed(exc)
+            if d.forcing:
+                raise JournalUnwritable(str(exc)) from None
+            return False
+        self._journal_ok()  # ``write`` always adds a row
+        return True
 
     def _lease(self, now: datetime, config: PowerwallConfig, until: datetime) -> None:
         since = self.forced.since if self.forced is not None else now
@@ -504,10 +629,13 @@ class Executor:
         self.backoff_s = self.s.retry_backoff_s
 
     def _record(self, applied: AppliedDecision) -> AppliedDecision:
-        self.journal.decision(applied)  # published by ``tick`` once committed
+        self._save(lambda: self.journal.decision(applied))  # published by ``tick`` once committed
+        self._log_outcome(applied)
+        return self._flagged(applied)
+
+    def _log_outcome(self, applied: AppliedDecision) -> None:
         if applied.outcome in ("failed", "mismatch", "deferred"):
             self.log.info("decision", action=applied.action, outcome=applied.outcome, error=applied.error)
-        return applied
 
     def heartbeat(self, now: datetime) -> None:
         self.seq += 1
@@ -543,3 +671,39 @@ class Executor:
                 outcome=applied.outcome if applied else None,
                 still_forced=self.forced is not None,
             )
+
+
+def hand_back_before_exit(client: NetZeroClient, path: Path, log: Any) -> str:
+    """The journal cannot be opened for writing (read-only or full data directory at start): the executor cannot
+    run. Before it exits, read the journal read-only and, if a state of ours may be on the Powerwall (the same test
+    as the start-up reconcile), restore the baseline once, sent without its row (the safe direction), so that
+    exiting leaves nothing forced. Returns what it did (for the log and the tests)."""
+    try:
+        journal = Journal.read_only(path)
+    except sqlite3.Error:
+        return "no journal: nothing of ours was ever on the Powerwall"
+    try:
+        baseline, forced = journal.baseline(), journal.forced()
+    except sqlite3.Error as exc:
+        return f"journal unreadable ({exc}): nothing touched"
+    finally:
+        journal.close()
+    if baseline is None:
+        return "no baseline in the journal: nothing of ours was ever on the Powerwall"
+    want = desired_config(Action.SELF_USE, baseline)
+    try:
+        status = client.get()
+        if status.grid_status == GridStatus.OFF_GRID or status.storm_mode_active:
+            return "grid down or storm watch: touching nothing"
+        found = status.config
+        ours = is_forced(found, baseline) or (forced is not None and diff(want, found) is not None)
+        if not ours:
+            return "nothing of ours on the Powerwall"
+        change = PowerwallConfig(**{k: v for k, v in want.model_dump().items() if v is not None})
+        readback = client.post(change)
+    except NetZeroError as exc:
+        log.error("cannot restore the baseline before exiting", error=str(exc))
+        return f"restore failed: {exc}"
+    done = "baseline restored" if diff(change, readback.config) is None else "baseline sent; read-back differs"
+    log.warning(f"journal unwritable at start: {done} before exiting", baseline=baseline.model_dump())
+    return done

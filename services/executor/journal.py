@@ -4,12 +4,17 @@ It holds decisions, commands, read-backs, the user's baseline configuration, ove
 settings (mode, dry-run) and the forced-state lease, so a restart (or the watchdog, a separate process reading
 the same file) knows what was done. A command is recorded *before* it is sent (write-ahead), with
 ``synchronous=FULL`` so a committed row survives a crash.
+
+A write that SQLite refuses (disk full, read-only file system, I/O error, locked for too long) raises
+``JournalError``: the executor then sends no forcing command (see ``Executor``). Reads are not affected.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -94,6 +99,10 @@ def _cfg(config: PowerwallConfig | None) -> str | None:
     return config.model_dump_json() if config is not None else None
 
 
+class JournalError(Exception):
+    """The journal could not be written; ``str()`` names the file and SQLite's reason (e.g. disk full)."""
+
+
 @dataclass(frozen=True)
 class ForcedState:
     """A state of ours is (or may be) on the Powerwall until ``lease_until``."""
@@ -111,36 +120,85 @@ class Journal:
         with self._lock:
             self._db = open_store(path, SCHEMA, synchronous="FULL", timeout_s=10.0)
 
+    @classmethod
+    def read_only(cls, path: Path) -> Journal:
+        """The journal opened only to read it (its directory is read-only, so it cannot be opened as usual).
+
+        ``mode=ro`` reads the WAL too (its ``-wal``/``-shm`` files exist after a crash); after a clean stop they
+        are gone and everything is in the main file, which ``immutable=1`` reads without them. Raises
+        ``sqlite3.Error`` when there is no readable journal."""
+        journal = cls.__new__(cls)
+        journal.path, journal._lock, journal._depth = path, threading.RLock(), 0
+        uri = Path(path).resolve().as_uri()
+        failure: sqlite3.Error | None = None
+        for flags in ("mode=ro", "immutable=1"):
+            try:
+                db = sqlite3.connect(f"{uri}?{flags}", uri=True, check_same_thread=False, isolation_level=None)
+                db.execute("SELECT count(*) FROM baseline").fetchone()
+            except sqlite3.Error as exc:
+                failure = exc
+                continue
+            journal._db = db
+            return journal
+        assert failure is not None
+        raise failure
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
+    @property
+    def changes(self) -> int:
+        """Rows changed through this connection so far (a commit that wrote nothing proves nothing)."""
+        return self._db.total_changes
+
     def integrity_ok(self) -> bool:
         with self._lock:
             return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    def _rollback(self) -> None:
+        # After SQLITE_FULL SQLite may have rolled back on its own; then ROLLBACK fails and there is nothing to undo.
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+
+    def _failed(self, exc: sqlite3.OperationalError) -> JournalError:
+        """Roll back what SQLite may have left open and say what went wrong (the caller raises it)."""
+        if self._depth <= 1:
+            self._rollback()
+        return JournalError(f"cannot write {self.path.name}: {exc}")
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Group writes into one commit (one fsync); nests, and holds the lock so other threads wait."""
         with self._lock:
             self._depth += 1
-            if self._depth == 1:
-                self._db.execute("BEGIN IMMEDIATE")
             try:
-                yield
-            except BaseException:
                 if self._depth == 1:
-                    self._db.execute("ROLLBACK")
-                raise
-            else:
+                    try:
+                        self._db.execute("BEGIN IMMEDIATE")
+                    except sqlite3.OperationalError as exc:
+                        raise self._failed(exc) from None
+                try:
+                    yield
+                except BaseException:
+                    if self._depth == 1:
+                        self._rollback()
+                    raise
                 if self._depth == 1:
-                    self._db.execute("COMMIT")
+                    try:
+                        self._db.execute("COMMIT")
+                    except sqlite3.OperationalError as exc:
+                        raise self._failed(exc) from None
             finally:
                 self._depth -= 1
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> int:
         with self._lock:
-            cur = self._db.execute(sql, args)
+            try:
+                cur = self._db.execute(sql, args)
+            except sqlite3.OperationalError as exc:
+                raise self._failed(exc) from None
             return int(cur.lastrowid or 0)
 
     # -------------------------------------------------------------- key/value (mode, dry-run, forced lease)

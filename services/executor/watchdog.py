@@ -4,7 +4,9 @@ It listens to ``executor/heartbeat``. When no heartbeat has come for ``watchdog_
 lease is over by that much) *and* the executor's journal (the same SQLite file, WAL) says a forced state is
 active, it reads NetZero, restores the user's baseline from the journal in one POST, reads it back, clears the
 forced state in the journal and publishes a ``WatchdogReport`` on ``executor/watchdog``. When the grid is down or
-storm watch is on it waits, like the executor (touch nothing during an outage).
+storm watch is on it waits, like the executor (touch nothing during an outage). A journal it cannot write (disk
+full, read-only) does not stop the restore, the safe direction; it then remembers in memory that this forced
+state was restored, so it does not send the baseline again and again while the journal still says "forced".
 
 Both limits are durations, so they run on the clock's monotonic time: a wall clock stepped forward 6 h must not
 make a heartbeat a second old look 6 h old (restoring the baseline behind a healthy executor's back), nor one
@@ -21,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from services.executor.config import WatchdogSettings
-from services.executor.journal import DB_NAME, Journal
+from services.executor.journal import DB_NAME, Journal, JournalError
 from services.executor.limiter import process_limiter
 from services.executor.netzero import NetZeroClient, NetZeroError
 from services.executor.translate import desired_config, diff
@@ -47,6 +49,7 @@ class Watchdog:
         self.last_heartbeat_mono: float | None = None  # when it was sent, on our monotonic clock
         self.lease_over_since: tuple[datetime, float] | None = None  # (lease_until, monotonic when first seen over)
         self.last_state: str | None = None
+        self.restored_unrecorded: str | None = None  # the journal's forced entry restored but not cleared
         self._lock = threading.Lock()
 
     def on_heartbeat(self, msg: Incoming) -> None:
@@ -84,6 +87,15 @@ class Watchdog:
             self.lease_over_since = None
             self.report("idle", "no forced state in the journal")
             return "idle"
+        if self.restored_unrecorded is not None and self.journal.forced_raw() == self.restored_unrecorded:
+            try:  # restored earlier; nobody has forced anything since (that would have changed the entry)
+                self.journal.clear_forced_if(self.restored_unrecorded)
+            except JournalError:
+                self.report("restored", "baseline restored; the journal cannot be written to say so")
+                return "restored"
+            self.restored_unrecorded = None
+            self.log.info("journal writable again: the restored forced state is cleared")
+            return "restored"
         with self._lock:
             last = self.last_heartbeat or self.started_at
             silent = mono - (self.last_heartbeat_mono if self.last_heartbeat_mono is not None else self.started_mono)
@@ -125,11 +137,20 @@ class Watchdog:
             # The whole baseline is sent even when the read shows it already: a forcing command of the executor's
             # may still be on its way to the gateway, and the last command sent is the one that sticks.
             change = PowerwallConfig(**{k: v for k, v in want.model_dump().items() if v is not None})
-            command_id = self.journal.command(self.clock.now(), "watchdog", change, None)
+            try:
+                command_id: int | None = self.journal.command(self.clock.now(), "watchdog", change, None)
+            except JournalError as exc:
+                command_id = None
+                self.log.error("journal unwritable: restoring the baseline without its row", error=str(exc))
             status = self.client.post(change)
             ok = diff(change, status.config) is None
-            self.journal.readback(self.clock.now(), command_id, status.config, ok)
-            self.journal.command_done(command_id, "ok" if ok else "mismatch")
+            if command_id is not None:
+                try:
+                    with self.journal.transaction():
+                        self.journal.readback(self.clock.now(), command_id, status.config, ok)
+                        self.journal.command_done(command_id, "ok" if ok else "mismatch")
+                except JournalError as exc:
+                    self.log.warning("journal unwritable: read-back not recorded", error=str(exc))
             if not ok:  # maybe applied late: the next check reads again and, if still forced, sends again
                 self.report("restore_failed", f"{why}; baseline sent, read-back differs; checking again", force=True)
                 return "restore_failed"
@@ -137,8 +158,13 @@ class Watchdog:
             self.log.warning("watchdog restore failed", error=str(exc))
             self.report("restore_failed", f"{why}; {exc}", force=True)
             return "restore_failed"
-        if not self.journal.clear_forced_if(forced):
-            self.log.warning("the executor forced a state again meanwhile: keeping it in the journal")
+        try:
+            if not self.journal.clear_forced_if(forced):
+                self.log.warning("the executor forced a state again meanwhile: keeping it in the journal")
+            self.restored_unrecorded = None
+        except JournalError as exc:
+            self.restored_unrecorded = forced
+            self.log.warning("baseline restored but the journal still says forced: cannot write it", error=str(exc))
         self.log.warning("watchdog restored the baseline", reason=why, baseline=baseline.model_dump())
         self.report("restored", f"{why}; baseline restored", force=True)
         return "restored"

@@ -3,8 +3,9 @@
 Publishes (retained): ``pricing/import/rates`` and, when configured, ``pricing/export/rates`` (every known slot
 from the start of the local day, ``valid_until`` = end of the last slot, gaps left out), ``pricing/import/current``
 (at each slot boundary; ``known=false`` when the slot has no price, never 0) and ``pricing/alert``.
-A fetch that fails, or a batch that fails validation, changes nothing that is published: the last good data stays,
-the log and the alert say why. At start the stored rates are republished as they were (``source="store"``, their
+A fetch that fails, a batch that fails validation, or a store that refuses the write (disk full, read-only) changes
+nothing that is published: the last good data stays, one log line and the alert say why, and the next fetch (on
+the failure back-off) tries again. At start the stored rates are republished as they were (``source="store"``, their
 original fetch time and validity) before any network call.
 """
 
@@ -26,7 +27,7 @@ from shared.slots import SLOT, local_date, local_midnight, next_slot_boundary, p
 from .config import PricingSettings
 from .octopus import OctopusClient, OctopusError, Tariff, tariff_code
 from .schedule import Timetable, has_tomorrow, next_delay, today_incomplete, tomorrow_overdue, wants_tomorrow
-from .store import RateStore
+from .store import RateStore, StoreError
 from .validation import BatchRejected, Bounds, validate_rates
 
 KEEP_DAYS = 60  # stored history beyond the published window
@@ -34,7 +35,7 @@ KEEP_DAYS = 60  # stored history beyond the published window
 
 @dataclass
 class _Problem:
-    code: str  # fetch_failing | validation_failed
+    code: str  # fetch_failing | validation_failed | store_failing
     message: str
 
 
@@ -180,6 +181,16 @@ class PricingService:
                     self.log.error("batch rejected; keeping the last good prices", direction=direction, reason=str(exc))
                     errors.append(msg)
                     problem = _Problem("validation_failed", msg)
+                except StoreError as exc:
+                    msg = f"{direction} prices fetched but not saved: {exc}"
+                    self.log.error(
+                        "cannot save prices; keeping the last good prices",
+                        direction=direction,
+                        error=str(exc),
+                        data_dir=str(self.s.data_dir),
+                    )
+                    errors.append(msg)
+                    problem = problem or _Problem("store_failing", msg)
                 except Exception as exc:  # a bug or a full disk: same safe outcome, nothing new published
                     msg = f"{direction} prices: internal error {type(exc).__name__}: {exc}"
                     self.log.exception("fetch crashed; keeping the last good prices", direction=direction)
@@ -222,8 +233,11 @@ class PricingService:
             self.log.warning("Octopus returned no prices for the window", direction=direction, start=_iso(start))
             return
         self.store.save(direction, tariff.code, now, checked.rates)
-        self.store.prune(start - timedelta(days=KEEP_DAYS))
         self._publish_series(direction, tariff.code, "octopus", now)
+        try:
+            self.store.prune(start - timedelta(days=KEEP_DAYS))
+        except StoreError as exc:  # housekeeping: the new prices are saved and published
+            self.log.warning("old prices not pruned", error=str(exc))
 
     def _tariff(self, direction: str, now: datetime) -> Tariff:
         if direction in self._tariffs:

@@ -1,11 +1,14 @@
 """The last good rates on disk (SQLite ``pricing.db``), so a restart without network still has prices.
 
 One row per (direction, slot start); a newer fetch overwrites a slot by its ``valid_from``. Only validated
-batches are written, in one transaction, so a failed or rejected fetch never loses what is stored.
+batches are written, in one transaction, so a failed or rejected fetch never loses what is stored. A write SQLite
+refuses (disk full, read-only, I/O error) raises ``StoreError`` and leaves the stored rates as they were.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +36,10 @@ def _dt(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+class StoreError(Exception):
+    """The store refused a write; ``str()`` names the file and SQLite's reason (e.g. disk full)."""
+
+
 class StoredRates:
     def __init__(self, tariff_code: str, fetched_at: datetime, rates: list[Rate]) -> None:
         self.tariff_code = tariff_code
@@ -49,8 +56,8 @@ class RateStore:
     def save(self, direction: str, tariff_code: str, fetched_at: datetime, rates: list[Rate]) -> None:
         rows = [(direction, _iso(r.start), r.value_inc_vat, tariff_code, _iso(fetched_at)) for r in rates]
         with self._lock:
-            self._db.execute("BEGIN")
             try:
+                self._db.execute("BEGIN")
                 self._db.executemany(
                     "INSERT INTO rates (direction, start_utc, value_gbp, tariff_code, fetched_at) VALUES (?,?,?,?,?) "
                     "ON CONFLICT (direction, start_utc) DO UPDATE SET value_gbp=excluded.value_gbp, "
@@ -58,14 +65,26 @@ class RateStore:
                     rows,
                 )
                 self._db.execute("COMMIT")
-            except Exception:
-                self._db.execute("ROLLBACK")
+            except sqlite3.OperationalError as exc:
+                self._rollback()
+                raise StoreError(f"cannot write {self.path.name}: {exc}") from None
+            except BaseException:
+                self._rollback()
                 raise
+
+    def _rollback(self) -> None:
+        # After SQLITE_FULL SQLite may have rolled back on its own; then ROLLBACK fails and there is nothing to undo.
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
     def prune(self, before: datetime) -> int:
         """Forget slots that start before ``before`` (the store only needs recent days)."""
         with self._lock:
-            cur = self._db.execute("DELETE FROM rates WHERE start_utc < ?", (_iso(before),))
+            try:
+                cur = self._db.execute("DELETE FROM rates WHERE start_utc < ?", (_iso(before),))
+            except sqlite3.OperationalError as exc:
+                raise StoreError(f"cannot write {self.path.name}: {exc}") from None
         return cur.rowcount
 
     def load(self, direction: str, since: datetime) -> StoredRates | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from services.executor.config import ExecutorSettings, WatchdogSettings
-from services.executor.executor import Executor
+from services.executor.executor import Executor, hand_back_before_exit
 from services.executor.journal import DB_NAME, Journal
 from services.executor.limiter import RateLimiter
 from services.executor.netzero import NetZeroClient
@@ -23,6 +23,7 @@ from shared.logging import get_logger
 from shared.models import Action, ExecutorMode, Heartbeat, OverrideCommand, PowerwallConfig
 from sim.netzero import NetZeroSim, Profiles
 from tests.executor.support import BASELINE, SITE, TOKEN, SimServer, current_rate, make_plan, make_rates, utc
+from tests.support.fulldisk import fill
 
 T0 = utc(2024, 1, 15, 1, 0)  # winter night: peak is 16:00–19:00 UTC
 PROFILES = Profiles(4.0)  # shared: the real data is parsed once
@@ -378,3 +379,81 @@ def test_watchdog_keeps_a_forced_state_the_executor_wrote_meanwhile(rig: Rig) ->
     journal.set_forced(PowerwallConfig(operational_mode="backup"), T0, T0 + timedelta(minutes=31))  # renewed
     assert journal.clear_forced_if(seen) is False and journal.forced() is not None
     assert journal.clear_forced_if(journal.forced_raw()) is True and journal.forced() is None
+
+
+def test_a_journal_that_cannot_be_written_sends_no_charge_and_recovers_by_itself(rig: Rig, probe) -> None:
+    assert rig.executor.tick().outcome == "unchanged"  # baseline captured
+    disk = fill(rig.executor.journal)
+    disk.full = True
+    rig.plan(charge=[T0, utc(2024, 1, 15, 1, 30)])
+    rig.executor.on_mode_set("force_charge")  # accepted in memory; saved once the journal can write
+    refused = rig.tick(1)
+    assert refused.requested_action == Action.CHARGE and refused.action is None
+    assert refused.outcome == "stood_aside" and "database or disk is full" in refused.error
+    assert any(r.rule == "leaving" and "journal unwritable" in r.detail for r in refused.rules)
+    assert rig.writes() == [] and rig.executor.forced is None
+    assert rig.tick(1).outcome == "stood_aside" and rig.writes() == []
+    assert rig.executor.journal.get("mode") in (None, "auto")
+    disk.full = False
+    applied = rig.tick(1)
+    assert applied.action == Action.CHARGE and applied.outcome == "applied" and applied.error is None
+    assert [c["status"] for c in rig.executor.journal.commands()] == ["ok"]  # journalled before it was sent
+    assert rig.executor.journal.get("mode") == "force_charge"
+
+
+def test_a_journal_that_fills_while_charging_hands_back_control_then_charges_again(rig: Rig) -> None:
+    rig.plan(charge=[T0, utc(2024, 1, 15, 1, 30)])
+    assert rig.executor.tick().outcome == "applied"
+    disk = fill(rig.executor.journal)
+    disk.full = True
+    restored = rig.tick(1)  # the lease cannot be renewed: no forced state without it
+    assert restored.action == Action.SELF_USE and restored.outcome == "applied"
+    assert restored.requested_action == Action.CHARGE and "journal unwritable" in restored.error
+    assert rig.sim.state()["config"]["grid_charging"] is False and rig.executor.forced is None
+    assert rig.executor.journal.forced() is not None  # stale on disk: errs towards a second restore, never a charge
+    assert rig.tick(1).outcome == "stood_aside" and len(rig.writes()) == 2
+    disk.full = False
+    again = rig.tick(1)
+    assert again.action == Action.CHARGE and again.outcome == "applied"
+    assert [c["kind"] for c in rig.executor.journal.commands()] == ["decision", "decision"]  # the restore has no row
+    assert len(rig.writes()) == 3
+
+
+def test_watchdog_restores_even_when_the_journal_cannot_be_written_and_only_once(rig: Rig) -> None:
+    rig.plan(charge=[T0])
+    assert rig.executor.tick().outcome == "applied"
+    settings = WatchdogSettings(mqtt_port=rig.settings.mqtt_port, data_dir=rig.settings.data_dir)
+    client = NetZeroClient(rig.sim.base_url, TOKEN, SITE, rig.clock, RateLimiter(rig.clock, 4))
+    journal = Journal(rig.settings.data_dir / DB_NAME)
+    disk = fill(journal)
+    disk.full = True
+    dog = Watchdog(settings, rig.clock, rig.bus, journal, client, get_logger("wd"))
+    rig.clock.advance(200)  # no heartbeat since the watchdog started
+    assert dog.check() == "restored"
+    cfg = rig.sim.state()["config"]
+    assert {k: cfg[k] for k in BASELINE} == BASELINE
+    assert journal.forced() is not None  # the journal could not be cleared …
+    rig.clock.advance(60)
+    assert dog.check() == "restored" and len(rig.writes()) == 2  # … and the baseline is not sent again
+    disk.full = False
+    rig.clock.advance(60)
+    assert dog.check() == "restored" and journal.forced() is None  # cleared once the journal can write
+    assert dog.check() == "idle"
+
+
+def test_a_journal_that_cannot_be_opened_at_start_hands_back_a_forced_state_before_exiting(
+    rig: Rig, tmp_path: Path
+) -> None:
+    """Start-up on a read-only data directory after a crash mid-charge: the executor cannot run, but it reads the
+    journal read-only and restores the baseline before it exits (the real read-only mount is in
+    ``tests/reliability/test_storage_faults.py``)."""
+    rig.plan(charge=[T0])
+    assert rig.executor.tick().outcome == "applied"
+    client = NetZeroClient(rig.sim.base_url, TOKEN, SITE, rig.clock, RateLimiter(rig.clock, 4))
+    path = rig.settings.data_dir / DB_NAME
+    assert hand_back_before_exit(client, path, get_logger("t")) == "baseline restored"
+    cfg = rig.sim.state()["config"]
+    assert {k: cfg[k] for k in BASELINE} == BASELINE
+    assert hand_back_before_exit(client, path, get_logger("t")) == "nothing of ours on the Powerwall"
+    assert hand_back_before_exit(client, tmp_path / "none" / DB_NAME, get_logger("t")).startswith("no journal")
+    assert len(rig.writes()) == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,6 +97,22 @@ def test_server_errors_and_html_bodies_are_typed(server: SimServer, clock: Fixed
     with pytest.raises(BadResponse, match="not JSON"):
         c.get()
     c.get()  # the errors were one-offs
+
+
+def test_a_hanging_api_times_out_while_the_simulator_still_answers_its_switchboard(server, clock) -> None:
+    """``hang_s`` holds API requests past the client's timeout; the held request is never carried out, and the
+    simulator's own ``/_state`` and ``/_control`` answer meanwhile (its server is threaded)."""
+    c = NetZeroClient(server.base_url, TOKEN, SITE, clock, RateLimiter(clock), timeout_s=0.5)
+    server.control(hang_s=30)
+    started = time.monotonic()
+    with pytest.raises(TransportError, match=r"timed out after 0\.5s"):
+        c.post(PowerwallConfig(operational_mode="backup", grid_charging=True))
+    assert time.monotonic() - started < 5
+    state = server.state()  # while the POST above is still held by the simulator
+    assert state["hung"] == 1 and state["writes"] == 0 and state["config"]["grid_charging"] is False
+    server.control(hang_s=0)  # releases it: answered 504, not applied
+    assert c.get().config.grid_charging is False
+    assert server.state()["hung"] == 1
 
 
 def test_unreachable_api_is_a_transport_error(clock: FixedClock) -> None:

@@ -7,6 +7,7 @@ with it what Octopus has published) and moves it forward to trigger the schedule
 from __future__ import annotations
 
 import itertools
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
@@ -16,6 +17,7 @@ from shared.clock import FixedClock
 from shared.slots import SLOT, local_day_bounds, local_day_slots, local_midnight
 from sim.datasets import agile_prices
 from sim.octopus import ACCOUNT_NUMBER, API_KEY, FakeOctopus
+from tests.support.fulldisk import fill
 from tests.support.probe import Probe
 
 P = "batsched/pricing"
@@ -386,6 +388,43 @@ def test_failing_fetches_back_off_and_recover_on_schedule(
     assert len(series["rates"]) == 46 and fake.rate_requests() == 2
     probe.wait_json(ALERT, lambda d: d["code"] == "ok", timeout=10)
     assert svc.logged("fetch failed; keeping the last good prices")[0]["error"] == "HTTP 500 from Octopus"
+
+
+def test_a_store_that_cannot_be_written_keeps_the_last_good_prices_and_recovers(
+    pricing, probe: Probe, clock: FixedClock, fake: FakeOctopus
+) -> None:
+    svc = pricing()
+    good = probe.wait_json(RATES, timeout=10)
+    probe.wait_json(ALERT, lambda d: d["code"] == "ok", timeout=10)
+    disk = fill(svc.service.store)
+    disk.full = True
+    fake.set_faults(overrides={"2023-06-12T18:00:00Z": 42.0})  # a changed price that cannot be saved
+    mark = probe.mark()
+    clock.set(next_fetch(svc, after=clock.now()))  # the hourly refresh
+    alert = probe.wait_json(ALERT, lambda d: d["code"] == "store_failing", timeout=10, after=mark)
+    assert "pricing.db" in alert["message"] and "database or disk is full" in alert["message"]
+    assert rates_after(probe, mark) == []  # the last good prices stay published
+    [line] = svc.logged("cannot save prices; keeping the last good prices")
+    assert line["level"] == "error" and "disk is full" in line["error"]
+    assert not svc.logged("fetch crashed; keeping the last good prices")  # a clear line, not a traceback
+    failed_at = clock.now()
+    disk.full = False
+    retry = next_fetch(svc, after=failed_at)
+    assert (retry - failed_at).total_seconds() <= 66  # the failure back-off: 60 s (+ ≤ 10 % jitter)
+    clock.set(retry)
+    fresh = probe.wait_json(RATES, timeout=10, after=mark)
+    assert {r["start"]: r["value_inc_vat"] for r in fresh["rates"]}["2023-06-12T18:00:00Z"] == 0.42
+    assert fresh["rates"] != good["rates"]
+    probe.wait_json(ALERT, lambda d: d["code"] == "ok", timeout=10, after=mark)
+
+
+def next_fetch(svc, after: datetime, timeout: float = 10.0) -> datetime:
+    """The fetch loop's next instant once it is later than ``after`` (the loop sets it after each fetch)."""
+    deadline = time.monotonic() + timeout
+    while (due := svc.service.next_fetch_at) is None or due <= after:
+        assert time.monotonic() < deadline, f"the fetch loop did not schedule a fetch after {after}"
+        time.sleep(0.02)  # polling the service's own state; no bus event carries it
+    return due
 
 
 def test_state_is_republished_after_the_broker_loses_it(pricing, broker, probe: Probe) -> None:

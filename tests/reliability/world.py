@@ -41,9 +41,15 @@ class System:
 
     def start(self, extra_env: dict[str, str] | None = None, log_suffix: str = "") -> System:
         self.world.start_sims(self.spawn)
+        return self.start_services(extra_env, log_suffix)
+
+    def start_services(
+        self, extra_env: dict[str, str] | None = None, log_suffix: str = "", names: tuple[str, ...] | None = None
+    ) -> System:
+        """Start the services (``names``, or all that exist) once the simulators run (e.g. after a switch)."""
         self.env = {**self.world.env, **(extra_env or {})}
         for name, module in SERVICES:
-            if module_runnable(module):
+            if (names is None or name in names) and module_runnable(module):
                 self.procs[name] = self.spawn(module, env=self.env, name=f"{name}{log_suffix}")
         return self
 
