@@ -111,7 +111,9 @@ def _sorted_unique(slots: list[Any]) -> list[Any]:
 class Rate(_Slot):
     """One half-hour price, the shape of the Home Assistant Octopus integration's rates."""
 
-    value_inc_vat: Finite  # GBP/kWh, VAT included
+    # GBP/kWh, VAT included. Agile is capped at 1 GBP; +-10 leaves room for any tariff and keeps the planner's
+    # sums finite (a fuzzed 1e300 price overflowed its baseline costs).
+    value_inc_vat: Annotated[Finite, Field(ge=-10, le=10)]
 
 
 class RateSeries(Expiring):
@@ -168,7 +170,8 @@ class PricingAlert(Message):
 
 
 class SlotEnergy(_Slot):
-    energy_kwh: Annotated[float, Field(ge=0), AfterValidator(_finite)] | None  # None = gap, not zero
+    # None = gap, not zero. 100 kWh in a half-hour (200 kW) is beyond any home: larger is a bad message.
+    energy_kwh: Annotated[float, Field(ge=0, le=100), AfterValidator(_finite)] | None
 
 
 class EnergyForecast(Expiring):

@@ -72,7 +72,6 @@ def plan(
     """The cheapest schedule from ``now`` given what is known; ``price_history`` (UTC slot start -> GBP/kWh of
     past days) feeds the price forecast that values energy beyond the known prices."""
     cfg = config or PlannerConfig()
-    m = cfg.model
     now_slot = slot_start(now)
     inputs = PlanInputs(
         rates_generated_at=prices.generated_at if prices else None,
@@ -88,7 +87,29 @@ def plan(
         reason, detail = problem
         return _degraded(now, now_slot, reason, detail, inputs, battery_state, cfg)
     assert prices is not None and battery_state is not None
+    try:
+        return _optimal(
+            prices, pv_forecast, load_forecast, battery_state, settings, now, export_prices, price_history, cfg, inputs
+        )
+    except (ArithmeticError, ValueError) as exc:  # numbers the model cannot carry (pydantic errors are ValueErrors)
+        detail = f"planning failed on these inputs ({type(exc).__name__}): self-use until they change"
+        return _degraded(now, now_slot, Reason.NO_INPUTS, detail, inputs, battery_state, cfg)
 
+
+def _optimal(
+    prices: RateSeries,
+    pv_forecast: EnergyForecast | None,
+    load_forecast: EnergyForecast | None,
+    battery_state: BatteryState,
+    settings: PlannerSettings,
+    now: datetime,
+    export_prices: RateSeries | None,
+    price_history: Mapping[datetime, float] | None,
+    cfg: PlannerConfig,
+    inputs: PlanInputs,
+) -> Plan:
+    m = cfg.model
+    now_slot = slot_start(now)
     known = {r.start: r.value_inc_vat for r in prices.rates if r.start >= now_slot}
     last = max(known)
     n = min(int((last - now_slot) / SLOT) + 1, cfg.max_slots)

@@ -59,8 +59,8 @@ def planner_config(s: PlannerServiceSettings) -> PlannerConfig:
 class Debouncer:
     """Calls ``fn`` once, ``delay`` seconds after the last ``kick`` (real time: it only merges bursts)."""
 
-    def __init__(self, delay: float, fn: Any, stop: threading.Event) -> None:
-        self.delay, self.fn, self.stop = delay, fn, stop
+    def __init__(self, delay: float, fn: Any, stop: threading.Event, log: Any) -> None:
+        self.delay, self.fn, self.stop, self.log = delay, fn, stop, log
         self._due: float | None = None
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="planner-debounce", daemon=True)
@@ -88,7 +88,10 @@ class Debouncer:
                     self._cond.wait(left)
                     continue
                 self._due = None
-            self.fn("input")
+            try:
+                self.fn("input")
+            except Exception:  # the thread must outlive one bad replan, or inputs stop triggering plans
+                self.log.exception("replan after new inputs failed")
 
 
 class PlannerService:
@@ -105,7 +108,7 @@ class PlannerService:
         self.history: dict[datetime, float] = {}
         self.plan: Plan | None = None
         self._lock = threading.RLock()
-        self.debouncer = Debouncer(ctx.settings.planner_debounce_s, self.replan, ctx.stop)
+        self.debouncer = Debouncer(ctx.settings.planner_debounce_s, self.replan, ctx.stop, ctx.log)
 
     # ------------------------------------------------------------------ inputs
 

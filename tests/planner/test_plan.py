@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -138,6 +139,22 @@ def test_missing_or_stale_inputs_give_a_degraded_self_use_plan_with_the_reason()
         assert p.status == "degraded" and words in (p.reason or "")
         assert {s.action for s in p.slots} == {Action.SELF_USE}
         assert p.slots[0].reason in (Reason.NO_INPUTS, Reason.STALE_INPUTS)
+
+
+def test_inputs_the_model_cannot_carry_give_self_use_not_an_exception() -> None:
+    """Found by the long bus fuzz: a load forecast of 1.5e308 kWh a slot overflowed the baselines' costs, the plan
+    failed validation and the replan thread died. Such messages are now refused at the bus, and the planner
+    answers anything that still breaks its sums with self-use and the reason."""
+    now = utc(2024, 1, 10, 12, 0)
+    huge = forecast("load", now, [1.0] * 10)
+    huge = huge.model_copy(update={"slots": [s.model_copy(update={"energy_kwh": 1.5e308}) for s in huge.slots]})
+    p = plan(rates(now, [0.1] * 10), None, huge, battery(now, 50), SETTINGS, now)
+    assert p.status == "degraded" and "planning failed" in (p.reason or "")
+    assert {s.action for s in p.slots} == {Action.SELF_USE}
+    with pytest.raises(ValueError):
+        forecast("load", now, [1e300] * 10)
+    with pytest.raises(ValueError):
+        rates(now, [1e300] * 10)
 
 
 def test_missing_forecasts_fall_back_and_say_so() -> None:
