@@ -1,7 +1,9 @@
-"""Opening a service's SQLite store: one way for every service (WAL, autocommit, schema applied)."""
+"""Opening a service's SQLite store: one way for every service (WAL, autocommit, schema applied); and what the
+stores share when SQLite refuses a write (disk full, read-only, I/O error)."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 from typing import Literal
@@ -26,3 +28,16 @@ def open_store(
     db.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
     db.executescript(schema)
     return db
+
+
+def rollback_quietly(db: sqlite3.Connection) -> None:
+    """Undo an open transaction after a failed write. After SQLITE_FULL SQLite may have rolled back on its own;
+    then ROLLBACK fails and there is nothing to undo."""
+    if db.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
+
+
+def cannot_write(path: Path | str, exc: sqlite3.Error) -> str:
+    """The one-line reason a store gives when SQLite refuses a write: the file and SQLite's words."""
+    return f"cannot write {Path(path).name}: {exc}"

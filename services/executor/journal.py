@@ -11,7 +11,6 @@ A write that SQLite refuses (disk full, read-only file system, I/O error, locked
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import json
 import sqlite3
@@ -24,7 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from shared.models import AppliedDecision, PowerwallConfig
-from shared.sqlite import open_store
+from shared.sqlite import cannot_write, open_store, rollback_quietly
 
 DB_NAME = "Force_Charging.db"
 
@@ -156,17 +155,11 @@ class Journal:
         with self._lock:
             return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
-    def _rollback(self) -> None:
-        # After SQLITE_FULL SQLite may have rolled back on its own; then ROLLBACK fails and there is nothing to undo.
-        if self._db.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.execute("ROLLBACK")
-
     def _failed(self, exc: sqlite3.OperationalError) -> JournalError:
         """Roll back what SQLite may have left open and say what went wrong (the caller raises it)."""
         if self._depth <= 1:
-            self._rollback()
-        return JournalError(f"cannot write {self.path.name}: {exc}")
+            rollback_quietly(self._db)
+        return JournalError(cannot_write(self.path, exc))
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -183,7 +176,7 @@ class Journal:
                     yield
                 except BaseException:
                     if self._depth == 1:
-                        self._rollback()
+                        rollback_quietly(self._db)
                     raise
                 if self._depth == 1:
                     try:

@@ -110,7 +110,7 @@ def solve_lp(
     n_rows = 4 * t_len
     rlo_extra: list[np.ndarray] = []
     rhi_extra: list[np.ndarray] = []
-    integrality = None
+    n_bin = 0  # binary columns, after the continuous ones: cost 0, bounds [0, 1]
     if exact:
         # The DP's self-use exactly: in a deficit slot the battery either covers the whole deficit (up to its
         # discharge power) or stops at the reserve (y: discharging, u: reserve reached), and never charges while
@@ -122,6 +122,7 @@ def solve_lp(
         cmax_t = hi[2::5][td]
         big = m.capacity_kwh
         y, u = n + np.arange(k), n + k + np.arange(k)
+        n_bin += 2 * k
         r = n_rows + np.arange(k)
         coo += [
             (col[td] + 3, r, np.ones(k)),
@@ -139,17 +140,13 @@ def solve_lp(
         neg = np.full(k, -highspy.kHighsInf)
         rlo_extra += [neg, np.zeros(k), neg, neg, neg]
         rhi_extra += [np.zeros(k), np.full(k, highspy.kHighsInf), np.full(k, lim.min_kwh + big), np.zeros(k), cmax_t]
-        cost = np.concatenate([cost, np.zeros(2 * k)])
-        lo = np.concatenate([lo, np.zeros(2 * k)])
-        hi = np.concatenate([hi, np.ones(2 * k)])
-        integrality = np.concatenate([np.zeros(n, dtype=int), np.ones(2 * k, dtype=int)])
-        n += 2 * k
         n_rows += 5 * k
     if (pv_first or exact) and surplus.any():
         # Binary z per surplus slot: export <= max(surplus - charge power, 0) + surplus * z, SOC >= full * z.
         ts = t[surplus >= 0.01]  # tiny surpluses stay relaxed: their 1/surplus-sized rows upset the MIP numerics
         k = ts.size
-        zcol = n + np.arange(k)
+        zcol = n + n_bin + np.arange(k)
+        n_bin += k
         full = m.capacity_kwh - 1e-6
         r_exp = n_rows + np.arange(k)
         r_full = n_rows + k + np.arange(k)
@@ -161,13 +158,14 @@ def solve_lp(
         ]
         rlo_extra += [np.full(k, -highspy.kHighsInf), np.zeros(k)]
         rhi_extra += [np.maximum(surplus[ts] - m.charge_kwh, 0.0), np.full(k, highspy.kHighsInf)]
-        cost = np.concatenate([cost, np.zeros(k)])
-        lo = np.concatenate([lo, np.zeros(k)])
-        hi = np.concatenate([hi, np.ones(k)])
-        before = np.zeros(n, dtype=int) if integrality is None else integrality
-        integrality = np.concatenate([before, np.ones(k, dtype=int)])
-        n += k
         n_rows += 2 * k
+    integrality = None
+    if n_bin:
+        cost = np.concatenate([cost, np.zeros(n_bin)])
+        lo = np.concatenate([lo, np.zeros(n_bin)])
+        hi = np.concatenate([hi, np.ones(n_bin)])
+        integrality = np.concatenate([np.zeros(n, dtype=int), np.ones(n_bin, dtype=int)])
+        n += n_bin
     c_idx = np.concatenate([c for c, _, _ in coo])
     r_idx = np.concatenate([r for _, r, _ in coo])
     vals = np.concatenate([v for _, _, v in coo])

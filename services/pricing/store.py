@@ -7,14 +7,13 @@ refuses (disk full, read-only, I/O error) raises ``StoreError`` and leaves the s
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 from shared.models import SLOT, Rate
-from shared.sqlite import open_store
+from shared.sqlite import cannot_write, open_store, rollback_quietly
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rates (
@@ -66,17 +65,11 @@ class RateStore:
                 )
                 self._db.execute("COMMIT")
             except sqlite3.OperationalError as exc:
-                self._rollback()
-                raise StoreError(f"cannot write {self.path.name}: {exc}") from None
+                rollback_quietly(self._db)
+                raise StoreError(cannot_write(self.path, exc)) from None
             except BaseException:
-                self._rollback()
+                rollback_quietly(self._db)
                 raise
-
-    def _rollback(self) -> None:
-        # After SQLITE_FULL SQLite may have rolled back on its own; then ROLLBACK fails and there is nothing to undo.
-        if self._db.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.execute("ROLLBACK")
 
     def prune(self, before: datetime) -> int:
         """Forget slots that start before ``before`` (the store only needs recent days)."""
@@ -84,7 +77,7 @@ class RateStore:
             try:
                 cur = self._db.execute("DELETE FROM rates WHERE start_utc < ?", (_iso(before),))
             except sqlite3.OperationalError as exc:
-                raise StoreError(f"cannot write {self.path.name}: {exc}") from None
+                raise StoreError(cannot_write(self.path, exc)) from None
         return cur.rowcount
 
     def load(self, direction: str, since: datetime) -> StoredRates | None:

@@ -14,7 +14,7 @@ from datetime import datetime
 import pytest
 
 from tests.reliability.system import failure_lines, module_runnable
-from tests.reliability.world import RETAINED, System, seconds_since
+from tests.reliability.world import RETAINED, STORES, System, seconds_since
 from tests.support.broker import Broker
 from tests.support.probe import Probe
 
@@ -102,15 +102,6 @@ def test_broker_sigkill_then_each_service_sigkill(spawn, broker: Broker, probe: 
             assert not failure_lines(proc.log()), f"{name}: {failure_lines(proc.log())[:3]}"
     finally:
         fresh.stop()
-
-
-STORES = {
-    "services.pricing": "pricing",
-    "services.forecast": "forecast",
-    "services.executor": "executor",
-    "services.dashboard": "dashboard",
-    "services.accounting": "accounting",
-}
 
 
 @pytest.mark.parametrize("module", [m for m in STORES if module_runnable(m)])

@@ -18,7 +18,7 @@ from services.executor.journal import DB_NAME
 from tests.reliability import docs
 from tests.reliability.mounts import Mounts, fill_up
 from tests.reliability.system import SimWorld, failure_lines, module_runnable
-from tests.reliability.world import System
+from tests.reliability.world import STORES, System
 from tests.support.probe import Probe
 
 pytestmark = pytest.mark.slow
@@ -27,14 +27,6 @@ APPLIED = "batsched/executor/applied"
 HEARTBEAT = "batsched/executor/heartbeat"
 RATES = "batsched/pricing/import/rates"
 ALERT = "batsched/pricing/alert"
-# Every service with a SQLite store, and its status-topic name.
-STORES = {
-    "services.pricing": "pricing",
-    "services.forecast": "forecast",
-    "services.executor": "executor",
-    "services.dashboard": "dashboard",
-    "services.accounting": "accounting",
-}
 
 
 @pytest.fixture

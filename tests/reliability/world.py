@@ -23,6 +23,14 @@ SERVICES = (
     ("dashboard", "services.dashboard"),
     ("accounting", "services.accounting"),
 )
+# Every service with a SQLite store, and its status-topic name.
+STORES = {
+    "services.pricing": "pricing",
+    "services.forecast": "forecast",
+    "services.executor": "executor",
+    "services.dashboard": "dashboard",
+    "services.accounting": "accounting",
+}
 # Retained state each service must put back after a broker restart (from its own store or memory).
 RETAINED = {
     "pricing": ("batsched/pricing/import/rates", "batsched/pricing/import/current"),
