@@ -9,8 +9,10 @@ ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 # ---- build: a virtual environment with the pinned dependencies, from wheels only (no compiler anywhere)
 FROM ${PYTHON_IMAGE} AS build
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
-WORKDIR /src
+# The planner's DP kernel is compiled by numba on first use (seconds); it is compiled here, into a cache that the
+# runtime stage copies. numba names the cache after the source's path, so the sources live at /app in both stages.
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1 NUMBA_CACHE_DIR=/opt/numba-cache
+WORKDIR /app
 COPY pyproject.toml ./
 COPY tools/install_deps.py tools/install_deps.py
 # The same script the test suite runs into a fresh venv (tests/deploy/test_image.py, `make image-check`).
@@ -20,7 +22,8 @@ COPY shared/ shared/
 COPY services/ services/
 COPY sim/ sim/
 COPY tools/ tools/
-RUN python -m compileall -q shared services sim tools
+RUN python -m compileall -q shared services sim tools \
+ && /opt/venv/bin/python -m services.planner.dp_kernel
 
 # ---- runtime: the venv and the source, run as an unprivileged user
 FROM ${PYTHON_IMAGE} AS runtime
@@ -28,8 +31,11 @@ RUN groupadd --system --gid 10001 batsched \
  && useradd --system --uid 10001 --gid batsched --home-dir /app --no-create-home --shell /usr/sbin/nologin batsched \
  && install -d -o batsched -g batsched -m 0750 /data
 COPY --from=build /opt/venv /opt/venv
-COPY --from=build /src /app
+COPY --from=build /app /app
+# Writable by the services: on another CPU than the build's, numba compiles once more and keeps the result.
+COPY --from=build --chown=batsched:batsched /opt/numba-cache /opt/numba-cache
 ENV PATH=/opt/venv/bin:$PATH \
+    NUMBA_CACHE_DIR=/opt/numba-cache \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     BATSCHED_DATA_DIR=/data \

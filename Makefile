@@ -16,7 +16,9 @@ $(STAMP): pyproject.toml
 run: venv
 	$(PY) -m tools.launcher
 
+# The planner's kernel is compiled once into numba's cache first, so no test waits seconds for a first plan.
 test: venv
+	$(PY) -m services.planner.dp_kernel
 	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow"
 
 lint: venv

@@ -96,9 +96,11 @@ def lp_bound(w: World, pv_first: bool = False) -> tuple[float | None, float]:
     return res.cost_gbp, time.perf_counter() - t0
 
 
-def timing_96(w: World, n: int = 300) -> tuple[np.ndarray, np.ndarray]:
-    """Seconds per plan of 96 half-hours (0.1 kWh grid) by the DP and by the LP, on the same real windows."""
-    lim = limits_for(MODEL, SETTINGS)
+def timing_96(w: World, n: int = 300, soc_step_kwh: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """Seconds per plan of 96 half-hours by the DP (on a grid of ``soc_step_kwh``) and by the LP, on the same real
+    windows."""
+    model = dataclasses.replace(MODEL, soc_step_kwh=soc_step_kwh)
+    lim = limits_for(model, SETTINGS)
     rng = np.random.default_rng(3)
     dp_t, lp_t = [], []
     for i in rng.integers(w.start, w.stop - 96, n):
@@ -108,7 +110,7 @@ def timing_96(w: World, n: int = 300) -> tuple[np.ndarray, np.ndarray]:
         h = Horizon(price, w.export_price[sl], w.load[sl], w.pv[sl], ok)
         soc0 = float(rng.uniform(0, MODEL.capacity_kwh))
         t0 = time.perf_counter()
-        solve(h, soc0, MODEL, lim)
+        solve(h, soc0, model, lim)
         dp_t.append(time.perf_counter() - t0)
         if len(lp_t) < 100:
             t0 = time.perf_counter()
@@ -167,12 +169,13 @@ def run(sc: Scenario, variants: bool) -> None:
         f"  + value of the energy beyond the known prices (7 scenario days, once per publication, {len(tails)} times):"
         f" median {np.median(tails):.1f} ms; amortised per plan {tails.sum() / len(times):.2f} ms"
     )
-    dp_t, lp_t = timing_96(w)
-    print(
-        f"one plan of 96 half-hours (0.1 kWh grid), 300 real windows: DP median {np.median(dp_t) * 1e3:.2f} ms,"
-        f" p99 {np.percentile(dp_t, 99) * 1e3:.2f} ms; LP (HiGHS) median {np.median(lp_t) * 1e3:.2f} ms;"
-        f" LP/DP time ratio {np.median(lp_t) / np.median(dp_t):.1f}x"
-    )
+    for step in sorted({0.1, MODEL.soc_step_kwh}, reverse=True):
+        dp_t, lp_t = timing_96(w, soc_step_kwh=step)
+        print(
+            f"one plan of 96 half-hours ({step:g} kWh grid), 300 real windows: DP median"
+            f" {np.median(dp_t) * 1e3:.2f} ms, p99 {np.percentile(dp_t, 99) * 1e3:.2f} ms; LP (HiGHS) median"
+            f" {np.median(lp_t) * 1e3:.2f} ms; LP/DP time ratio {np.median(lp_t) / np.median(dp_t):.1f}x"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             "\n== DP vs the optimum of the same model: DP excess in % of the horizon's no-battery cost"
             " (exact = the DP's model as a mixed-integer programme; relaxation = its LP, an optimistic bound)"
         )
-        for step, exact in ((MODEL.soc_step_kwh, True), (MODEL.soc_step_kwh, False), (0.05, True)):
+        for step, exact in ((MODEL.soc_step_kwh, True), (MODEL.soc_step_kwh, False), (0.1, True)):
             t0 = time.perf_counter()
             rand, real = agreement(500, 500, soc_step_kwh=step, exact=exact)
             label = "exact" if exact else "relaxation"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.fleet.config import FleetSettings
 from services.fleet.worker import FleetPlanner
+from services.planner import dp_kernel
 from shared.models import BatteryState, EnergyForecast, RateSeries
 from shared.runner import ServiceContext, run_service
 from shared.settings import load_settings
@@ -12,6 +13,7 @@ MODELS = {"battery": BatteryState, "pv": EnergyForecast, "load": EnergyForecast,
 
 
 def wire(ctx: ServiceContext[FleetSettings]) -> None:
+    dp_kernel.warm_up(ctx.log)  # before any home's prices can arrive: no plan waits for the compiler
     fleet = FleetPlanner(ctx.settings, ctx.clock, ctx.bus, ctx.log)
     for topic, attr in fleet.state_filters().items():
         if attr.startswith("setting:"):

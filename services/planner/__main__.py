@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from services.planner import dp_kernel
 from services.planner.config import PlannerServiceSettings
 from services.planner.service import PlannerService
 from shared.ha import register_discovery
@@ -11,6 +12,7 @@ from shared.topics import PLANNER_SETTINGS
 
 
 def wire(ctx: ServiceContext[PlannerServiceSettings]) -> None:
+    dp_kernel.warm_up(ctx.log)  # from numba's cache, or compiled now (seconds) rather than when the first plan is due
     svc = PlannerService(ctx)
     t, bus = ctx.topics, ctx.bus
     bus.subscribe(t.import_rates, svc.on_rates, RateSeries)

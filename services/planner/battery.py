@@ -33,7 +33,7 @@ class BatteryModel:
     eta_discharge: float = 0.95
     export_price_gbp: float = 0.15  # fixed export price when no export rates are published
     wear_gbp_per_kwh: float = 0.0  # optional cost per kWh of stored energy moved in or out
-    soc_step_kwh: float = 0.1  # DP grid resolution
+    soc_step_kwh: float = 0.05  # DP grid resolution (see dp.py for why not 0.1)
 
     @property
     def grid_charge_kwh(self) -> float:

@@ -50,6 +50,17 @@ def test_multi_stage_with_a_non_root_final_stage_and_no_build_tools() -> None:
     assert re.search(r"(?m)^HEALTHCHECK .*tools\.healthcheck", runtime)
 
 
+def test_the_planner_kernel_is_compiled_at_build_into_a_cache_the_services_can_use() -> None:
+    """numba compiles the DP on first use (seconds); the image ships it compiled, at the path it was built at."""
+    build, runtime = stages()
+    cache = re.search(r"NUMBA_CACHE_DIR=(\S+)", build)
+    assert cache and re.search(r"(?m)^RUN .*-m services\.planner\.dp_kernel", build), "the build stage warms the kernel"
+    assert f"NUMBA_CACHE_DIR={cache.group(1)}" in runtime
+    assert re.search(rf"(?m)^COPY --from=build --chown=batsched\S* {cache.group(1)} {cache.group(1)}$", runtime)
+    workdirs = re.findall(r"(?m)^WORKDIR (\S+)$", DOCKERFILE)
+    assert len(set(workdirs)) == 1, "numba keys its cache on the source path: build and run from the same directory"
+
+
 def test_the_image_gets_every_package_the_services_import_and_nothing_secret() -> None:
     copied = {p.rstrip("/").split("/")[0] for p in copied_paths()}
     assert {"shared", "services", "sim", "tools", "pyproject.toml"} <= copied
@@ -110,3 +121,9 @@ def test_the_dockerfile_install_step_builds_a_working_environment(tmp_path: Path
     assert ran.returncode == 0 and ran.stdout.startswith("ok"), ran.stderr[-2000:]
     help_ = subprocess.run([python, "-m", "tools.healthcheck", "--help"], cwd=app, capture_output=True, timeout=60)
     assert help_.returncode == 0
+    env = {"PATH": "/usr/bin", "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")}
+    warm = subprocess.run(
+        [python, "-m", "services.planner.dp_kernel"], cwd=app, capture_output=True, text=True, timeout=300, env=env
+    )
+    assert warm.returncode == 0 and "compiled" in warm.stdout and "missing" not in warm.stdout, warm.stderr[-2000:]
+    assert any((tmp_path / "numba-cache").rglob("*.nbi")), "the compiled kernel is cached for the services"

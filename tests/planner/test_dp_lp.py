@@ -3,27 +3,65 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from services.planner import dp_kernel
 from services.planner.battery import BatteryModel, Limits
-from services.planner.dp import Horizon, solve
+from services.planner.dp import Horizon, solve, terminal_linear, value_function
 from services.planner.lp import solve_lp
-from tools.bench_planner import agreement
+from tools.bench_planner import agreement, random_inputs
 
 
-def test_dp_is_within_half_a_percent_of_the_exact_optimum_and_never_beats_it() -> None:
+def test_dp_is_within_half_a_percent_of_the_exact_optimum_on_every_input_and_never_beats_it() -> None:
     rand, real = agreement(30, 30, seed=5)
     both = np.concatenate([rand, real])
     print(f"DP excess over the exact optimum, % of no-battery cost: median {np.median(both):.3f}, max {both.max():.3f}")
     assert both.min() > -0.01, "the DP beat the mixed-integer optimum of its own model: the two models differ"
     assert np.median(both) <= 0.1
-    assert np.percentile(both, 95) <= 0.5
+    assert both.max() <= 0.5, f"DP exceeds the exact optimum by {both.max():.3f} % of the no-battery cost"
 
 
-def test_finer_grid_agrees_on_every_sampled_input() -> None:
-    rand, real = agreement(15, 15, seed=7, soc_step_kwh=0.05)
+def test_coarser_grid_is_close_on_most_inputs() -> None:
+    """At 0.1 kWh the interpolation blurs the value function's kinks: close on most inputs, not on all (dp.py)."""
+    rand, real = agreement(15, 15, seed=7, soc_step_kwh=0.1)
     both = np.concatenate([rand, real])
     assert both.min() > -0.01
-    assert both.max() <= 0.5, f"DP at 0.05 kWh exceeds the exact optimum by {both.max():.3f} %"
+    assert np.median(both) <= 0.1 and np.percentile(both, 90) <= 0.5
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_backward_pass_values_every_grid_state_by_the_forward_pass_rule(seed: int) -> None:
+    """The backward pass finds the best charge with a monotone queue, the forward pass by trying every grid point:
+    the two must price every grid state alike, or the plan follows values it would not have chosen."""
+    rng = np.random.default_rng(seed)
+    h, _, lim, end_value = random_inputs(rng)
+    m = BatteryModel(soc_step_kwh=float(rng.choice([0.05, 0.1, 0.25])), wear_gbp_per_kwh=float(rng.choice([0, 0.02])))
+    lim = Limits(lim.min_kwh, float(rng.uniform(lim.min_kwh, m.capacity_kwh)))  # a charge cap below full too
+    values = value_function(h, m, lim, terminal_linear(m, lim, end_value))
+    full = solve(h, 0.0, m, lim, terminal_linear(m, lim, end_value))
+    assert full.action.size == len(h.price)
+    n = len(values)
+    par = np.array(
+        [m.soc_step_kwh, (n - 1) * m.soc_step_kwh, lim.min_kwh, min(lim.charge_cap_kwh, (n - 1) * m.soc_step_kwh),
+         m.eta_charge, m.eta_discharge, m.wear_gbp_per_kwh, m.charge_kwh, m.discharge_kwh, m.grid_charge_kwh],
+    )  # fmt: skip
+    net = h.load - h.pv
+    d, sur = np.maximum(net, 0.0), np.maximum(-net, 0.0)
+    table = dp_kernel.backward(h.price, h.export_price, d, sur, h.charge_ok, terminal_linear(m, lim, end_value), par)
+    assert np.allclose(table[0], values)
+    for t in range(len(h.price)):
+        by_rule = [
+            dp_kernel._best(i * m.soc_step_kwh, h.price[t], h.export_price[t], d[t], sur[t], h.charge_ok[t],
+                            table[t + 1], par)[0]
+            for i in range(n)
+        ]  # fmt: skip
+        assert np.allclose(table[t], by_rule, rtol=0, atol=1e-9), f"slot {t}"
+
+
+def test_the_kernel_runs_compiled() -> None:
+    """Without numba the planner still plans, a hundred times slower: the installed product must not be that."""
+    dp_kernel.warm_up()
+    assert dp_kernel.COMPILED and dp_kernel.backward.signatures and dp_kernel.forward.signatures
 
 
 def test_exact_model_takes_away_the_relaxations_the_battery_does_not_have() -> None:
