@@ -36,6 +36,7 @@ import sys
 import threading
 from collections import deque
 from datetime import UTC, datetime, timedelta
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -461,6 +462,11 @@ def make_handler(sim: NetZeroSim) -> type[BaseHTTPRequestHandler]:
 
         do_GET = _serve
         do_POST = _serve
+
+        def date_time_string(self, timestamp: float | None = None) -> str:
+            # The HTTP Date on the simulated clock, as a real server's is on real time: the executor checks its
+            # own clock against it.
+            return formatdate(sim.clock.now().timestamp(), usegmt=True)
 
         def log_message(self, format: str, *args: Any) -> None:
             pass

@@ -61,6 +61,9 @@ class ExecutorSettings(NetZeroSettings):
     battery_max_age_s: Annotated[float, Field(ge=30, le=3600)] = Field(
         180.0, description="Battery state older than this is stale: restore the baseline"
     )
+    max_clock_skew_s: Annotated[float, Field(ge=5, le=3600)] = Field(
+        60.0, description="No charge or hold while this host's clock and NetZero's (HTTP Date) differ by more"
+    )
     lease_margin_s: Annotated[float, Field(ge=0, le=1800)] = Field(
         120.0, description="A forced state's lease runs to its slot's end plus this (never past the plan)"
     )

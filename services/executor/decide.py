@@ -53,6 +53,7 @@ class DecisionInputs:
     retry_not_before: datetime | None = None
     charge_method: Literal["backup", "reserve"] = "backup"
     lease_margin: timedelta = timedelta(minutes=2)
+    clock_skew: timedelta | None = None  # this host's clock minus NetZero's, as last measured (None: unknown)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,8 @@ def decide(i: DecisionInputs, cfg: RuleConfig) -> Decision:
     p, o = rules.off_grid(p, i.battery)
     outcomes.append(o)
     p, o = rules.stale_inputs(p, i.now, i.plan, i.battery, cfg)
+    outcomes.append(o)
+    p, o = rules.clock_skew(p, i.clock_skew, cfg)
     outcomes.append(o)
     p, o = rules.peak_window(p, i.now, cfg)
     outcomes.append(o)

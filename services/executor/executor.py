@@ -52,7 +52,9 @@ MAX_OVERRIDE = timedelta(hours=24)
 UNCONFIRMED_FORGET_S = 900  # a command not applied after this long is taken as dropped by the gateway (monotonic)
 
 
-def rule_config(s: ExecutorSettings) -> RuleConfig:
+def rule_config(s: ExecutorSettings, clock_speed: float = 1.0) -> RuleConfig:
+    """The rules' settings. On a simulated clock a request's latency is ``clock_speed`` times longer in clock
+    seconds, and so is the error of a skew measured across it: the skew limit scales with it."""
     return RuleConfig(
         tz=s.tz,
         peak_start=parse_hhmm(s.peak_start_local),
@@ -62,6 +64,7 @@ def rule_config(s: ExecutorSettings) -> RuleConfig:
         min_target_soc_pct=s.min_target_soc_pct,
         max_target_soc_pct=s.max_target_soc_pct,
         battery_max_age=timedelta(seconds=s.battery_max_age_s),
+        max_clock_skew=timedelta(seconds=s.max_clock_skew_s * clock_speed),
     )
 
 
@@ -89,7 +92,7 @@ class Executor:
         self.journal = journal
         self.client = client
         self.log = log
-        self.cfg = rule_config(settings)
+        self.cfg = rule_config(settings, getattr(clock, "speed", 1.0))
         self._lock = threading.RLock()
         self.wake = threading.Event()
         # inputs
@@ -117,6 +120,7 @@ class Executor:
         self.backoff_s = settings.retry_backoff_s
         self.seq = 0
         self.last_error: str | None = None
+        self.clock_off = False  # this host's clock was last found off NetZero's (the skew alarm is raised)
         self.journal_error: str | None = None  # why the journal refuses writes, while it does
         self.unsaved: set[str] = set()  # "settings", "baseline": changed in memory, not yet in the journal
 
@@ -367,6 +371,7 @@ class Executor:
             self._flush_unsaved()
             self._expire_manual(now)
             self._poll(now, fresh_enough=not leaving)
+            self._note_skew()
             if self.status is not None and not self.reconciled:
                 self._reconcile(now)
             if self.baseline is None:
@@ -392,6 +397,7 @@ class Executor:
                 retry_not_before=self._retry_not_before(now),
                 charge_method=self.s.charge_method,
                 lease_margin=timedelta(seconds=self.s.lease_margin_s),
+                clock_skew=self.client.clock_skew,
             )
             decision = decide(inputs, self.cfg)
             try:
@@ -405,6 +411,22 @@ class Executor:
             self.bus.publish(self.topics.executor_applied, applied)  # after its journal row is committed (if it can)
             self.heartbeat(now)
             return applied
+
+    def _note_skew(self) -> None:
+        """The skew alarm: one warning when this host's clock is found off NetZero's, one line when it is right
+        again (meanwhile every decision on the bus says why it did not charge or hold)."""
+        skew = self.client.clock_skew
+        off = skew is not None and abs(skew) > self.cfg.max_clock_skew
+        if off == self.clock_off or skew is None:
+            return
+        self.clock_off = off
+        fields = {"skew_s": round(skew.total_seconds(), 1), "limit_s": self.cfg.max_clock_skew.total_seconds()}
+        if off:
+            self.log.warning(
+                "clock skew: this host's clock is off NetZero's; no charge or hold until it is right", **fields
+            )
+        else:
+            self.log.info("clock skew gone: deciding as usual", **fields)
 
     def _on_clock_step(self, step: timedelta) -> None:
         """The wall clock stepped (NTP, a user): what was reckoned as a duration from a wall time keeps its length.

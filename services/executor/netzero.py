@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -168,6 +169,20 @@ def config_body(change: PowerwallConfig) -> dict[str, Any]:
     return body
 
 
+def measure_skew(date_header: str | None, sent: datetime, received: datetime) -> timedelta | None:
+    """This host's clock minus the server's, from an HTTP ``Date`` (whole seconds, stamped while answering): the
+    request's midpoint against the middle of the Date's second. None when the header is missing or unreadable."""
+    if not date_header:
+        return None
+    try:
+        server = parsedate_to_datetime(date_header)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if server.tzinfo is None:  # "-0000": HTTP dates are GMT
+        server = server.replace(tzinfo=UTC)
+    return sent + (received - sent) / 2 - (server + timedelta(milliseconds=500))
+
+
 def _parse_reset(value: str | None, now: datetime) -> datetime | None:
     """``X-RateLimit-Reset`` has no documented format: accept epoch seconds, ISO time or a delay in seconds."""
     if not value:
@@ -202,6 +217,7 @@ class NetZeroClient:
         self.clock = clock
         self.limiter = limiter
         self.timeout_s = timeout_s
+        self.clock_skew: timedelta | None = None  # this host's clock minus NetZero's (HTTP Date), last measured
         self._session = requests.Session()
         self._session.headers.update(
             {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT, "Accept": "application/json"}
@@ -224,6 +240,7 @@ class NetZeroClient:
                 f"request budget used ({self.limiter.per_minute}/min); next in {self.limiter.next_free_in():.0f}s"
             )
         self.requests_made += 1
+        sent = self.clock.now()
         try:
             resp = self._session.request(method, self.url, json=body, timeout=self.timeout_s)
         except requests.Timeout:
@@ -231,6 +248,9 @@ class NetZeroClient:
         except requests.RequestException as exc:
             raise TransportError(f"NetZero {method} failed: {type(exc).__name__}") from None
         now = self.clock.now()
+        skew = measure_skew(resp.headers.get("Date"), sent, now)
+        if skew is not None:  # a response without a usable Date tells nothing: the last measurement stands
+            self.clock_skew = skew
         status = resp.status_code
         if status in (401, 403):
             raise AuthError(f"NetZero refused the token or site id (HTTP {status}): check the API token and site id")

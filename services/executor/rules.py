@@ -7,6 +7,7 @@ says what it did in the decision (a ``RuleOutcome``). ``decide.decide`` chains t
 2. ``price_limit``   never grid-charge when the pricing service's price for now is unknown or above the limit;
 3. ``off_grid``      grid down, islanded or storm watch: stand aside, touch nothing;
 4. ``stale_inputs``  plan past ``valid_until`` or battery state too old: back to the baseline;
+   ``clock_skew``    this host's clock and NetZero's disagree (peak, slots, leases misread): no charge or hold;
 5. ``bounds``        target SOC within limits, charge → hold once reached, never a reserve of 81–99 %;
 6. ``budget``        no write without a request token, and no re-send before the mismatch backoff ends;
 7. ``leaving``       SIGTERM and mode ``off``: the baseline when a state of ours is active, else hands off;
@@ -37,6 +38,7 @@ class RuleConfig:
     min_target_soc_pct: float = 10.0
     max_target_soc_pct: float = 100.0
     battery_max_age: timedelta = timedelta(minutes=3)
+    max_clock_skew: timedelta = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,18 @@ def stale_inputs(
         if p.slot is None:
             return p.to(Action.SELF_USE), _out("stale_inputs", "changed", "the plan has no slot for now: baseline")
     return p, _out("stale_inputs", PASS)
+
+
+def clock_skew(p: Proposal, skew: timedelta | None, cfg: RuleConfig) -> tuple[Proposal, Outcome]:
+    """A Pi without a real-time clock boots in the past until NTP syncs; a wrong time zone or a stepped clock does
+    the same. The peak window, the plan's slots and every lease are read on this clock, so while it disagrees
+    with NetZero's (``skew`` = this host's time minus theirs) nothing is forced: the baseline, which is safe at
+    any hour. Unknown skew (no ``Date`` from NetZero yet) passes."""
+    if p.action not in (Action.CHARGE, Action.HOLD) or skew is None or abs(skew) <= cfg.max_clock_skew:
+        return p, _out("clock_skew", PASS)
+    side = "ahead of" if skew > timedelta(0) else "behind"
+    detail = f"this host's clock is {abs(skew.total_seconds()):.0f} s {side} NetZero's: no {p.action.value}; check NTP"
+    return p.to(Action.SELF_USE), _out("clock_skew", "blocked", detail)
 
 
 # ----------------------------------------------------------------------------------------------- rule 5

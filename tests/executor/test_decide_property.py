@@ -1,6 +1,6 @@
 """Property test of the pure decision (hypothesis): whatever the plan, prices, battery and time (DST days too),
 no decision grid-charges in the peak, above the price limit, without a price, off-grid, on stale battery data,
-or on an expired plan; and no reserve of 81–99 % is ever sent.
+on an expired plan or while this host's clock is off NetZero's; and no reserve of 81–99 % is ever sent.
 
 ``make test`` runs the ``ci`` profile (200 cases); ``make soak`` runs the slow variant with 10,000 cases.
 """
@@ -140,6 +140,9 @@ def scenarios(draw: st.DrawFn) -> DecisionInputs:
         leaving=draw(st.sampled_from([None] * 6 + ["SIGTERM"])),
         budget_available=draw(st.integers(0, 4)),
         charge_method=draw(st.sampled_from(["backup", "reserve"])),
+        clock_skew=draw(
+            st.one_of(st.none(), st.timedeltas(timedelta(seconds=-90), timedelta(seconds=90)), st.timedeltas())
+        ),
     )
 
 
@@ -159,6 +162,7 @@ def check(i: DecisionInputs) -> None:
         "no battery state": i.battery is None,
         "stale battery": i.battery is not None and abs((i.now - i.battery.observed_at).total_seconds()) > 180,
         "leaving": i.leaving is not None or i.mode == ExecutorMode.OFF,
+        "clock skew": i.clock_skew is not None and abs(i.clock_skew) > CFG.max_clock_skew,
     }
     override_on = i.override is not None and i.now < i.override.until
     if i.mode == ExecutorMode.AUTO and not override_on:
@@ -170,6 +174,8 @@ def check(i: DecisionInputs) -> None:
         assert not (grid_charging_sent and enables), (why, d)
     if i.battery is not None and (i.battery.grid_status == GridStatus.OFF_GRID or i.battery.storm_mode_active):
         assert d.action is None and d.change is None  # stand aside: touch nothing
+    if forbidden["clock skew"]:
+        assert d.action not in (Action.CHARGE, Action.HOLD), d  # nothing forced on a clock that may be hours off
     if d.change is not None and d.change.backup_reserve_pct is not None:
         assert not 81 <= d.change.backup_reserve_pct <= 99
     if d.change is not None and d.change.backup_reserve_pct is not None and why:

@@ -21,6 +21,7 @@ from shared.bus import Bus, Incoming
 from shared.clock import FixedClock
 from shared.logging import get_logger
 from shared.models import Action, ExecutorMode, Heartbeat, OverrideCommand, PowerwallConfig
+from shared.slots import slot_start
 from sim.netzero import NetZeroSim, Profiles
 from tests.executor.support import BASELINE, SITE, TOKEN, SimServer, current_rate, make_plan, make_rates, utc
 from tests.support.fulldisk import fill
@@ -457,3 +458,49 @@ def test_a_journal_that_cannot_be_opened_at_start_hands_back_a_forced_state_befo
     assert hand_back_before_exit(client, path, get_logger("t")) == "nothing of ours on the Powerwall"
     assert hand_back_before_exit(client, tmp_path / "none" / DB_NAME, get_logger("t")).startswith("no journal")
     assert len(rig.writes()) == 2
+
+
+@pytest.mark.parametrize(
+    "off",
+    [timedelta(minutes=5), -timedelta(days=14), -timedelta(hours=1)],
+    ids=["5-min-fast", "2-weeks-slow", "1-h-back"],
+)
+def test_a_host_clock_off_netzeros_forces_nothing_until_it_is_right(
+    tmp_path: Path, broker, probe, off: timedelta
+) -> None:
+    """reliability.md T5: a Pi without a real-time clock, a wrong zone, an NTP step. The simulator keeps the true
+    time (its HTTP Date); this executor's clock is off by ``off`` and its plan says charge now. Nothing is sent and
+    every decision on the bus says why; once the clock is right, the next decision charges."""
+    rig = Rig(tmp_path, broker.port)
+    try:
+        host = FixedClock(T0 + off)
+        settings = rig.settings.model_copy(update={"data_dir": tmp_path / "host"})
+        client = NetZeroClient(rig.sim.base_url, TOKEN, SITE, host, RateLimiter(host, 4))
+        ex = Executor(settings, host, rig.bus, Journal(settings.data_dir / DB_NAME), client, get_logger("test"))
+
+        def plan_charging_now() -> None:
+            slot = slot_start(host.now())
+            ex.on_plan(Incoming("p", b"", False, make_plan(host.now(), slot, 4, charge=[slot])))
+            ex.on_rates(Incoming("r", b"", False, make_rates(host.now(), slot, 4, lambda s: 0.05)))
+
+        plan_charging_now()
+        mark = probe.mark()
+        for _ in range(3):
+            applied = ex.tick()
+            assert applied.requested_action == Action.CHARGE and applied.action == Action.SELF_USE
+            host.advance(timedelta(minutes=1))
+        said = probe.wait_json(
+            "batsched/executor/applied",
+            lambda d: any(r["rule"] == "clock_skew" and r["verdict"] == "blocked" for r in d["rules"]),
+            after=mark,
+        )
+        assert ("ahead of" if off > timedelta(0) else "behind") in str(said["rules"])
+        assert rig.writes() == []
+
+        host.set(rig.clock.now())  # NTP syncs; the planner replans in the true time
+        plan_charging_now()
+        applied = ex.tick()
+        assert applied.action == Action.CHARGE and applied.outcome == "applied"
+        assert [w["body"] for w in rig.writes()] == [CHARGING]
+    finally:
+        rig.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from services.executor.netzero import (
     ServerError,
     TransportError,
     config_body,
+    measure_skew,
     parse_config,
 )
 from shared.clock import FixedClock
@@ -62,6 +64,24 @@ def test_post_sends_only_the_given_fields_and_the_response_is_the_read_back(serv
     assert status.config.operational_mode == "backup" and status.config.grid_charging is True
     sent = server.log()["requests"][-1]
     assert sent["body"] == {"operational_mode": "backup", "grid_charging": True}
+
+
+@pytest.mark.parametrize("off", [timedelta(0), timedelta(minutes=5), -timedelta(days=14)])
+def test_the_clock_skew_is_measured_from_netzeros_date(server: SimServer, clock: FixedClock, off: timedelta) -> None:
+    """The simulator's HTTP Date is on its own clock, as a real server's is on real time; the client's clock may
+    be off (a Pi without a real-time clock)."""
+    c = client(server, FixedClock(T0 + off))
+    assert c.clock_skew is None  # nothing measured yet
+    c.get()
+    assert c.clock_skew is not None and abs(c.clock_skew - off) <= timedelta(seconds=1)
+
+
+def test_a_missing_or_unreadable_date_measures_nothing() -> None:
+    t = utc(2024, 1, 15, 1, 0, 30)
+    assert measure_skew("Mon, 15 Jan 2024 01:00:30 GMT", t, t) == -timedelta(milliseconds=500)
+    assert measure_skew("Mon, 15 Jan 2024 01:00:30 -0000", t, t + timedelta(seconds=2)) == timedelta(seconds=0.5)
+    for bad in (None, "", "yesterday", "Mon, 99 Foo 2024 99:99:99 GMT", "Mon, 15 Jan 99999999999 01:00:30 GMT"):
+        assert measure_skew(bad, t, t) is None, bad
 
 
 def test_wrong_token_or_site_is_a_clear_auth_error(server: SimServer, clock: FixedClock) -> None:

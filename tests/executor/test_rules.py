@@ -137,6 +137,19 @@ def test_stale_inputs_fall_back_to_the_baseline() -> None:
 # ------------------------------------------------------------------------------------------- rule 5: bounds
 
 
+@pytest.mark.parametrize("action", [Action.CHARGE, Action.HOLD])
+def test_a_host_clock_off_netzeros_allows_no_charge_or_hold(action: Action) -> None:
+    p = Proposal(action, 100.0)
+    for skew in (timedelta(minutes=5), -timedelta(days=14), -timedelta(hours=1), timedelta(seconds=61)):
+        out_p, out = rules.clock_skew(p, skew, CFG)
+        assert out_p.action == Action.SELF_USE and out.verdict == "blocked", skew
+        assert ("ahead of" if skew > timedelta(0) else "behind") in out.detail
+    for skew in (None, timedelta(0), timedelta(seconds=59), -timedelta(seconds=60)):  # unknown or close enough
+        assert rules.clock_skew(p, skew, CFG) == (p, rules._out("clock_skew", rules.PASS)), skew
+    self_use = Proposal(Action.SELF_USE)
+    assert rules.clock_skew(self_use, timedelta(days=1), CFG)[0] == self_use  # the baseline is safe at any hour
+
+
 def test_bounds_clamp_the_target_and_hold_once_reached() -> None:
     now = utc(2024, 1, 15, 3)
     cfg = RuleConfig(tz=TZ, min_target_soc_pct=20, max_target_soc_pct=90)
