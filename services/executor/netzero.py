@@ -176,11 +176,11 @@ def measure_skew(date_header: str | None, sent: datetime, received: datetime) ->
         return None
     try:
         server = parsedate_to_datetime(date_header)
-    except (TypeError, ValueError, IndexError, OverflowError):
+        if server.tzinfo is None:  # "-0000": HTTP dates are GMT
+            server = server.replace(tzinfo=UTC)
+        return sent + (received - sent) / 2 - (server + timedelta(milliseconds=500))
+    except (TypeError, ValueError, IndexError, OverflowError):  # not a date, or one at the end of the calendar
         return None
-    if server.tzinfo is None:  # "-0000": HTTP dates are GMT
-        server = server.replace(tzinfo=UTC)
-    return sent + (received - sent) / 2 - (server + timedelta(milliseconds=500))
 
 
 def _parse_reset(value: str | None, now: datetime) -> datetime | None:

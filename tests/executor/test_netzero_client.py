@@ -80,7 +80,14 @@ def test_a_missing_or_unreadable_date_measures_nothing() -> None:
     t = utc(2024, 1, 15, 1, 0, 30)
     assert measure_skew("Mon, 15 Jan 2024 01:00:30 GMT", t, t) == -timedelta(milliseconds=500)
     assert measure_skew("Mon, 15 Jan 2024 01:00:30 -0000", t, t + timedelta(seconds=2)) == timedelta(seconds=0.5)
-    for bad in (None, "", "yesterday", "Mon, 99 Foo 2024 99:99:99 GMT", "Mon, 15 Jan 99999999999 01:00:30 GMT"):
+    for bad in (
+        None,
+        "",
+        "yesterday",
+        "Mon, 99 Foo 2024 99:99:99 GMT",
+        "Mon, 15 Jan 99999999999 01:00:30 GMT",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+    ):
         assert measure_skew(bad, t, t) is None, bad
 
 
