@@ -86,7 +86,6 @@ def test_a_missing_or_unreadable_date_measures_nothing() -> None:
         "yesterday",
         "Mon, 99 Foo 2024 99:99:99 GMT",
         "Mon, 15 Jan 99999999999 01:00:30 GMT",
-        "Fri, 31 Dec 9999 23:59:59 GMT",
     ):
         assert measure_skew(bad, t, t) is None, bad
 
