@@ -33,6 +33,9 @@ class ForecastSettings(ServiceSettings):
     openmeteo_cache_s: Annotated[float, Field(ge=0)] = Field(900.0, description="HTTP cache lifetime (clock s)")
     pv_refresh_s: Annotated[float, Field(gt=0)] = Field(3600.0, description="PV forecast refresh period (clock s)")
     pv_retry_s: Annotated[float, Field(gt=0)] = Field(300.0, description="Retry period after a failed fetch")
+    forecast_refresh_cooldown_s: Annotated[float, Field(ge=0, le=3600)] = Field(
+        60.0, description="A refresh command sooner than this after the last one is refused (spares Open-Meteo)"
+    )
     pv_max_age_s: Annotated[float, Field(gt=0)] = Field(
         12 * 3600.0, description="A PV forecast is valid this long after it was made (capped at its last slot)"
     )

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +23,7 @@ from services.forecast.pv_model import MODEL_NAME as PV_MODEL
 from services.forecast.store import ForecastStore, history_start
 from shared.bus import Bus, CommandError, Incoming
 from shared.clock import Clock
+from shared.cooldown import Cooldown
 from shared.ha import entity
 from shared.models import BatteryState, Command, EnergyForecast, PvToday, SlotEnergy
 from shared.slots import SLOT, iter_slots, local_date, local_day_bounds, local_midnight, slot_start
@@ -44,6 +46,7 @@ class ForecastService:
         self.client = client
         self.log = log
         self.topics = bus.topics
+        self.refresh_cooldown = Cooldown(clock, settings.forecast_refresh_cooldown_s)
         self._pv_lock = threading.Lock()  # PV and load refresh independently: a slow Open-Meteo blocks only PV
         self._load_lock = threading.Lock()
         self.pv_ok = False
@@ -215,6 +218,10 @@ class ForecastService:
             self.store.record(msg.model)
 
     def on_refresh(self, cmd: Command) -> dict[str, Any]:
+        wait = self.refresh_cooldown.take()
+        if wait:  # an automation in a loop, or a button pressed again and again, reaches Open-Meteo once a period
+            self.log.info("refresh refused: too soon", request_id=cmd.request_id, wait_s=round(wait))
+            raise CommandError(f"forecasts were refreshed moments ago: try again in {math.ceil(wait)} s")
         self.log.info("refresh requested", request_id=cmd.request_id, reason=cmd.reason)
         result = {**self.refresh_load(), **self.refresh_pv(fresh=True)}
         if result.get("pv") != "ok":

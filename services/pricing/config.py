@@ -45,6 +45,9 @@ class PricingSettings(ServiceSettings):
         0, description="Days before today to fetch and publish (0 = from the start of today; 38 fits a message)"
     )
     refresh_interval_s: Annotated[float, Field(ge=10)] = Field(3600, description="Refresh when nothing is due")
+    price_refresh_cooldown_s: Annotated[float, Field(ge=0, le=3600)] = Field(
+        60.0, description="A refresh command sooner than this after the last one is refused (spares the Octopus API)"
+    )
     poll_from_local: str = Field("16:00", pattern=_HHMM, description="Start polling for tomorrow's prices")
     poll_interval_s: Annotated[float, Field(ge=1)] = Field(300, description="First poll interval for tomorrow")
     poll_max_interval_s: Annotated[float, Field(ge=1)] = Field(1800, description="Poll/failure backoff ceiling")

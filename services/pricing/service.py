@@ -11,6 +11,7 @@ original fetch time and validity) before any network call.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 
 from shared.bus import CommandError
 from shared.clock import wait_until
+from shared.cooldown import Cooldown
 from shared.ha import entity, register_discovery
 from shared.models import Command, CurrentRate, Message, PricingAlert, RateSeries
 from shared.runner import ServiceContext
@@ -56,6 +58,7 @@ class PricingService:
             stop=ctx.stop,
         )
         self.store = store or RateStore(ctx.data_path("pricing.db"))
+        self.refresh_cooldown = Cooldown(ctx.clock, s.price_refresh_cooldown_s)
         self.timetable = Timetable(
             tz=s.tz,
             poll_from=parse_hhmm(s.poll_from_local),
@@ -140,6 +143,10 @@ class PricingService:
         self._update_alert()
 
     def on_refresh(self, cmd: Command) -> dict[str, Any]:
+        wait = self.refresh_cooldown.take()
+        if wait:  # an automation in a loop, or a button pressed again and again, reaches Octopus once a period
+            self.log.info("refresh refused: too soon", request_id=cmd.request_id, wait_s=round(wait))
+            raise CommandError(f"prices were refreshed moments ago: try again in {math.ceil(wait)} s")
         self.log.info("refresh requested", request_id=cmd.request_id, reason=cmd.reason)
         error = self.fetch("command")
         if error:

@@ -86,7 +86,7 @@ def test_unknown_values_are_published_as_gaps(spawn, probe: Probe, openmeteo) ->
 def test_api_errors_keep_the_last_good_forecast_with_its_real_validity(
     spawn, probe: Probe, broker: Broker, openmeteo
 ) -> None:
-    e = env(openmeteo)
+    e = env(openmeteo, BATSCHED_FORECAST_REFRESH_COOLDOWN_S="0")  # three refreshes in a row, on purpose
     svc = spawn("services.forecast", env=e)
     good = forecast(probe, PV)
 
@@ -110,6 +110,16 @@ def test_api_errors_keep_the_last_good_forecast_with_its_real_validity(
         assert (again.generated_at, again.valid_until, again.slots) == (good.generated_at, good.valid_until, good.slots)
     finally:
         fresh.stop()
+
+
+def test_refresh_commands_sooner_than_a_minute_apart_reach_open_meteo_once(spawn, probe: Probe, openmeteo) -> None:
+    spawn("services.forecast", env=env(openmeteo))
+    forecast(probe, PV)
+    assert probe_request(probe, {"request_id": "first"})["status"] == "ok"
+    served = openmeteo.state.requests
+    again = probe_request(probe, {"request_id": "again"})
+    assert again["status"] == "error" and "try again in" in again["error"]
+    assert openmeteo.state.requests == served
 
 
 def probe_request(probe: Probe, body: dict) -> dict:

@@ -291,6 +291,24 @@ def test_refresh_command_answers_with_what_it_fetched(pricing, probe: Probe) -> 
     assert result["data"] == {"slots": 46, "valid_until": "2023-06-12T22:00:00+00:00", "has_tomorrow": False}
 
 
+def test_refresh_commands_sooner_than_a_minute_apart_are_refused_without_a_request(
+    pricing, probe: Probe, clock: FixedClock, fake: FakeOctopus
+) -> None:
+    """An automation in a loop (or a button pressed again and again) reaches Octopus once a minute."""
+    pricing()
+    probe.wait_json(RATES, timeout=10)
+    assert refresh(probe, "first")["status"] == "ok"
+    before = fake.rate_requests()
+    again = refresh(probe, "again")
+    assert again["status"] == "error" and "try again in 60 s" in again["error"]
+    assert fake.rate_requests() == before
+    clock.step(timedelta(hours=2))  # a wall-clock step is not time passing: still too soon
+    assert refresh(probe, "after-step")["status"] == "error"
+    clock.advance(timedelta(seconds=60))
+    assert refresh(probe, "a-minute-on")["status"] == "ok"
+    assert fake.rate_requests() > before
+
+
 # --------------------------------------------------------------------------------------------- restart, scale
 
 

@@ -1,0 +1,26 @@
+"""At most one go per period: for commands a person or an automation may send again and again (refresh now)."""
+
+from __future__ import annotations
+
+from shared.clock import Clock
+
+
+class Cooldown:
+    """``take()`` says how long to wait before the next go (0: go now, and the period starts again).
+
+    Measured on the clock's monotonic time, so a wall-clock step neither blocks refreshes for hours nor lets a
+    burst through. A period of 0 never waits."""
+
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        self.clock = clock
+        self.seconds = seconds
+        self._last: float | None = None
+
+    def take(self) -> float:
+        now = self.clock.monotonic()
+        if self._last is not None:
+            wait = self._last + self.seconds - now
+            if wait > 0:
+                return wait
+        self._last = now
+        return 0.0
