@@ -187,13 +187,16 @@ class WallClockSteps:
     def _read(self) -> float:
         return self.clock.now().timestamp() - self.clock.monotonic()
 
+    def _step(self, offset: float) -> timedelta:
+        step = offset - self._offset
+        return timedelta(seconds=step) if abs(step) > self.tolerance_s else timedelta(0)
+
     def peek(self) -> timedelta:
         """The step since the last check (zero when none), leaving it to be reported by ``check``."""
-        step = self._read() - self._offset
-        return timedelta(seconds=step) if abs(step) > self.tolerance_s else timedelta(0)
+        return self._step(self._read())
 
     def check(self) -> timedelta:
         """The step since the last check (zero when none): slow drift (NTP slewing) is never reported."""
         offset = self._read()
-        step, self._offset = offset - self._offset, offset
-        return timedelta(seconds=step) if abs(step) > self.tolerance_s else timedelta(0)
+        step, self._offset = self._step(offset), offset
+        return step

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
+from shared.bus import CommandError
 from shared.clock import Clock
 
 
@@ -24,3 +28,11 @@ class Cooldown:
                 return wait
         self._last = now
         return 0.0
+
+    def refuse_early(self, what: str, log: Any, request_id: str) -> None:
+        """For a command handler: go on (the period starts again), or refuse with the wait (``CommandError``),
+        so an automation in a loop or a button pressed again and again reaches the upstream API once a period."""
+        wait = self.take()
+        if wait:
+            log.info("refresh refused: too soon", request_id=request_id, wait_s=round(wait))
+            raise CommandError(f"{what} were refreshed moments ago: try again in {math.ceil(wait)} s")

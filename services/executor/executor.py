@@ -27,7 +27,7 @@ from services.executor.config import ExecutorSettings
 from services.executor.decide import Decision, DecisionInputs, Override, decide
 from services.executor.journal import ForcedState, Journal, JournalError
 from services.executor.netzero import BudgetExhausted, NetZeroClient, NetZeroError, SiteStatus
-from services.executor.rules import RuleConfig
+from services.executor.rules import RuleConfig, clock_off
 from services.executor.translate import desired_config, diff, is_forced, sanitize_baseline
 from shared.bus import Bus, CommandError, Incoming
 from shared.clock import Clock, WallClockSteps, wait_until
@@ -158,7 +158,7 @@ class Executor:
             self.mode = mode
             manual = mode in (ExecutorMode.FORCE_CHARGE, ExecutorMode.HOLD)
             self.mode_until = self.clock.now() + timedelta(seconds=self.s.manual_lease_s) if manual else None
-            self._persist_mode()
+            self._persist_settings()
         self.log.info("mode set", mode=mode.value, until=self.mode_until)
         self.publish_mode()
         self.wake.set()
@@ -203,9 +203,6 @@ class Executor:
             note("accepted")
         self.wake.set()
         return {"action": cmd.action.value, "until": cmd.until.isoformat(), "note": "the safety rules still apply"}
-
-    def _persist_mode(self) -> None:
-        self._persist_settings()
 
     def _persist_settings(self) -> None:
         """Save mode and dry-run; when the journal refuses, they still apply and are saved once it can write."""
@@ -416,12 +413,11 @@ class Executor:
         """The skew alarm: one warning when this host's clock is found off NetZero's, one line when it is right
         again (meanwhile every decision on the bus says why it did not charge or hold)."""
         skew = self.client.clock_skew
-        off = skew is not None and abs(skew) > self.cfg.max_clock_skew
-        if off == self.clock_off or skew is None:
+        if skew is None or clock_off(skew, self.cfg) == self.clock_off:
             return
-        self.clock_off = off
+        self.clock_off = not self.clock_off
         fields = {"skew_s": round(skew.total_seconds(), 1), "limit_s": self.cfg.max_clock_skew.total_seconds()}
-        if off:
+        if self.clock_off:
             self.log.warning(
                 "clock skew: this host's clock is off NetZero's; no charge or hold until it is right", **fields
             )
@@ -439,7 +435,7 @@ class Executor:
         self.log.warning("wall clock stepped", step_s=round(step.total_seconds(), 3))
         if self.mode_until is not None:
             self.mode_until += step
-            self._persist_mode()
+            self._persist_settings()
 
     def _retry_not_before(self, now: datetime) -> datetime | None:
         if self.retry_due is None:
@@ -450,7 +446,7 @@ class Executor:
         if self.mode_until is not None and now >= self.mode_until:
             self.log.info("manual mode lease over: back to auto", mode=self.mode.value)
             self.mode, self.mode_until = ExecutorMode.AUTO, None
-            self._persist_mode()
+            self._persist_settings()
             self.publish_mode()
         if self.override is not None and now >= self.override.until:
             self.log.info("override over", action=self.override.action.value)
@@ -721,11 +717,10 @@ def hand_back_before_exit(client: NetZeroClient, path: Path, log: Any) -> str:
         ours = is_forced(found, baseline) or (forced is not None and diff(want, found) is not None)
         if not ours:
             return "nothing of ours on the Powerwall"
-        change = PowerwallConfig(**{k: v for k, v in want.model_dump().items() if v is not None})
-        readback = client.post(change)
+        readback = client.post(want)
     except NetZeroError as exc:
         log.error("cannot restore the baseline before exiting", error=str(exc))
         return f"restore failed: {exc}"
-    done = "baseline restored" if diff(change, readback.config) is None else "baseline sent; read-back differs"
+    done = "baseline restored" if diff(want, readback.config) is None else "baseline sent; read-back differs"
     log.warning(f"journal unwritable at start: {done} before exiting", baseline=baseline.model_dump())
     return done

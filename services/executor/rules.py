@@ -173,13 +173,19 @@ def stale_inputs(
     return p, _out("stale_inputs", PASS)
 
 
+def clock_off(skew: timedelta | None, cfg: RuleConfig) -> bool:
+    """This host's clock is known to be off NetZero's by more than the limit."""
+    return skew is not None and abs(skew) > cfg.max_clock_skew
+
+
 def clock_skew(p: Proposal, skew: timedelta | None, cfg: RuleConfig) -> tuple[Proposal, Outcome]:
     """A Pi without a real-time clock boots in the past until NTP syncs; a wrong time zone or a stepped clock does
     the same. The peak window, the plan's slots and every lease are read on this clock, so while it disagrees
     with NetZero's (``skew`` = this host's time minus theirs) nothing is forced: the baseline, which is safe at
     any hour. Unknown skew (no ``Date`` from NetZero yet) passes."""
-    if p.action not in (Action.CHARGE, Action.HOLD) or skew is None or abs(skew) <= cfg.max_clock_skew:
+    if p.action not in (Action.CHARGE, Action.HOLD) or not clock_off(skew, cfg):
         return p, _out("clock_skew", PASS)
+    assert skew is not None
     side = "ahead of" if skew > timedelta(0) else "behind"
     detail = f"this host's clock is {abs(skew.total_seconds()):.0f} s {side} NetZero's: no {p.action.value}; check NTP"
     return p.to(Action.SELF_USE), _out("clock_skew", "blocked", detail)

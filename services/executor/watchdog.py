@@ -29,7 +29,7 @@ from services.executor.netzero import NetZeroClient, NetZeroError
 from services.executor.translate import desired_config, diff
 from shared.bus import Bus, Incoming
 from shared.clock import Clock
-from shared.models import Action, GridStatus, Heartbeat, PowerwallConfig, WatchdogReport
+from shared.models import Action, GridStatus, Heartbeat, WatchdogReport
 from shared.runner import ServiceContext, run_service
 
 
@@ -136,7 +136,7 @@ class Watchdog:
                 return "waiting"
             # The whole baseline is sent even when the read shows it already: a forcing command of the executor's
             # may still be on its way to the gateway, and the last command sent is the one that sticks.
-            change = PowerwallConfig(**{k: v for k, v in want.model_dump().items() if v is not None})
+            change = want
             try:
                 command_id: int | None = self.journal.command(self.clock.now(), "watchdog", change, None)
             except JournalError as exc:

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import math
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -218,10 +217,7 @@ class ForecastService:
             self.store.record(msg.model)
 
     def on_refresh(self, cmd: Command) -> dict[str, Any]:
-        wait = self.refresh_cooldown.take()
-        if wait:  # an automation in a loop, or a button pressed again and again, reaches Open-Meteo once a period
-            self.log.info("refresh refused: too soon", request_id=cmd.request_id, wait_s=round(wait))
-            raise CommandError(f"forecasts were refreshed moments ago: try again in {math.ceil(wait)} s")
+        self.refresh_cooldown.refuse_early("forecasts", self.log, cmd.request_id)
         self.log.info("refresh requested", request_id=cmd.request_id, reason=cmd.reason)
         result = {**self.refresh_load(), **self.refresh_pv(fresh=True)}
         if result.get("pv") != "ok":

@@ -50,11 +50,24 @@ class Solution:
     terminal_value_gbp: float  # value credited for the energy left at the end
 
 
+def grid_states(m: BatteryModel) -> int:
+    """Grid points of stored energy, 0 to full in steps of ``soc_step_kwh``."""
+    return round(m.capacity_kwh / m.soc_step_kwh) + 1
+
+
+def kernel_params(m: BatteryModel, lim: Limits) -> np.ndarray:
+    """The battery and the plan's limits packed as ``dp_kernel`` reads them."""
+    q = m.soc_step_kwh
+    full = (grid_states(m) - 1) * q
+    return np.array(
+        [q, full, lim.min_kwh, min(lim.charge_cap_kwh, full), m.eta_charge, m.eta_discharge, m.wear_gbp_per_kwh,
+         m.charge_kwh, m.discharge_kwh, m.grid_charge_kwh],
+    )  # fmt: skip
+
+
 def terminal_linear(m: BatteryModel, lim: Limits, value_gbp_per_kwh: float) -> np.ndarray:
     """A terminal value function (as a cost, so negative) crediting each stored kWh above the reserve."""
-    q = m.soc_step_kwh
-    n = round(m.capacity_kwh / q) + 1
-    soc = np.arange(n) * q
+    soc = np.arange(grid_states(m)) * m.soc_step_kwh
     return -value_gbp_per_kwh * (soc - lim.min_kwh)
 
 
@@ -82,13 +95,9 @@ def _solve(
     terminal: np.ndarray | None = None,
     values_only: bool = False,
 ) -> Solution | np.ndarray:
-    q = m.soc_step_kwh
-    n_states = round(m.capacity_kwh / q) + 1
-    full = (n_states - 1) * q
-    par = np.array(
-        [q, full, lim.min_kwh, min(lim.charge_cap_kwh, full), m.eta_charge, m.eta_discharge, m.wear_gbp_per_kwh,
-         m.charge_kwh, m.discharge_kwh, m.grid_charge_kwh],
-    )  # fmt: skip
+    par = kernel_params(m, lim)
+    q, full = par[0], par[1]
+    n_states = grid_states(m)
     net = np.asarray(h.load, dtype=float) - h.pv
     deficit = np.maximum(net, 0.0)
     surplus = np.maximum(-net, 0.0)

@@ -11,7 +11,6 @@ original fetch time and validity) before any network call.
 
 from __future__ import annotations
 
-import math
 import random
 import threading
 from dataclasses import dataclass
@@ -143,10 +142,7 @@ class PricingService:
         self._update_alert()
 
     def on_refresh(self, cmd: Command) -> dict[str, Any]:
-        wait = self.refresh_cooldown.take()
-        if wait:  # an automation in a loop, or a button pressed again and again, reaches Octopus once a period
-            self.log.info("refresh refused: too soon", request_id=cmd.request_id, wait_s=round(wait))
-            raise CommandError(f"prices were refreshed moments ago: try again in {math.ceil(wait)} s")
+        self.refresh_cooldown.refuse_early("prices", self.log, cmd.request_id)
         self.log.info("refresh requested", request_id=cmd.request_id, reason=cmd.reason)
         error = self.fetch("command")
         if error:

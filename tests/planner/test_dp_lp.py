@@ -7,7 +7,7 @@ import pytest
 
 from services.planner import dp_kernel
 from services.planner.battery import BatteryModel, Limits
-from services.planner.dp import Horizon, solve, terminal_linear, value_function
+from services.planner.dp import Horizon, kernel_params, solve, terminal_linear, value_function
 from services.planner.lp import solve_lp
 from tools.bench_planner import agreement, random_inputs
 
@@ -41,10 +41,7 @@ def test_backward_pass_values_every_grid_state_by_the_forward_pass_rule(seed: in
     full = solve(h, 0.0, m, lim, terminal_linear(m, lim, end_value))
     assert full.action.size == len(h.price)
     n = len(values)
-    par = np.array(
-        [m.soc_step_kwh, (n - 1) * m.soc_step_kwh, lim.min_kwh, min(lim.charge_cap_kwh, (n - 1) * m.soc_step_kwh),
-         m.eta_charge, m.eta_discharge, m.wear_gbp_per_kwh, m.charge_kwh, m.discharge_kwh, m.grid_charge_kwh],
-    )  # fmt: skip
+    par = kernel_params(m, lim)
     net = h.load - h.pv
     d, sur = np.maximum(net, 0.0), np.maximum(-net, 0.0)
     table = dp_kernel.backward(h.price, h.export_price, d, sur, h.charge_ok, terminal_linear(m, lim, end_value), par)
