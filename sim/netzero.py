@@ -530,6 +530,9 @@ def max_per_window(requests: list[dict[str, Any]], window: timedelta = WINDOW) -
 def make_handler(sim: NetZeroSim) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: with Nagle's algorithm a kept-alive client's delayed ACK holds
+        # the body back ~40 ms per request.
+        disable_nagle_algorithm = True
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
