@@ -121,6 +121,7 @@ class Executor:
         self.planner_max: float | None = None
         self.planner_peak_text: dict[str, str] = {}  # planner/peak_start_local, planner/peak_end_local
         self.status: SiteStatus | None = None
+        self.decided_at: datetime | None = None  # the time the last decision was taken at
         self.last_action: Action | None = None  # what the last decision decided (an input wakes the loop on a change)
         self.budget_wait_s: float | None = None  # the last decision waits for requests: decide again after this
         # own state (persisted in the journal)
@@ -433,7 +434,8 @@ class Executor:
             return  # the wall clock stepped during the decision: it used a time that is gone, decide again
         # ``wait_until`` ends early after a wall-clock step back: a deadline reckoned before a 9 h step back
         # would otherwise stop the decisions (and the heartbeat the watchdog listens for) for 9 h.
-        deadline = min(now + timedelta(seconds=self.s.decision_interval_s), self._next_edge(now))
+        # Edges after the last decision's time: one passed since (while it finished) is due at once.
+        deadline = min(now + timedelta(seconds=self.s.decision_interval_s), self._next_edge(self.decided_at or now))
         wait_until(self.clock, deadline, stop, self.wake, since=now)
 
     def _next_edge(self, now: datetime) -> datetime:
@@ -460,13 +462,15 @@ class Executor:
         with self._lock:
             self._on_clock_step(self.steps.check())
             now = self.clock.now()  # after the check: a step in between is caught by ``_wait``
+            self.decided_at = now
             self._flush_unsaved()
             self._expire_manual(now)
             self._poll(now, reuse=not leaving)
             self._note_skew()
             if self.status is not None and not self.reconciled:
                 self._reconcile(now)
-            if self.baseline is None:
+            if self.baseline is None:  # never read yet: nothing to decide on
+                self._update_alert(now)
                 self.heartbeat(now)
                 return None
             if self.dry_run and self.forced is not None and not leaving:

@@ -292,12 +292,12 @@ def budget(
     back-off, our own budget), from the client; said when ``available`` is 0."""
     if change is None:
         return True, _out("budget", PASS, "no write needed")
+    if available < 1:  # first: NetZero's own wait (429) or refusal (403) is the reason, not our retry's back-off
+        return False, _out("budget", "blocked", f"{why_none or 'no NetZero request may be made now'}: deferred")
     if retry_change == change and retry_not_before is not None and now < retry_not_before:
         return False, _out(
             "budget", "blocked", f"the last try failed or did not apply: next after {retry_not_before.isoformat()}"
         )
-    if available < 1:
-        return False, _out("budget", "blocked", f"{why_none or 'no NetZero request may be made now'}: deferred")
     return True, _out("budget", PASS)
 
 
