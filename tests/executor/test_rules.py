@@ -262,7 +262,9 @@ def test_baseline_is_the_users_own_configuration_whatever_it_is() -> None:
     assert user_baseline(found, "autonomous", 30) == PowerwallConfig(
         operational_mode="autonomous", backup_reserve_pct=30, grid_charging=True
     )
-    assert restore_config(base).backup_reserve_pct == 80  # only ever sent when the user accepted it
+    assert restore_config(base).backup_reserve_pct == 80  # only ever sent when the user accepted it …
+    assert restore_config(base, found).backup_reserve_pct is None  # … and left out while the Powerwall has it
+    assert restore_config(BASE) == BASE
 
 
 def test_baseline_rule_forces_nothing_that_cannot_be_handed_back() -> None:
