@@ -620,7 +620,8 @@ class Executor:
             self.log.info("earlier command now confirmed by read-back", change=self.retry_change.model_dump())
             self._reset_retry()
         self._save(lambda: self._maybe_clear_forced(now))
-        if self.reconciled and self.forced is None and self.retry_change is None:
+        # Not during an outage or storm watch: what the gateway shows then may be its own doing, not the user's.
+        if self.reconciled and self.forced is None and self.retry_change is None and not self._down(self.status):
             self._follow_user(self.status.config, now)
 
     def _follow_user(self, found: PowerwallConfig, now: datetime) -> None:
