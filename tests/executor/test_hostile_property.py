@@ -29,19 +29,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.executor.config import ExecutorSettings
 from services.executor.executor import Executor
 from services.executor.journal import DB_NAME, Journal
 from services.executor.limiter import RateLimiter
 from services.executor.netzero import NetZeroClient
-from shared.bus import Bus, Incoming
-from shared.clock import FixedClock
+from shared.bus import Incoming
 from shared.logging import get_logger
 from shared.models import Action, ExecutorMode
 from shared.slots import SLOT, slot_start
-from sim.netzero import NetZeroSim
-from tests.executor.support import SITE, TOKEN, SimServer, current_rate, make_plan, make_rates, utc
-from tests.executor.test_executor import PROFILES
+from tests.executor.support import SITE, TOKEN, current_rate, make_plan, make_rates, utc
+from tests.executor.test_executor import Rig
 
 T0 = utc(2024, 1, 15, 1, 0)  # a winter night: no peak for hours
 FRESH_S = 5.0
@@ -123,18 +120,9 @@ class World:
 
     def __init__(self, tmp: Path, broker_port: int) -> None:
         self.tmp = tmp
-        self.clock = FixedClock(T0)
-        self.sim = SimServer(NetZeroSim(self.clock, TOKEN, SITE, apply_delay_s=0, profiles=PROFILES))
-        self.settings = ExecutorSettings(
-            mqtt_port=broker_port,
-            data_dir=tmp / "data",
-            netzero_base_url=self.sim.base_url,
-            netzero_api_key=TOKEN,
-            netzero_site_id=SITE,
-        )
-        self.bus = Bus(self.settings, "executor")
-        self.bus.start()
-        assert self.bus.wait_connected(10)
+        self.rig = Rig(tmp, broker_port)  # the simulator on a fixed clock, the settings, the bus
+        self.clock, self.sim, self.settings, self.bus = self.rig.clock, self.rig.sim, self.rig.settings, self.rig.bus
+        self.rig.executor.journal.close()  # cases make their own
         self.counter = itertools.count()
         self.session: Any = None
         self.stats = {"cases": 0, "ticks": 0, "writes": 0, "forcing": 0, "down_after_write": 0, "flips": 0}
@@ -157,8 +145,7 @@ class World:
             return self.sim.sim.log_doc()
 
     def close(self) -> None:
-        self.bus.stop()
-        self.sim.stop()
+        self.rig.close()
 
 
 def forcing(body: dict[str, Any]) -> bool:
