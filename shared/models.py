@@ -366,7 +366,11 @@ class AppliedDecision(Message):
     desired: PowerwallConfig | None = None
     sent: PowerwallConfig | None = None
     observed: PowerwallConfig | None = None
-    outcome: Literal["applied", "unchanged", "dry_run", "stood_aside", "deferred", "failed", "mismatch"]
+    # grid_down_after_write: the write's own response showed the site off-grid, islanded or in storm watch; what
+    # was sent may be in force (the journal keeps it as ours) and nothing more is sent until a read shows the grid
+    outcome: Literal[
+        "applied", "unchanged", "dry_run", "stood_aside", "deferred", "failed", "mismatch", "grid_down_after_write"
+    ]
     error: str | None = None
     soc_pct: Percent | None = None
 
@@ -377,6 +381,17 @@ class Heartbeat(Message):
     seq: int
     forced: bool
     lease_until: UtcDatetime | None = None
+
+
+class ExecutorAlert(Message):
+    """``executor/alert``: what keeps the executor from doing its job until a person acts (retained; ``ok`` when
+    nothing does). ``code`` is the most pressing problem, ``message`` says why and what to do (every problem, when
+    there are several); it is cleared by itself once the cause has gone (the next good answer from NetZero, a
+    baseline that can be restored)."""
+
+    code: Literal["ok", "netzero_refused", "baseline_unrestorable"]
+    message: str
+    since: UtcDatetime | None = None
 
 
 class WatchdogReport(Message):
@@ -477,6 +492,7 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "planner_settings": PlannerSettings,
     "applied_decision": AppliedDecision,
     "heartbeat": Heartbeat,
+    "executor_alert": ExecutorAlert,
     "watchdog_report": WatchdogReport,
     "daily_summary": DailySummary,
     "command": Command,

@@ -133,6 +133,10 @@ class Topics:
         return self._t("executor", "heartbeat")
 
     @property
+    def executor_alert(self) -> str:
+        return self._t("executor", "alert")
+
+    @property
     def executor_daily_summary(self) -> str:
         return self._t("executor", "daily_summary")
 
@@ -177,6 +181,7 @@ class Topics:
             "executor_override",
             "executor_applied",
             "executor_heartbeat",
+            "executor_alert",
             "executor_daily_summary",
             "watchdog_report",
         ):

@@ -17,8 +17,19 @@
   upstream; it is logged and counts against the rate limit; 0 switches it off and releases the requests held).
   A held request blocks only its own thread (a threading server): other requests, ``/_control`` and ``/_state``
   are answered meanwhile.
-- For tests: ``GET /_log`` (every request and a state sample per simulated minute, incl. how much power went
-  from the grid into the battery), ``GET /_state``.
+- Hostile mode (``POST /_control``), for tests that change the site's state under the client's feet:
+  ``events`` arms a list of switches to throw at a chosen moment, each ``{"on": …, "nth": 1, "set": {…}}``:
+  ``on`` is ``time`` (with ``"t"``: a simulated instant), ``before_get``/``before_post``/``before_any`` (the
+  ``nth`` such request from now is answered after the switch: its response shows it) or ``after_get``/
+  ``after_post``/``after_any`` (thrown right after that response is made: between a read and the next write);
+  ``set`` is any control document (``grid_outage``, ``storm``, ``api_error``, ``drop_rate``,
+  ``apply_delay_s``, ``config``, …). ``api_error`` also takes ``"methods": ["POST"]`` (refuse only writes) and
+  ``"retry_after_s"`` (a ``Retry-After`` header, e.g. with status 429); 401/403 answer like a refused token.
+  ``reset`` (``true``) puts everything back as constructed (log, rate window, pending changes, events,
+  switches, configuration and SOC; ``config``/``soc_pct`` in the same document apply after it).
+- For tests: ``GET /_log`` (every request, with what a 200 response showed of the grid and storm watch, the
+  events thrown, and a state sample per simulated minute, incl. how much power went from the grid into the
+  battery), ``GET /_state``.
 
 Run: ``python -m sim.netzero --port N`` (clock from ``BATSCHED_CLOCK``/``BATSCHED_SIM_*`` like every service).
 """
@@ -103,31 +114,45 @@ class NetZeroSim:
         self.token = token
         self.site_id = site_id
         self.capacity_kwh = CAPACITY_KWH
-        self.energy_kwh = CAPACITY_KWH * soc_pct / 100.0
         self.profiles = profiles or Profiles(kwp)
-        self.apply_delay = timedelta(seconds=apply_delay_s)
-        self.drop_rate = drop_rate
         self.rate_limit = rate_limit
+        self._initial = {
+            "soc_pct": soc_pct,
+            "apply_delay_s": apply_delay_s,
+            "drop_rate": drop_rate,
+            "config": dict(config or {}),
+            "seed": seed,
+        }
+        self.hang_s = 0.0
+        self._unhang = threading.Event()  # set to release the requests held by ``hang_s``
+        self._lock = threading.RLock()
+        self._reset()
+
+    def _reset(self) -> None:
+        """Everything as constructed, at the clock's now (``reset`` in ``/_control``)."""
+        init = self._initial
+        self.energy_kwh = CAPACITY_KWH * init["soc_pct"] / 100.0
+        self.apply_delay = timedelta(seconds=init["apply_delay_s"])
+        self.drop_rate = init["drop_rate"]
         self.config: dict[str, Any] = {
             "operational_mode": "self_consumption",
             "backup_reserve_percent": 20,
             "grid_charging": False,
             "energy_exports": "pv_only",
-            **(config or {}),
+            **init["config"],
         }
         self.pending: list[tuple[datetime, dict[str, Any]]] = []
         self.grid_up = True
         self.storm = False
         self.api_error: dict[str, Any] | None = None
-        self.hang_s = 0.0
-        self._unhang = threading.Event()  # set to release the requests held by ``hang_s``
-        self.random = random.Random(seed)
-        self.now = clock.now()
+        self.events: list[dict[str, Any]] = []  # armed hostile events (see the module docstring)
+        self.fired: list[dict[str, Any]] = []  # events thrown so far, for the log
+        self.random = random.Random(init["seed"])
+        self.now = self.clock.now()
         self.live: dict[str, float] = {"load": 0.0, "solar": 0.0, "battery": 0.0, "grid": 0.0, "grid_charge": 0.0}
         self.requests: list[dict[str, Any]] = []
         self.samples: list[dict[str, Any]] = []
         self._window: deque[datetime] = deque()
-        self._lock = threading.RLock()
         self._step(self.now, 0.0)
 
     # ------------------------------------------------------------------ model
@@ -144,14 +169,40 @@ class NetZeroSim:
                 self._stepped_back(target - self.now)
             while self.now < target:
                 nxt = min(self.now + STEP, target)
-                due = [t for t, _ in self.pending if self.now < t <= nxt]
+                due = [t for t, _ in self.pending if self.now < t <= nxt] + [
+                    t for t in self._timed_events() if self.now < t <= nxt
+                ]
                 if due:
                     nxt = min(due)
                 dt = (nxt - self.now).total_seconds()
                 self._step(self.now, dt)
                 self.now = nxt
                 self._apply_due()
+                self._fire_timed()
             self._apply_due()
+            self._fire_timed()
+
+    def _timed_events(self) -> list[datetime]:
+        return [datetime.fromisoformat(e["t"]) for e in self.events if e["on"] == "time"]
+
+    def _fire_timed(self) -> None:
+        for event in [e for e in self.events if e["on"] == "time" and datetime.fromisoformat(e["t"]) <= self.now]:
+            self._fire(event)
+
+    def _fire_request(self, when: str, method: str) -> None:
+        """Throw the events armed for the nth request of this kind (``when``: before or after it is answered)."""
+        for event in list(self.events):
+            kind, _, wanted = event["on"].partition("_")
+            if kind != when or wanted not in (method.lower(), "any"):
+                continue
+            event["seen"] = event.get("seen", 0) + 1
+            if event["seen"] >= event.get("nth", 1):
+                self._fire(event)
+
+    def _fire(self, event: dict[str, Any]) -> None:
+        self.events.remove(event)
+        self.fired.append({"t": self.now.isoformat(), "on": event["on"], "set": event["set"]})
+        self._switch(event["set"])
 
     def _stepped_back(self, step: timedelta) -> None:
         """The shared clock went back (a wall-clock step): the battery carries on from the new time as it is, and
@@ -284,6 +335,12 @@ class NetZeroSim:
             return self.hang_s, self._unhang
 
     def _config(self, method: str, site: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str], bytes]:
+        self._fire_request("before", method)
+        answer = self._answer(method, site, headers, raw)
+        self._fire_request("after", method)
+        return answer
+
+    def _answer(self, method: str, site: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str], bytes]:
         entry: dict[str, Any] = {"t": self.now.isoformat(), "method": method, "status": 0, "write": False}
         self.requests.append(entry)
         auth = headers.get("authorization", "")
@@ -298,15 +355,20 @@ class NetZeroSim:
             return self._json(429, {"error": "Too many requests"}, self._limit_headers(0, reset))
         self._window.append(self.now)
         limit_headers = self._limit_headers(self.rate_limit - len(self._window), self._window[0] + WINDOW)
-        if self.api_error is not None:
-            status = int(self.api_error.get("status", 500))
-            html = bool(self.api_error.get("html", True))
-            count = self.api_error.get("count")
+        error = self.api_error
+        if error is not None and method in error.get("methods", (method,)):
+            status = int(error.get("status", 500))
+            html = bool(error.get("html", True))
+            count = error.get("count")
             if count is not None:
-                self.api_error["count"] = count - 1
+                error["count"] = count - 1
                 if count - 1 <= 0:
                     self.api_error = None
             entry["status"] = status
+            if error.get("retry_after_s") is not None:
+                limit_headers = {**limit_headers, "Retry-After": str(int(error["retry_after_s"]))}
+                if status == 429:  # the wait is the Retry-After's, not the window's
+                    del limit_headers["X-RateLimit-Reset"]
             if status == 200:  # a proxy answering 200 with an HTML page
                 return 200, {"Content-Type": "text/html", **limit_headers}, b"<html><body>Maintenance</body></html>"
             if html:
@@ -332,6 +394,7 @@ class NetZeroSim:
                 self.pending.append((self.now + self.apply_delay, change))
                 self._apply_due()
         entry["status"] = 200
+        entry["shown"] = {"grid_up": self.grid_up, "storm": self.storm}  # what this response told the client
         return self._json(200, self.body(), limit_headers)
 
     @staticmethod
@@ -375,7 +438,17 @@ class NetZeroSim:
 
     def control(self, doc: dict[str, Any]) -> None:
         with self._lock:
+            if doc.get("reset"):
+                self._reset()
             self.advance()
+            if "events" in doc:
+                self._arm(doc["events"])
+            self._switch(doc)
+
+    def _switch(self, doc: dict[str, Any]) -> None:
+        """Throw the switches of a control document at the simulator's now (no integration: an event thrown
+        while advancing takes effect at its own time)."""
+        with self._lock:
             if "grid_outage" in doc:
                 self.grid_up = not bool(doc["grid_outage"])
             if "storm" in doc:
@@ -394,6 +467,23 @@ class NetZeroSim:
                 self.energy_kwh = self.capacity_kwh * float(doc["soc_pct"]) / 100.0
             if "config" in doc:
                 self.config.update(self._validate(dict(doc["config"])))
+
+    def _arm(self, events: list[dict[str, Any]] | None) -> None:
+        if events is None:
+            self.events = []
+            return
+        for event in events:
+            on = event["on"]
+            kind, _, method = on.partition("_")
+            if on != "time" and (kind not in ("before", "after") or method not in ("get", "post", "any")):
+                raise ValueError(f"unknown event {on!r}")
+            if on == "time":
+                datetime.fromisoformat(event["t"])
+            if not isinstance(event.get("set"), dict) or "events" in event["set"] or "reset" in event["set"]:
+                raise ValueError("an event's set is a control document without events or reset")
+            if "config" in event["set"]:
+                self._validate(dict(event["set"]["config"]))  # refused now, not when it is thrown
+            self.events.append({"on": on, "nth": int(event.get("nth", 1)), "t": event.get("t"), "set": event["set"]})
 
     def state_doc(self) -> dict[str, Any]:
         return {
@@ -420,7 +510,7 @@ class NetZeroSim:
         since = (query or {}).get("since", [""])[0]
         reqs = [r for r in self.requests if r["t"] >= since] if since else list(self.requests)
         samples = [s for s in self.samples if s["t"] >= since] if since else list(self.samples)
-        return {"requests": reqs, "samples": samples, **self.stats()}
+        return {"requests": reqs, "samples": samples, "events": list(self.fired), **self.stats()}
 
 
 def max_per_window(requests: list[dict[str, Any]], window: timedelta = WINDOW) -> int:
@@ -440,6 +530,9 @@ def max_per_window(requests: list[dict[str, Any]], window: timedelta = WINDOW) -
 def make_handler(sim: NetZeroSim) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes: with Nagle's algorithm a kept-alive client's delayed ACK holds
+        # the body back ~40 ms per request.
+        disable_nagle_algorithm = True
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)

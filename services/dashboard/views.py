@@ -26,6 +26,7 @@ from shared.models import (
     CurrentRate,
     DailySummary,
     EnergyForecast,
+    ExecutorAlert,
     Heartbeat,
     Plan,
     PlannerSettings,
@@ -150,6 +151,7 @@ def now_view(
     applied = parse(entries, "executor/applied", AppliedDecision)
     heartbeat = parse(entries, "executor/heartbeat", Heartbeat)
     alert = parse(entries, "pricing/alert", PricingAlert)
+    executor_alert = parse(entries, "executor/alert", ExecutorAlert)
     inputs = freshness(entries, now)
     services = service_status(entries)
     warnings: list[str] = []
@@ -165,6 +167,8 @@ def now_view(
         warnings.append(f"Executor heartbeat is {age_text((now - heartbeat.generated_at).total_seconds())} old.")
     if alert is not None and alert.code != "ok":
         warnings.append(f"Pricing: {alert.message}")
+    if executor_alert is not None and executor_alert.code != "ok":
+        warnings.append(f"Battery control: {executor_alert.message}")
 
     slot = plan_now.slot if plan_now and plan_now.is_valid(now) else (plan.slot_at(now) if plan else None)
     action: dict[str, Any] = {"action": None, "reason": None, "detail": None, "source": None}

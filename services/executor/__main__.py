@@ -10,13 +10,28 @@ from services.executor.config import ExecutorSettings
 from services.executor.executor import Executor, hand_back_before_exit
 from services.executor.journal import DB_NAME, Journal
 from services.executor.watchdog import build_client
+from shared.bus import Bus
 from shared.ha import register_discovery
 from shared.models import CurrentRate, OverrideCommand, Plan, RateSeries
 from shared.runner import ServiceContext, run_service
 
 
+def subscribe(executor: Executor, bus: Bus) -> None:
+    """The executor's inputs and commands on the bus."""
+    t = bus.topics
+    bus.subscribe(t.plan, executor.on_plan, Plan)
+    bus.subscribe(t.import_current, executor.on_current_rate, CurrentRate)
+    bus.subscribe(t.import_rates, executor.on_rates, RateSeries)
+    bus.subscribe_text(t.planner_setting("max_charge_price_gbp"), executor.on_planner_max_price)
+    for name in ("peak_start_local", "peak_end_local"):
+        bus.subscribe_text(t.planner_setting(name), executor.on_planner_peak(name))
+    bus.setting(t.executor_mode_set, executor.on_mode_set)
+    bus.setting(t.executor_dry_run_set, executor.on_dry_run_set)
+    bus.command(t.executor_override, executor.on_override, OverrideCommand)
+    bus.on_connect(executor.publish_state)
+
+
 def wire(ctx: ServiceContext[ExecutorSettings]) -> None:
-    t = ctx.topics
     client = build_client(ctx.settings, ctx.clock)
     path = ctx.data_path(DB_NAME)
     try:
@@ -26,15 +41,7 @@ def wire(ctx: ServiceContext[ExecutorSettings]) -> None:
         ctx.log.info("journal cannot be opened for writing", outcome=hand_back_before_exit(client, path, ctx.log))
         raise
     executor = Executor(ctx.settings, ctx.clock, ctx.bus, journal, client, ctx.log)
-
-    ctx.bus.subscribe(t.plan, executor.on_plan, Plan)
-    ctx.bus.subscribe(t.import_current, executor.on_current_rate, CurrentRate)
-    ctx.bus.subscribe(t.import_rates, executor.on_rates, RateSeries)
-    ctx.bus.subscribe_text(t.planner_setting("max_charge_price_gbp"), executor.on_planner_max_price)
-    ctx.bus.setting(t.executor_mode_set, executor.on_mode_set)
-    ctx.bus.setting(t.executor_dry_run_set, executor.on_dry_run_set)
-    ctx.bus.command(t.executor_override, executor.on_override, OverrideCommand)
-    ctx.bus.on_connect(executor.publish_state)
+    subscribe(executor, ctx.bus)
     register_discovery(ctx.bus, executor.discovery)
 
     ctx.every(0, lambda: executor.run_forever(ctx.stop), name="decisions")  # runs until stop

@@ -34,6 +34,11 @@ class NetZeroSettings(ServiceSettings):
     baseline_reserve_pct: Annotated[int, Field(ge=0, le=100)] | None = Field(
         None, description="Override the captured baseline's backup reserve"
     )
+    baseline_accept_nearest_reserve: bool = Field(
+        False,
+        description="Your own backup reserve is 81-99 % (NetZero stores those as 80 %): charge and hold anyway and "
+        "hand back 80 %. Off: nothing is forced and an alert says why",
+    )
 
     @field_validator("netzero_base_url")
     @classmethod

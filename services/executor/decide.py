@@ -7,7 +7,7 @@ tests drive this function directly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Literal
 
 from services.executor import rules
@@ -54,6 +54,8 @@ class DecisionInputs:
     charge_method: Literal["backup", "reserve"] = "backup"
     lease_margin: timedelta = timedelta(minutes=2)
     clock_skew: timedelta | None = None  # this host's clock minus NetZero's, as last measured (None: unknown)
+    why_no_request: str | None = None  # why ``budget_available`` is 0 (NetZero's 429 wait, a 403 back-off, …)
+    planner_peak: tuple[time, time] | None = None  # the planner's published peak window (charging kept out of both)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class Decision:
     plan_id: str | None = None
     slot_start: datetime | None = None
     price_gbp: float | None = None
+    needs_read: bool = False  # a charge or hold waits for a fresh read (``rules.fresh_read``)
 
     @property
     def forcing(self) -> bool:
@@ -101,7 +104,7 @@ def _lease(i: DecisionInputs, p: Proposal, cfg: RuleConfig) -> datetime | None:
     if p.source == "mode" and i.mode_until is not None:
         lease = min(lease, i.mode_until)
     if p.action == Action.CHARGE:
-        lease = min(lease, rules.next_peak_start(i.now, cfg) - cfg.peak_lead)
+        lease = min(lease, rules.next_peak_start(i.now, cfg, i.planner_peak) - cfg.peak_lead)
     return max(lease, i.now)
 
 
@@ -121,7 +124,9 @@ def decide(i: DecisionInputs, cfg: RuleConfig) -> Decision:
     outcomes.append(o)
     p, o = rules.clock_skew(p, i.clock_skew, cfg)
     outcomes.append(o)
-    p, o = rules.peak_window(p, i.now, cfg)
+    p, o = rules.baseline(p, i.baseline, cfg)
+    outcomes.append(o)
+    p, o = rules.peak_window(p, i.now, cfg, i.planner_peak)
     outcomes.append(o)
     price = rules.current_price(i.now, i.current_rate, i.rates)
     upcoming = rules.next_price(i.now, i.rates, cfg.peak_lead)
@@ -146,8 +151,12 @@ def decide(i: DecisionInputs, cfg: RuleConfig) -> Decision:
         change = None  # nothing of ours to undo: the user's own changes are left alone
     change, o = rules.reserve_bounds(change)
     outcomes.append(o)
-    ok, o = rules.budget(change, i.now, i.budget_available, i.retry_change, i.retry_not_before)
+    ok, o = rules.budget(change, i.now, i.budget_available, i.retry_change, i.retry_not_before, i.why_no_request)
     outcomes.append(o)
+    forcing_write = ok and change is not None and p.action in (Action.CHARGE, Action.HOLD)
+    fresh, o = rules.fresh_read(forcing_write, i.now, i.battery, cfg, i.budget_available)
+    outcomes.append(o)
+    ok = ok and fresh
     return Decision(
         asked,
         p.action,
@@ -161,4 +170,23 @@ def decide(i: DecisionInputs, cfg: RuleConfig) -> Decision:
         plan_id=plan_id,
         slot_start=slot,
         price_gbp=price,
+        needs_read=not fresh,
     )
+
+
+WriteOutcome = Literal["applied", "mismatch", "grid_down_after_write"]
+
+
+def write_outcome(sent: PowerwallConfig, response: BatteryState) -> tuple[WriteOutcome, str | None]:
+    """What a write's response (the read-back) says happened: ``grid_down_after_write`` when it shows the site
+    off-grid, islanded or in storm watch, whatever it shows of the configuration (what was sent may be in force,
+    or land once the grid is back), else ``applied`` or ``mismatch``; and the reason."""
+    down = rules.grid_down(response.grid_status, response.storm_mode_active)
+    if down:
+        return "grid_down_after_write", (
+            f"the write's response shows {down}: what was sent may be in force, and nothing more is sent until a "
+            "read shows the grid back"
+        )
+    if diff(sent, response.config) is None:
+        return "applied", None
+    return "mismatch", f"read-back differs from what was sent (sent {sent.model_dump(exclude_none=True)})"

@@ -1,8 +1,20 @@
 """The executor service: polls NetZero, decides (``decide.decide``), writes, reads back, journals, publishes.
 
-Threads: bus handlers only record inputs and wake the decision loop; the loop (one thread) does all NetZero I/O
-under one lock, so the SIGTERM restore never races a decision. Every forced state (charge, hold) is journalled
-with a lease before the command goes out, renewed while the plan still wants it, and undone when it does not.
+Threads: bus handlers only record inputs and wake the decision loop (a price, limit or peak setting only when it
+changes what would be decided); the loop (one thread) does all NetZero I/O under one lock, so the SIGTERM restore
+never races a decision. Every forced state (charge, hold) is journalled with a lease before the command goes out,
+renewed while the plan still wants it, and undone when it does not. While one may be active the loop also wakes
+at the instants that can end it (plan expiry, slot end, the lease of a manual mode or override, the peak).
+
+A charge or hold is sent only on a read at most ``fresh_read`` old (in practice the GET of the same decision) that
+showed the grid up and no storm watch; the write's own response is read the same way, and one showing the grid
+down or storm watch is recorded as ``grid_down_after_write``: the forced state stays in the journal as possibly
+active and nothing more is sent until a read shows the grid back, when the decision on that read hands it back
+or keeps it, per the plan.
+
+The baseline (what ``self_use`` hands back) is the user's own configuration: the one found whenever nothing of
+ours is on the Powerwall, whatever it is. One that NetZero cannot restore exactly (a reserve of 81–99 %) forces
+nothing unless the user accepted 80 % back; ``executor/alert`` says so, and says when NetZero refuses the token.
 
 When the journal cannot be written (disk full, read-only, I/O error) no forced state is taken or kept: a
 forcing command is not sent, and a forced state already on the Powerwall is handed back to the baseline. That
@@ -19,16 +31,17 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from services.executor import rules
 from services.executor.config import ExecutorSettings
-from services.executor.decide import Decision, DecisionInputs, Override, decide
+from services.executor.decide import Decision, DecisionInputs, Override, decide, write_outcome
 from services.executor.journal import ForcedState, Journal, JournalError
 from services.executor.netzero import BudgetExhausted, NetZeroClient, NetZeroError, SiteStatus
-from services.executor.rules import RuleConfig, clock_off
-from services.executor.translate import desired_config, diff, is_forced, sanitize_baseline
+from services.executor.rules import RuleConfig, clock_off, grid_down, restorable_reserve, unrestorable_text
+from services.executor.translate import desired_config, diff, is_forced, restore_config, user_baseline
 from shared.bus import Bus, CommandError, Incoming
 from shared.clock import Clock, WallClockSteps, wait_until
 from shared.ha import entity
@@ -36,6 +49,7 @@ from shared.models import (
     Action,
     AppliedDecision,
     CurrentRate,
+    ExecutorAlert,
     ExecutorMode,
     GridStatus,
     Heartbeat,
@@ -44,17 +58,20 @@ from shared.models import (
     PowerwallConfig,
     RateSeries,
 )
-from shared.slots import parse_hhmm
+from shared.slots import parse_hhmm, slot_end
 
 TRUE = {"true", "on", "1", "yes"}
 FALSE = {"false", "off", "0", "no"}
 MAX_OVERRIDE = timedelta(hours=24)
 UNCONFIRMED_FORGET_S = 900  # a command not applied after this long is taken as dropped by the gateway (monotonic)
+FRESH_READ_S = 5.0  # the oldest read a charge or hold is sent on (see ``RuleConfig.fresh_read``)
+ALERT_ORDER = ("netzero_refused", "baseline_unrestorable")  # the most pressing first
 
 
 def rule_config(s: ExecutorSettings, clock_speed: float = 1.0) -> RuleConfig:
     """The rules' settings. On a simulated clock a request's latency is ``clock_speed`` times longer in clock
-    seconds, and so is the error of a skew measured across it: the skew limit scales with it."""
+    seconds, and so is the error of a skew measured across it: the skew limit scales with it, and so does the
+    age of a read taken in the same decision as its write."""
     return RuleConfig(
         tz=s.tz,
         peak_start=parse_hhmm(s.peak_start_local),
@@ -65,6 +82,8 @@ def rule_config(s: ExecutorSettings, clock_speed: float = 1.0) -> RuleConfig:
         max_target_soc_pct=s.max_target_soc_pct,
         battery_max_age=timedelta(seconds=s.battery_max_age_s),
         max_clock_skew=timedelta(seconds=s.max_clock_skew_s * clock_speed),
+        fresh_read=timedelta(seconds=FRESH_READ_S * clock_speed),
+        accept_nearest_reserve=s.baseline_accept_nearest_reserve,
     )
 
 
@@ -100,7 +119,11 @@ class Executor:
         self.current_rate: CurrentRate | None = None
         self.rates: RateSeries | None = None
         self.planner_max: float | None = None
+        self.planner_peak_text: dict[str, str] = {}  # planner/peak_start_local, planner/peak_end_local
         self.status: SiteStatus | None = None
+        self.decided_at: datetime | None = None  # the time the last decision was taken at
+        self.last_action: Action | None = None  # what the last decision decided (an input wakes the loop on a change)
+        self.budget_wait_s: float | None = None  # the last decision waits for requests: decide again after this
         # own state (persisted in the journal)
         self.mode = ExecutorMode(journal.get("mode") or ExecutorMode.AUTO)
         until = journal.get("mode_until")
@@ -123,6 +146,7 @@ class Executor:
         self.clock_off = False  # this host's clock was last found off NetZero's (the skew alarm is raised)
         self.journal_error: str | None = None  # why the journal refuses writes, while it does
         self.unsaved: set[str] = set()  # "settings", "baseline": changed in memory, not yet in the journal
+        self.alert: ExecutorAlert | None = None  # the last published on ``executor/alert``
 
     # ------------------------------------------------------------------ bus inputs (worker thread)
 
@@ -132,21 +156,60 @@ class Executor:
 
     def on_current_rate(self, msg: Incoming) -> None:
         self.current_rate = msg.model
+        self._wake_on_change()
 
     def on_rates(self, msg: Incoming) -> None:
         self.rates = msg.model
+        self._wake_on_change()
 
     def on_planner_max_price(self, msg: Incoming) -> None:
         text = msg.text.strip()
         if not text:
             self.planner_max = None
-            return
+        else:
+            try:
+                value = float(text)
+            except ValueError:
+                self.log.warning("planner max price ignored: not a number", payload=text[:40])
+                return
+            self.planner_max = value if -1 <= value <= 2 else None
+        self._wake_on_change()
+
+    def on_planner_peak(self, name: str) -> Callable[[Incoming], None]:
+        """``planner/peak_start_local`` / ``peak_end_local``: charging is kept out of the planner's peak window
+        as well as the executor's own, so a change there stops a charge at once."""
+
+        def handle(msg: Incoming) -> None:
+            text = msg.text.strip()
+            if not text:
+                self.planner_peak_text.pop(name, None)
+            else:
+                try:
+                    parse_hhmm(text)
+                except ValueError:
+                    self.log.warning("planner peak setting ignored: not HH:MM", setting=name, payload=text[:20])
+                    return
+                self.planner_peak_text[name] = text
+            self._wake_on_change()
+
+        return handle
+
+    @property
+    def planner_peak(self) -> tuple[time, time] | None:
+        start, end = self.planner_peak_text.get("peak_start_local"), self.planner_peak_text.get("peak_end_local")
+        return (parse_hhmm(start), parse_hhmm(end)) if start and end else None
+
+    def _wake_on_change(self) -> None:
+        """An input changed: decide at once when the decision would now differ (a charge the price, the limit or
+        the peak forbids stops within a second, not at the next tick). Runs on the bus thread, without the lock:
+        the decision is pure, on the inputs as they are."""
         try:
-            value = float(text)
-        except ValueError:
-            self.log.warning("planner max price ignored: not a number", payload=text[:40])
+            would = decide(self._inputs(self.clock.now()), self.cfg).action
+        except Exception:  # an input the rules cannot take yet: let the loop decide (and log it)
+            self.wake.set()
             return
-        self.planner_max = value if -1 <= value <= 2 else None
+        if would != self.last_action:
+            self.wake.set()
 
     def on_mode_set(self, text: str) -> None:
         try:
@@ -277,6 +340,8 @@ class Executor:
         self.publish_dry_run()
         if self.status is not None:
             self.bus.publish_state(self.topics.battery_state, self.status.battery_state(self.clock.now()))
+        if self.alert is not None:
+            self.bus.publish_state(self.topics.executor_alert, self.alert)
 
     def discovery(self) -> list[tuple[str, dict[str, Any]]]:
         t = self.topics
@@ -328,6 +393,17 @@ class Executor:
             ),
             entity(
                 self.bus,
+                "binary_sensor",
+                "executor_problem",
+                "Executor problem",
+                t.executor_alert,
+                device_class="problem",
+                value_template="{{ 'OFF' if value_json.code == 'ok' else 'ON' }}",
+                json_attributes_topic=t.executor_alert,
+                json_attributes_template="{{ {'code': value_json.code, 'message': value_json.message} | tojson }}",
+            ),
+            entity(
+                self.bus,
                 "sensor",
                 "last_decision",
                 "Last decision",
@@ -358,45 +434,56 @@ class Executor:
             return  # the wall clock stepped during the decision: it used a time that is gone, decide again
         # ``wait_until`` ends early after a wall-clock step back: a deadline reckoned before a 9 h step back
         # would otherwise stop the decisions (and the heartbeat the watchdog listens for) for 9 h.
-        deadline = now + timedelta(seconds=self.s.decision_interval_s)
+        # Edges after the last decision's time: one passed since (while it finished) is due at once.
+        deadline = min(now + timedelta(seconds=self.s.decision_interval_s), self._next_edge(self.decided_at or now))
         wait_until(self.clock, deadline, stop, self.wake, since=now)
+
+    def _next_edge(self, now: datetime) -> datetime:
+        """The next instant that can end a forced state without any message (plan expiry, the slot's end, where
+        the plan's action and the price change, the end of a manual mode or an override, the peak), or when a
+        waiting write may go; far away when nothing is forced and nothing waits."""
+        edges = []
+        if self.budget_wait_s is not None:
+            edges.append(now + timedelta(seconds=self.budget_wait_s))
+        if self.forced is not None:
+            edges.append(slot_end(now))
+            edges.append(rules.next_peak_start(now, self.cfg, self.planner_peak) - self.cfg.peak_lead)
+            for t in (
+                self.plan.valid_until if self.plan is not None else None,
+                self.mode_until,
+                self.override.until if self.override is not None else None,
+            ):
+                if t is not None:
+                    edges.append(t)
+        later = [t for t in edges if t > now]
+        return min(later, default=now + timedelta(days=1))
 
     def tick(self, leaving: str | None = None) -> AppliedDecision | None:
         with self._lock:
             self._on_clock_step(self.steps.check())
             now = self.clock.now()  # after the check: a step in between is caught by ``_wait``
+            self.decided_at = now
             self._flush_unsaved()
             self._expire_manual(now)
-            self._poll(now, fresh_enough=not leaving)
+            self._poll(now, reuse=not leaving)
             self._note_skew()
             if self.status is not None and not self.reconciled:
                 self._reconcile(now)
-            if self.baseline is None:
+            if self.baseline is None:  # never read yet: nothing to decide on
+                self._update_alert(now)
                 self.heartbeat(now)
                 return None
             if self.dry_run and self.forced is not None and not leaving:
                 leaving = "dry-run on: handing back control"
-            inputs = DecisionInputs(
-                now=now,
-                mode=self.mode,
-                baseline=self.baseline,
-                plan=self.plan,
-                current_rate=self.current_rate,
-                rates=self.rates,
-                planner_max_price_gbp=self.planner_max,
-                battery=self.status.battery_state(now) if self.status else None,
-                forced_active=self.forced is not None,
-                override=self.override,
-                mode_until=self.mode_until,
-                leaving=leaving,
-                budget_available=1 if leaving else self.client.limiter.available(),
-                retry_change=None if leaving else self.retry_change,
-                retry_not_before=self._retry_not_before(now),
-                charge_method=self.s.charge_method,
-                lease_margin=timedelta(seconds=self.s.lease_margin_s),
-                clock_skew=self.client.clock_skew,
-            )
+            inputs = self._inputs(now, leaving)
             decision = decide(inputs, self.cfg)
+            if decision.needs_read and self.client.available() >= 2:
+                # A charge or hold on a read from an earlier decision: read again first, and decide on that read
+                # (its grid status and storm watch gate the write).
+                self._poll(now, reuse=False)
+                inputs = self._inputs(now, leaving)
+                decision = decide(inputs, self.cfg)
+            self.last_action = decision.action
             try:
                 applied = self._act(now, decision, write_allowed=not self.dry_run or bool(leaving))
             except JournalUnwritable as exc:
@@ -405,9 +492,52 @@ class Executor:
                 inputs = replace(inputs, leaving=f"journal unwritable ({exc})", retry_change=None, budget_available=1)
                 fallback = replace(decide(inputs, self.cfg), requested_action=decision.requested_action)
                 applied = self._act(now, fallback, write_allowed=True)
+            self._note_budget_wait(applied, decision)
             self.bus.publish(self.topics.executor_applied, applied)  # after its journal row is committed (if it can)
+            self._update_alert(now)
             self.heartbeat(now)
             return applied
+
+    def _inputs(self, now: datetime, leaving: str | None = None) -> DecisionInputs:
+        """Everything the decision needs, as it is now (the baseline must be known)."""
+        assert self.baseline is not None
+        status = self.status
+        return DecisionInputs(
+            now=now,
+            mode=self.mode,
+            baseline=self.baseline,
+            plan=self.plan,
+            current_rate=self.current_rate,
+            rates=self.rates,
+            planner_max_price_gbp=self.planner_max,
+            battery=status.battery_state(now) if status else None,
+            forced_active=self.forced is not None,
+            override=self.override,
+            mode_until=self.mode_until,
+            leaving=leaving,
+            budget_available=1 if leaving else self.client.available(),
+            retry_change=None if leaving else self.retry_change,
+            retry_not_before=self._retry_not_before(now),
+            charge_method=self.s.charge_method,
+            lease_margin=timedelta(seconds=self.s.lease_margin_s),
+            clock_skew=self.client.clock_skew,
+            why_no_request=None if leaving else self.client.why_no_request(),
+            planner_peak=self.planner_peak,
+        )
+
+    def _note_budget_wait(self, applied: AppliedDecision, d: Decision) -> None:
+        """A write that waits (the request budget, NetZero's 429 wait, the 403 back-off, room for a fresh read and
+        the write, a retry's back-off): the next decision comes when it may go, not a whole interval later."""
+        if applied.outcome != "deferred":
+            self.budget_wait_s = None
+            return
+        now, mono = self.clock.now(), self.clock.monotonic()
+        waits = [self.client.limiter.next_free_in(2 if d.needs_read else 1)]
+        if self.client.backing_off() and self.client.next_try_at is not None:
+            waits.append((self.client.next_try_at - now).total_seconds())
+        if self.retry_due is not None:
+            waits.append(self.retry_due - mono)
+        self.budget_wait_s = max(1.0, *waits)
 
     def _note_skew(self) -> None:
         """The skew alarm: one warning when this host's clock is found off NetZero's, one line when it is right
@@ -452,11 +582,15 @@ class Executor:
             self.log.info("override over", action=self.override.action.value)
             self.override = None
 
-    def _poll(self, now: datetime, fresh_enough: bool) -> None:
-        if fresh_enough and self.status is not None:
-            age = (now - self.status.observed_at).total_seconds()
+    def _poll(self, now: datetime, reuse: bool) -> None:
+        """Read the Powerwall. ``reuse``: a decision woken early may decide on a read less than half an interval
+        old (the request budget), unless that read showed the grid down or storm watch (it may be back); one that
+        would then charge or hold reads again first (``rules.fresh_read``)."""
+        before = self.status
+        if reuse and before is not None and not self._down(before):
+            age = (now - before.observed_at).total_seconds()
             if 0 <= age < self.s.decision_interval_s * 0.5:
-                return  # a decision woken early reuses a recent read (the request budget)
+                return
         try:
             self.status = self.client.get()
             self.last_error = None
@@ -468,10 +602,17 @@ class Executor:
             self.log.warning("NetZero read failed", error=str(exc), kind=type(exc).__name__)
             return
         self.bus.publish_state(self.topics.battery_state, self.status.battery_state(now))
+        if before is not None and self._down(before) and not self._down(self.status):
+            self.log.info("grid back and no storm watch: deciding on this read", forced=self.forced is not None)
         self._settle(now)
 
+    @staticmethod
+    def _down(status: SiteStatus) -> str | None:
+        return grid_down(status.grid_status, status.storm_mode_active)
+
     def _settle(self, now: datetime) -> None:
-        """A fresh read: confirm a pending command that has applied, and forget a forced state that is gone."""
+        """A fresh read: confirm a pending command that has applied, forget a forced state that is gone, and
+        follow the user's own configuration while nothing of ours is on the Powerwall."""
         assert self.status is not None
         if self.retry_change is not None and diff(self.retry_change, self.status.config) is None:
             observed = self.status.config
@@ -479,6 +620,26 @@ class Executor:
             self.log.info("earlier command now confirmed by read-back", change=self.retry_change.model_dump())
             self._reset_retry()
         self._save(lambda: self._maybe_clear_forced(now))
+        # Not during an outage or storm watch: what the gateway shows then may be its own doing, not the user's.
+        if self.reconciled and self.forced is None and self.retry_change is None and not self._down(self.status):
+            self._follow_user(self.status.config, now)
+
+    def _follow_user(self, found: PowerwallConfig, now: datetime) -> None:
+        """Nothing of ours is on the Powerwall (no lease, no command of ours on its way): what is there is the
+        user's own configuration, whatever it is, and the baseline that ``self_use`` hands back. So a change the
+        user makes in the Tesla app between our charges is what they get back after the next one."""
+        baseline = user_baseline(found, self.s.baseline_mode, self.s.baseline_reserve_pct)
+        if baseline == self.baseline:
+            return
+        first = self.baseline is None
+        self.baseline = baseline
+        self.baseline_found = (found, now)
+        self.unsaved.add("baseline")
+        self._flush_unsaved()
+        self.log.info(
+            "baseline captured: your own configuration" if first else "baseline follows your own change",
+            baseline=baseline.model_dump(),
+        )
 
     def _maybe_clear_forced(self, now: datetime) -> None:
         """The baseline is back on the Powerwall and no forcing command of ours may still apply: not forced."""
@@ -496,27 +657,23 @@ class Executor:
         self.journal.clear_forced()
 
     def _reconcile(self, now: datetime) -> None:
-        """First read after start: capture the baseline if we have none, and find a state of ours left behind."""
+        """First read after start. A state of ours that the journal records (its lease) is continued if the plan
+        still wants it, else handed back to the journal's baseline. Anything else is the user's own configuration,
+        whatever it looks like (backup mode, grid charging, any reserve): it becomes the baseline and nothing is
+        written for it."""
         assert self.status is not None
         found = self.status.config
-        if self.baseline is None:
-            self.baseline = sanitize_baseline(found, self.s.baseline_mode, self.s.baseline_reserve_pct)
-            self.baseline_found = (found, now)
-            self.unsaved.add("baseline")
-            self._flush_unsaved()
-            self.log.info("baseline captured", baseline=self.baseline.model_dump(), found=found.model_dump())
-        if self.forced is None and is_forced(found, self.baseline):
-            self.log.warning(
-                "forced state found with no lease in the journal: restoring unless the plan wants it",
-                found=found.model_dump(),
-            )
-            self.forced = ForcedState(found, now, now)
-            self._save(lambda: self.journal.set_forced(found, now, now))
-        elif self.forced is not None:
+        if self.forced is not None and self.baseline is not None:
             self.log.info(
                 "journal says a forced state is active: continuing or restoring per the current plan",
                 lease_until=self.forced.lease_until.isoformat(),
             )
+        else:
+            if self.forced is not None:  # a lease without a baseline cannot be handed back to anything
+                self.log.warning("journal has a lease but no baseline: taking what is found as yours")
+                self.forced = None
+                self._save(self.journal.clear_forced)
+            self._follow_user(found, now)
         self.reconciled = True
 
     def _act(self, now: datetime, d: Decision, write_allowed: bool) -> AppliedDecision:
@@ -567,6 +724,18 @@ class Executor:
                 "sending the baseline back without its journal row", change=change.model_dump(exclude_none=True)
             )
         command_id = ids[0] if ids else None
+        late = self._read_too_old(d)
+        if late:  # the write-ahead took longer than a read may age: this write is not sent on it
+            self.log.warning("charge or hold not sent: " + late)
+            waited = AppliedDecision(**common, sent=None, observed=observed, outcome="deferred", error=late)
+
+            def record_wait() -> None:
+                if command_id is not None:
+                    self.journal.command_done(command_id, "failed", f"not sent: {late}")
+                self.journal.decision(waited)
+
+            self._save(record_wait)
+            return self._flagged(waited)
         try:
             readback = self.client.post(change, spare=kind == "restore")
         except NetZeroError as exc:
@@ -586,23 +755,33 @@ class Executor:
         self.status = readback
         self.bus.publish_state(self.topics.battery_state, readback.battery_state(now))
         ok = diff(change, readback.config) is None
-        if ok:
-            self._reset_retry()
-            applied = AppliedDecision(**common, sent=change, observed=readback.config, outcome="applied")
-        else:
-            error = f"read-back differs from what was sent (sent {change.model_dump(exclude_none=True)})"
+        outcome, error = write_outcome(change, readback.battery_state(now))
+        if outcome == "grid_down_after_write":
+            # What was sent may be in force (or land once the grid is back): the lease stays in the journal and the
+            # decisions stand aside until a read shows the grid back, then hand it back or keep it, per the plan.
+            self.log.warning(
+                "the write's response shows the grid down or storm watch: nothing more is sent until it is back",
+                sent=change.model_dump(exclude_none=True),
+                grid=readback.grid_status.value,
+                storm=readback.storm_mode_active,
+            )
+        elif not ok:
             self.log.warning(
                 "actuation not confirmed",
                 sent=change.model_dump(exclude_none=True),
                 observed=readback.config.model_dump(),
             )
+        if ok:
+            self._reset_retry()
+        else:  # it may still land: watched (the forced state kept) and re-sent only after a back-off
             self._schedule_retry(now, change)
-            applied = AppliedDecision(**common, sent=change, observed=readback.config, outcome="mismatch", error=error)
+        applied = AppliedDecision(**common, sent=change, observed=readback.config, outcome=outcome, error=error)
+        status = {"applied": "ok", "mismatch": "mismatch"}.get(outcome, "grid_down")
 
         def record_readback() -> None:
             self.journal.readback(now, command_id, readback.config, ok)
             if command_id is not None:
-                self.journal.command_done(command_id, "ok" if ok else "mismatch")
+                self.journal.command_done(command_id, status)
             if ok:
                 self._maybe_clear_forced(now)
             self.journal.decision(applied)
@@ -610,6 +789,16 @@ class Executor:
         self._save(record_readback)
         self._log_outcome(applied)
         return self._flagged(applied)
+
+    def _read_too_old(self, d: Decision) -> str | None:
+        """A charge or hold goes only on a read at most ``fresh_read`` old when it is sent (not only when decided:
+        the journal's fsync comes in between). Why not, or None."""
+        if not d.forcing or self.status is None:
+            return None
+        age = self.clock.now() - self.status.observed_at
+        if age <= self.cfg.fresh_read:
+            return None
+        return f"the read is {age.total_seconds():.1f}s old by now (limit {self.cfg.fresh_read.total_seconds():g}s)"
 
     def _journal_first(self, now: datetime, d: Decision, write: Callable[[], Any]) -> bool:
         """Commit the lease of a forced state and ``write``'s rows before acting. A refusal rolls the lease back
@@ -652,8 +841,42 @@ class Executor:
         return self._flagged(applied)
 
     def _log_outcome(self, applied: AppliedDecision) -> None:
-        if applied.outcome in ("failed", "mismatch", "deferred"):
+        if applied.outcome in ("failed", "mismatch", "deferred", "grid_down_after_write"):
             self.log.info("decision", action=applied.action, outcome=applied.outcome, error=applied.error)
+
+    # ------------------------------------------------------------------ the alert
+
+    def _problems(self) -> dict[str, str]:
+        found = {}
+        refused = self.client.refusal_text()
+        if refused:
+            found["netzero_refused"] = (
+                f"{refused}. Check BATSCHED_NETZERO_API_KEY and BATSCHED_NETZERO_SITE_ID (a token may have been "
+                "revoked or expired): until NetZero accepts them batsched cannot read or change the Powerwall"
+            )
+        base = self.baseline
+        if base is not None and not restorable_reserve(base.backup_reserve_pct) and not self.cfg.accept_nearest_reserve:
+            found["baseline_unrestorable"] = unrestorable_text(base.backup_reserve_pct)
+        return found
+
+    def _update_alert(self, now: datetime) -> None:
+        """``executor/alert`` (retained): the most pressing problem a person must fix, ``ok`` when none; published
+        on the first decision and whenever it changes, and cleared by itself (the next good answer from NetZero,
+        a baseline that can be restored)."""
+        problems = self._problems()
+        codes = [c for c in ALERT_ORDER if c in problems]
+        code = codes[0] if codes else "ok"
+        message = "; ".join(problems[c] for c in codes) if codes else "nothing keeps the executor from its job"
+        prev = self.alert
+        if prev is not None and prev.code == code and prev.message == message:
+            return
+        since = prev.since if prev is not None and prev.code == code else now
+        self.alert = ExecutorAlert(generated_at=now, code=code, message=message, since=since)  # type: ignore[arg-type]
+        if code != "ok":
+            self.log.warning("executor alert", code=code, message=message)
+        elif prev is not None and prev.code != "ok":
+            self.log.info("executor alert resolved", was=prev.code)
+        self.bus.publish_state(self.topics.executor_alert, self.alert)
 
     def heartbeat(self, now: datetime) -> None:
         self.seq += 1
@@ -708,15 +931,15 @@ def hand_back_before_exit(client: NetZeroClient, path: Path, log: Any) -> str:
         journal.close()
     if baseline is None:
         return "no baseline in the journal: nothing of ours was ever on the Powerwall"
-    want = desired_config(Action.SELF_USE, baseline)
     try:
         status = client.get()
         if status.grid_status == GridStatus.OFF_GRID or status.storm_mode_active:
             return "grid down or storm watch: touching nothing"
         found = status.config
-        ours = is_forced(found, baseline) or (forced is not None and diff(want, found) is not None)
-        if not ours:
+        # Only a state the journal records as ours: anything else on the Powerwall is the user's own.
+        if forced is None or diff(desired_config(Action.SELF_USE, baseline), found) is None:
             return "nothing of ours on the Powerwall"
+        want = restore_config(baseline, found)
         readback = client.post(want)
     except NetZeroError as exc:
         log.error("cannot restore the baseline before exiting", error=str(exc))

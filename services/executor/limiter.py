@@ -52,17 +52,23 @@ class RateLimiter:
             self._sent.append(now)
             return True
 
-    def next_free_in(self) -> float:
-        """Seconds (clock time) until a request may be made."""
+    def next_free_in(self, n: int = 1) -> float:
+        """Seconds (clock time) until ``n`` requests may be made (``n`` ≤ ``per_minute``)."""
         with self._lock:
             now = self.clock.monotonic()
             self._prune(now)
             waits = [0.0]
             if self._blocked_until is not None and now < self._blocked_until:
                 waits.append(self._blocked_until - now)
-            if len(self._sent) >= self.per_minute:
-                waits.append(self._sent[0] + WINDOW_S - now)
+            over = len(self._sent) + min(n, self.per_minute) - self.per_minute  # requests that must leave first
+            if over > 0:
+                waits.append(self._sent[over - 1] + WINDOW_S - now)
             return max(waits)
+
+    def blocked_by_server(self) -> bool:
+        """A 429's wait is running."""
+        with self._lock:
+            return self._blocked_until is not None and self.clock.monotonic() < self._blocked_until
 
     def acquire(self, timeout_s: float, stop: threading.Event | None = None, spare: int = 0) -> bool:
         """Wait (on the clock) up to ``timeout_s`` for a request; then, with ``spare``, allow one over the limit."""

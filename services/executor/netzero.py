@@ -1,9 +1,12 @@
-"""NetZero API client: one resource, ``GET``/``POST /{site_id}/config`` with a bearer token (apis.md §C).
+"""NetZero API client: one resource, ``GET``/``POST /{site_id}/config`` with a bearer token.
 
-Every call goes through the process-wide ``RateLimiter``; a 429 blocks the limiter until the server's reset time.
-Errors are typed so the executor can say what went wrong: ``AuthError`` (403: bad token or site id),
+Every call goes through the process-wide ``RateLimiter``; a 429 blocks the limiter until the server's reset time
+(``X-RateLimit-Reset``, else ``Retry-After``). A 401/403 (token or site refused) is not retried at once: the client
+backs off 1, 2, 4, 8 then every 15 minutes (on the clock's monotonic time) until an answer is good again.
+Errors are typed so the executor can say what went wrong: ``AuthError`` (401/403: bad token or site id),
 ``RateLimited`` (429), ``ServerError`` (5xx), ``BadResponse`` (not the expected JSON), ``TransportError``
-(timeout, refused connection), ``BudgetExhausted`` (our own limiter said no; nothing was sent).
+(timeout, refused connection), ``BudgetExhausted`` (our own limiter, NetZero's 429 wait or the 403 back-off said
+no; nothing was sent). ``why_no_request`` says which, for the decision's reason.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from shared.models import BatteryState, GridStatus, PowerwallConfig
 
 USER_AGENT = "batsched-executor/0.1 (+https://github.com/batsched/batsched)"
 STATE_TTL = timedelta(minutes=5)
+AUTH_BACKOFF_FIRST_S = 60.0  # after a 401/403, the first wait; it doubles on each refusal …
+AUTH_BACKOFF_MAX_S = 900.0  # … up to 15 minutes
 
 
 class NetZeroError(Exception):
@@ -33,11 +38,19 @@ class AuthError(NetZeroError):
 
 
 class RateLimited(NetZeroError):
-    def __init__(self, message: str, retry_at: datetime | None, limit: str | None, remaining: str | None) -> None:
+    def __init__(
+        self,
+        message: str,
+        retry_at: datetime | None,
+        limit: str | None,
+        remaining: str | None,
+        source: str = "",
+    ) -> None:
         super().__init__(message)
         self.retry_at = retry_at
         self.limit = limit
         self.remaining = remaining
+        self.source = source  # which header set the wait: "Retry-After 120 s", "X-RateLimit-Reset", ""
 
 
 class ServerError(NetZeroError):
@@ -218,6 +231,12 @@ class NetZeroClient:
         self.limiter = limiter
         self.timeout_s = timeout_s
         self.clock_skew: timedelta | None = None  # this host's clock minus NetZero's (HTTP Date), last measured
+        self.refusals = 0  # 401/403 answers in a row (0 after any good answer)
+        self.refused_since: datetime | None = None
+        self.refused_status = 0
+        self._refused_until: float | None = None  # monotonic: no request before (the back-off)
+        self.next_try_at: datetime | None = None  # the same, as a wall time for messages
+        self.rate_limited: RateLimited | None = None  # the last 429 (its wait, for the decision's reason)
         self._session = requests.Session()
         self._session.headers.update(
             {"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT, "Accept": "application/json"}
@@ -234,11 +253,51 @@ class NetZeroClient:
             raise ValueError("nothing to send")
         return self._call("POST", body, spare)
 
-    def _call(self, method: str, body: dict[str, Any] | None, spare: bool) -> SiteStatus:
-        if not self.limiter.try_acquire(spare=1 if spare else 0):
-            raise BudgetExhausted(
-                f"request budget used ({self.limiter.per_minute}/min); next in {self.limiter.next_free_in():.0f}s"
+    def backing_off(self) -> bool:
+        """A 401/403 back-off is running: no request before ``next_try_at``."""
+        return self._refused_until is not None and self.clock.monotonic() < self._refused_until
+
+    def available(self) -> int:
+        """Requests that may be made now (0 during a 403 back-off or NetZero's 429 wait)."""
+        return 0 if self.backing_off() else self.limiter.available()
+
+    def refusal_text(self) -> str | None:
+        """What the 401/403 back-off is, while NetZero refuses us (None once an answer is good)."""
+        if not self.refusals:
+            return None
+        since = self.refused_since.strftime("%H:%M:%S UTC") if self.refused_since else "?"
+        after = self.next_try_at.strftime("%H:%M:%S UTC") if self.next_try_at else "?"
+        times = "once" if self.refusals == 1 else f"{self.refusals} times in a row"
+        return (
+            f"NetZero refused the API token or site id (HTTP {self.refused_status}) {times} since {since}; "
+            f"next try at {after} (the wait doubles up to {AUTH_BACKOFF_MAX_S / 60:.0f} min)"
+        )
+
+    def why_no_request(self) -> str | None:
+        """Why no request may be made now (None when one may): the 403 back-off, NetZero's 429 wait, or our own
+        budget of ``per_minute`` (NetZero allows 5 a minute per account)."""
+        if self.backing_off():
+            return self.refusal_text()
+        if self.limiter.available() >= 1:
+            return None
+        wait = self.limiter.next_free_in()
+        limited = self.rate_limited
+        if self.limiter.blocked_by_server() and limited is not None and limited.retry_at is not None:
+            source = f" ({limited.source})" if limited.source else ""
+            return (
+                f"NetZero answered HTTP 429 and asked us to wait{source}: no request before "
+                f"{limited.retry_at.strftime('%H:%M:%S UTC')} (in {wait:.0f}s)"
             )
+        return (
+            f"our request budget ({self.limiter.per_minute} a minute; NetZero allows 5) is used: "
+            f"next request in {wait:.0f}s"
+        )
+
+    def _call(self, method: str, body: dict[str, Any] | None, spare: bool) -> SiteStatus:
+        if self.backing_off():
+            raise BudgetExhausted(self.refusal_text() or "NetZero refused us: backing off")
+        if not self.limiter.try_acquire(spare=1 if spare else 0):
+            raise BudgetExhausted(self.why_no_request() or "request budget used")
         self.requests_made += 1
         sent = self.clock.now()
         try:
@@ -253,20 +312,13 @@ class NetZeroClient:
             self.clock_skew = skew
         status = resp.status_code
         if status in (401, 403):
-            raise AuthError(f"NetZero refused the token or site id (HTTP {status}): check the API token and site id")
+            self._refused(status, now)
+            raise AuthError(
+                f"NetZero refused the token or site id (HTTP {status}): check the API token and site id; "
+                f"next try at {self.next_try_at:%H:%M:%S} UTC"
+            )
         if status == 429:
-            retry_at = _parse_reset(resp.headers.get("X-RateLimit-Reset"), now) or _parse_reset(
-                resp.headers.get("Retry-After"), now
-            )
-            retry_at = retry_at or now + timedelta(seconds=60)
-            self.limiter.block_until(retry_at)
-            raise RateLimited(
-                f"NetZero rate limit hit (HTTP 429, limit {resp.headers.get('X-RateLimit-Limit', '?')}); "
-                f"next request after {retry_at.isoformat()}",
-                retry_at,
-                resp.headers.get("X-RateLimit-Limit"),
-                resp.headers.get("X-RateLimit-Remaining"),
-            )
+            raise self._limited(resp.headers, now)
         if status >= 500:
             raise ServerError(f"NetZero server error (HTTP {status}): {_snippet(resp.text)}")
         if status >= 400:
@@ -278,7 +330,41 @@ class NetZeroClient:
             raise BadResponse(
                 f"NetZero answered HTTP {status} with a body that is not JSON ({ctype}): {_snippet(resp.text)}"
             ) from None
-        return parse_config(doc, now)
+        parsed = parse_config(doc, now)
+        self._accepted()
+        return parsed
+
+    def _refused(self, status: int, now: datetime) -> None:
+        self.refusals += 1
+        self.refused_status = status
+        self.refused_since = self.refused_since or now
+        wait = min(AUTH_BACKOFF_FIRST_S * 2 ** (self.refusals - 1), AUTH_BACKOFF_MAX_S)
+        self._refused_until = self.clock.monotonic() + wait
+        self.next_try_at = now + timedelta(seconds=wait)
+
+    def _accepted(self) -> None:
+        """A good answer: the token and site are accepted again."""
+        self.refusals, self.refused_since, self._refused_until, self.next_try_at = 0, None, None, None
+
+    def _limited(self, headers: Any, now: datetime) -> RateLimited:
+        reset = _parse_reset(headers.get("X-RateLimit-Reset"), now)
+        after = _parse_reset(headers.get("Retry-After"), now)
+        if reset is not None:
+            retry_at, source = reset, "X-RateLimit-Reset"
+        elif after is not None:
+            retry_at, source = after, f"Retry-After {headers.get('Retry-After', '').strip()} s"
+        else:
+            retry_at, source = now + timedelta(seconds=60), ""
+        self.limiter.block_until(retry_at)
+        self.rate_limited = RateLimited(
+            f"NetZero rate limit hit (HTTP 429, limit {headers.get('X-RateLimit-Limit', '?')}"
+            f"{', ' + source if source else ''}); next request after {retry_at.isoformat()}",
+            retry_at,
+            headers.get("X-RateLimit-Limit"),
+            headers.get("X-RateLimit-Remaining"),
+            source,
+        )
+        return self.rate_limited
 
 
 def _snippet(text: str, limit: int = 120) -> str:

@@ -8,8 +8,12 @@ says what it did in the decision (a ``RuleOutcome``). ``decide.decide`` chains t
 3. ``off_grid``      grid down, islanded or storm watch: stand aside, touch nothing;
 4. ``stale_inputs``  plan past ``valid_until`` or battery state too old: back to the baseline;
    ``clock_skew``    this host's clock and NetZero's disagree (peak, slots, leases misread): no charge or hold;
+   ``baseline``      the user's own configuration cannot be restored exactly (a reserve of 81–99 %): no charge
+                     or hold, unless the user accepted the nearest restorable reserve (80 %);
 5. ``bounds``        target SOC within limits, charge → hold once reached, never a reserve of 81–99 %;
 6. ``budget``        no write without a request token, and no re-send before the mismatch backoff ends;
+   ``fresh_read``    a charge or hold is sent only within ``fresh_read`` of a read that showed the grid up (and
+                     the write's own response is read the same way: ``write_outcome``);
 7. ``leaving``       SIGTERM and mode ``off``: the baseline when a state of ours is active, else hands off;
 8. overrides pass 1–6 like the plan (``proposal_from_override``), and dry-run writes nothing (the executor).
 """
@@ -39,6 +43,12 @@ class RuleConfig:
     max_target_soc_pct: float = 100.0
     battery_max_age: timedelta = timedelta(minutes=3)
     max_clock_skew: timedelta = timedelta(minutes=1)
+    # The oldest read a charge or hold may be sent on. One decision's GET and POST are apart by the decision and
+    # the journal's fsync (milliseconds; a second or two on a slow SD card), so 5 s lets a decision use its own
+    # read and never one from an earlier decision (those are 30 s and more apart, or woken early by an input,
+    # when the executor reads again first). A change after the read shows in the write's response.
+    fresh_read: timedelta = timedelta(seconds=5)
+    accept_nearest_reserve: bool = False  # the user accepts 80 % back after forcing, for their own 81–99 %
 
 
 @dataclass(frozen=True)
@@ -61,27 +71,40 @@ def _out(rule: str, verdict: str, detail: str = "") -> Outcome:
 # ----------------------------------------------------------------------------------------------- rule 1
 
 
-def in_peak(now: datetime, cfg: RuleConfig) -> bool:
-    """In the peak window, or within ``peak_lead`` of its start."""
-    return in_local_window(now, cfg.peak_start, cfg.peak_end, cfg.tz) or in_local_window(
-        now + cfg.peak_lead, cfg.peak_start, cfg.peak_end, cfg.tz
+Window = tuple[time, time]
+
+
+def _windows(cfg: RuleConfig, extra: Window | None) -> list[Window]:
+    """The executor's own peak window, and the planner's (``planner/peak_*_local``) when that differs: charging
+    is kept out of both, so a change of either only ever makes the rule stricter."""
+    own = (cfg.peak_start, cfg.peak_end)
+    return [own] if extra is None or extra == own else [own, extra]
+
+
+def in_peak(now: datetime, cfg: RuleConfig, extra: Window | None = None) -> bool:
+    """In a peak window, or within ``peak_lead`` of its start."""
+    return any(
+        in_local_window(now, start, end, cfg.tz) or in_local_window(now + cfg.peak_lead, start, end, cfg.tz)
+        for start, end in _windows(cfg, extra)
     )
 
 
-def next_peak_start(now: datetime, cfg: RuleConfig) -> datetime:
+def next_peak_start(now: datetime, cfg: RuleConfig, extra: Window | None = None) -> datetime:
     day = local_date(now, cfg.tz)
-    for offset in range(3):
-        start, _ = local_window(day + timedelta(days=offset), cfg.peak_start, cfg.peak_end, cfg.tz)
-        if start > now:
-            return start
-    return now + timedelta(days=1)  # unreachable for any real window
+    found = []
+    for start_t, end_t in _windows(cfg, extra):
+        for offset in range(3):
+            start, _ = local_window(day + timedelta(days=offset), start_t, end_t, cfg.tz)
+            if start > now:
+                found.append(start)
+                break
+    return min(found, default=now + timedelta(days=1))  # the default is unreachable for any real window
 
 
-def peak_window(p: Proposal, now: datetime, cfg: RuleConfig) -> tuple[Proposal, Outcome]:
-    if p.action == Action.CHARGE and in_peak(now, cfg):
-        return p.to(Action.SELF_USE), _out(
-            "peak_window", "blocked", f"no grid charging {cfg.peak_start:%H:%M}–{cfg.peak_end:%H:%M} local"
-        )
+def peak_window(p: Proposal, now: datetime, cfg: RuleConfig, extra: Window | None = None) -> tuple[Proposal, Outcome]:
+    if p.action == Action.CHARGE and in_peak(now, cfg, extra):
+        spans = ", ".join(f"{a:%H:%M}–{b:%H:%M}" for a, b in _windows(cfg, extra))
+        return p.to(Action.SELF_USE), _out("peak_window", "blocked", f"no grid charging {spans} local")
     return p, _out("peak_window", PASS)
 
 
@@ -134,13 +157,21 @@ def price_limit(
 # ----------------------------------------------------------------------------------------------- rule 3
 
 
+def grid_down(grid_status: GridStatus, storm_mode_active: bool | None) -> str | None:
+    """Why a read (or a write's response) forbids touching the Powerwall: None when the grid is up, no storm."""
+    if grid_status == GridStatus.OFF_GRID:
+        return "grid down or islanded"
+    if storm_mode_active:
+        return "storm watch active"
+    return None
+
+
 def off_grid(p: Proposal, battery: BatteryState | None) -> tuple[Proposal, Outcome]:
     if battery is None:
         return p, _out("off_grid", PASS, "grid state unknown (no battery state)")
-    if battery.grid_status == GridStatus.OFF_GRID:
-        return p.to(None), _out("off_grid", "stand_aside", "grid down or islanded: touching nothing")
-    if battery.storm_mode_active:
-        return p.to(None), _out("off_grid", "stand_aside", "storm watch active: touching nothing")
+    down = grid_down(battery.grid_status, battery.storm_mode_active)
+    if down:
+        return p.to(None), _out("off_grid", "stand_aside", f"{down}: touching nothing")
     if battery.grid_status == GridStatus.UNKNOWN and p.action == Action.CHARGE:
         return p.to(Action.SELF_USE), _out("off_grid", "blocked", "grid status unknown: no grid charging")
     return p, _out("off_grid", PASS)
@@ -191,6 +222,31 @@ def clock_skew(p: Proposal, skew: timedelta | None, cfg: RuleConfig) -> tuple[Pr
     return p.to(Action.SELF_USE), _out("clock_skew", "blocked", detail)
 
 
+def restorable_reserve(pct: int | None) -> bool:
+    """NetZero stores a reserve of 81–99 % as 80 %: such a reserve, once changed, cannot be put back."""
+    return pct is None or not 81 <= pct <= 99
+
+
+def baseline(p: Proposal, base: PowerwallConfig, cfg: RuleConfig) -> tuple[Proposal, Outcome]:
+    """Nothing is forced that could not be handed back exactly: with the user's own reserve at 81–99 % a charge
+    or hold stays off, unless they accepted 80 % back (``accept_nearest_reserve``). 100 % is never the "nearest"
+    value taken: a reserve of 100 % makes the Powerwall charge from the grid at any price."""
+    if p.action not in (Action.CHARGE, Action.HOLD) or restorable_reserve(base.backup_reserve_pct):
+        return p, _out("baseline", PASS)
+    pct = base.backup_reserve_pct
+    if cfg.accept_nearest_reserve:
+        return p, _out("baseline", PASS, f"your reserve {pct}% will be handed back as 80% (accepted in the settings)")
+    return p.to(Action.SELF_USE), _out("baseline", "blocked", unrestorable_text(pct))
+
+
+def unrestorable_text(pct: int | None) -> str:
+    return (
+        f"your own backup reserve of {pct}% cannot be restored through NetZero (it stores 81-99% as 80%), so "
+        "batsched charges and holds nothing; set 80% or 100% in the Tesla app, or set "
+        "BATSCHED_BASELINE_ACCEPT_NEAREST_RESERVE=true to get 80% back after each charge or hold"
+    )
+
+
 # ----------------------------------------------------------------------------------------------- rule 5
 
 
@@ -230,17 +286,42 @@ def budget(
     available: int,
     retry_change: PowerwallConfig | None,
     retry_not_before: datetime | None,
+    why_none: str | None = None,
 ) -> tuple[bool, Outcome]:
-    """Whether the write may go now."""
+    """Whether the write may go now. ``why_none``: why no request may be made (NetZero's 429 wait, a 403
+    back-off, our own budget), from the client; said when ``available`` is 0."""
     if change is None:
         return True, _out("budget", PASS, "no write needed")
+    if available < 1:  # first: NetZero's own wait (429) or refusal (403) is the reason, not our retry's back-off
+        return False, _out("budget", "blocked", f"{why_none or 'no NetZero request may be made now'}: deferred")
     if retry_change == change and retry_not_before is not None and now < retry_not_before:
         return False, _out(
             "budget", "blocked", f"the last try failed or did not apply: next after {retry_not_before.isoformat()}"
         )
-    if available < 1:
-        return False, _out("budget", "blocked", "NetZero request budget used for this minute: deferred")
     return True, _out("budget", PASS)
+
+
+def fresh_read(
+    forcing_write: bool, now: datetime, battery: BatteryState | None, cfg: RuleConfig, available: int
+) -> tuple[bool, Outcome]:
+    """A charge or hold is sent only on a read at most ``cfg.fresh_read`` old (grid status and storm watch are
+    checked on it by ``off_grid``). False: read again first; with fewer than two requests left a fresh read and
+    the write do not both fit, and the write waits."""
+    if not forcing_write:
+        return True, _out("fresh_read", PASS)
+    age = (now - battery.observed_at).total_seconds() if battery is not None else None
+    limit = cfg.fresh_read.total_seconds()
+    if age is not None and age <= limit:
+        return True, _out("fresh_read", PASS, f"read {max(age, 0.0):.0f}s old")
+    old = "no read" if age is None else f"the last read is {age:.0f}s old"
+    if available >= 2:
+        return False, _out("fresh_read", "blocked", f"{old}: reading again before a charge or hold is sent")
+    return False, _out(
+        "fresh_read",
+        "blocked",
+        f"{old} and a charge or hold needs one at most {limit:.0f}s old; a fresh read and the write do not both "
+        f"fit in the request budget ({available} left now): the write waits",
+    )
 
 
 # ----------------------------------------------------------------------------------------------- rule 7

@@ -1,4 +1,4 @@
-"""From a plan action to the NetZero configuration that produces it (apis.md §C "Charging behaviour").
+"""From a plan action to the NetZero configuration that produces it (NetZero's "charging behaviour").
 
 - ``charge``: backup mode + ``grid_charging`` (~3.3 kW to 100 %), or self-consumption with the reserve raised to
   the target (~1.8 kW, stops at the target by itself);
@@ -24,22 +24,32 @@ def safe_reserve(pct: float) -> int:
     return 80 if 81 <= value <= 99 else value
 
 
-def sanitize_baseline(
+def user_baseline(
     observed: PowerwallConfig,
     mode: Literal["autonomous", "self_consumption"] | None = None,
     reserve_pct: int | None = None,
 ) -> PowerwallConfig:
-    """The user's normal configuration, as captured when we first take control. Never a charging state: backup
-    mode becomes self-consumption and grid charging is off, whatever was found."""
-    found_mode = observed.operational_mode
-    base_mode = mode or (found_mode if found_mode in ("autonomous", "self_consumption") else "self_consumption")
-    reserve = reserve_pct if reserve_pct is not None else observed.backup_reserve_pct
+    """The user's own configuration, exactly as found when nothing of ours is on the Powerwall (any reserve,
+    backup mode, grid charging on): what ``self_use`` hands back. The settings ``BATSCHED_BASELINE_MODE`` /
+    ``_RESERVE_PCT`` replace a field when the user set them. A reserve NetZero cannot restore (81–99 %) is kept
+    as it is: the ``baseline`` rule then forces nothing unless the user accepted 80 % back."""
     return PowerwallConfig(
-        operational_mode=base_mode,
-        backup_reserve_pct=safe_reserve(reserve if reserve is not None else 20),
-        grid_charging=False,
+        operational_mode=mode or observed.operational_mode,
+        backup_reserve_pct=reserve_pct if reserve_pct is not None else observed.backup_reserve_pct,
+        grid_charging=observed.grid_charging,
         energy_exports=observed.energy_exports,
     )
+
+
+def restore_config(baseline: PowerwallConfig, found: PowerwallConfig | None = None) -> PowerwallConfig:
+    """The whole baseline as it can be sent (the watchdog's and the exit's restore): a reserve of 81–99 % (only
+    forced on when the user accepted 80 % back) is left out while ``found`` still has it, else sent as 80 %."""
+    sendable = desired_config(Action.SELF_USE, baseline)
+    reserve = sendable.backup_reserve_pct
+    if reserve is None or 0 <= reserve <= 80 or reserve == 100:
+        return sendable
+    keep = found is not None and found.backup_reserve_pct == reserve
+    return sendable.model_copy(update={"backup_reserve_pct": None if keep else safe_reserve(reserve)})
 
 
 def desired_config(
@@ -62,7 +72,7 @@ def desired_config(
     return PowerwallConfig(
         operational_mode=baseline.operational_mode,
         backup_reserve_pct=baseline.backup_reserve_pct,
-        grid_charging=False,
+        grid_charging=bool(baseline.grid_charging),
         energy_exports=baseline.energy_exports,
     )
 
@@ -89,8 +99,9 @@ def may_grid_charge(config: PowerwallConfig, soc_pct: float) -> bool:
 
 
 def is_forced(observed: PowerwallConfig, baseline: PowerwallConfig) -> bool:
-    """A configuration that is one of ours rather than the user's normal one."""
-    if observed.grid_charging:
+    """A configuration that could be one of ours rather than the user's normal one: grid charging or backup mode
+    the user does not have, or a reserve above theirs."""
+    if observed.grid_charging and not baseline.grid_charging:
         return True
     if observed.operational_mode == "backup" and baseline.operational_mode != "backup":
         return True

@@ -26,10 +26,10 @@ from services.executor.config import WatchdogSettings
 from services.executor.journal import DB_NAME, Journal, JournalError
 from services.executor.limiter import process_limiter
 from services.executor.netzero import NetZeroClient, NetZeroError
-from services.executor.translate import desired_config, diff
+from services.executor.translate import diff, restore_config
 from shared.bus import Bus, Incoming
 from shared.clock import Clock
-from shared.models import Action, GridStatus, Heartbeat, WatchdogReport
+from shared.models import GridStatus, Heartbeat, WatchdogReport
 from shared.runner import ServiceContext, run_service
 
 
@@ -127,7 +127,6 @@ class Watchdog:
         if baseline is None:
             self.report("restore_failed", f"{why}; but the journal has no baseline to restore")
             return "restore_failed"
-        want = desired_config(Action.SELF_USE, baseline)
         forced = self.journal.forced_raw()
         try:
             status = self.client.get()
@@ -136,7 +135,7 @@ class Watchdog:
                 return "waiting"
             # The whole baseline is sent even when the read shows it already: a forcing command of the executor's
             # may still be on its way to the gateway, and the last command sent is the one that sticks.
-            change = want
+            change = restore_config(baseline, status.config)
             try:
                 command_id: int | None = self.journal.command(self.clock.now(), "watchdog", change, None)
             except JournalError as exc:

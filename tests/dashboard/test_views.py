@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from services.dashboard import views
 from services.dashboard.live import Entry
 from services.dashboard.store import Store
-from shared.models import SLOT, Rate, RateSeries
+from shared.models import SLOT, ExecutorAlert, Rate, RateSeries
 from tests.dashboard import helpers
 
 TZ = ZoneInfo("Europe/London")
@@ -116,6 +116,16 @@ def test_now_view_shows_unknown_price_not_zero() -> None:
     )
     now = views.now_view(entries(pricing__import__rates=holed), NOW, TZ, 180, True)
     assert now["price"]["known"] is False and now["price"]["p_per_kwh"] is None
+
+
+def test_the_executors_alert_is_a_warning_on_every_page_until_it_clears() -> None:
+    refused = ExecutorAlert(generated_at=NOW, code="netzero_refused", message="NetZero refused the API token")
+    now = views.now_view(entries(executor__alert=refused), NOW, TZ, 180, True)
+    assert "Battery control: NetZero refused the API token" in now["warnings"]
+    ok = ExecutorAlert(generated_at=NOW, code="ok", message="nothing keeps the executor from its job")
+    assert not any(
+        "Battery control" in w for w in views.now_view(entries(executor__alert=ok), NOW, TZ, 180, True)["warnings"]
+    )
 
 
 def test_daily_summary_shown_with_extra_totals() -> None:

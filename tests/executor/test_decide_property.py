@@ -2,11 +2,16 @@
 no decision grid-charges in the peak, above the price limit, without a price, off-grid, on stale battery data,
 on an expired plan or while this host's clock is off NetZero's; and no reserve of 81–99 % is ever sent.
 
+The read's age and the grid state shown by the write's own response are drawn too: a charge or hold is sent only
+on a read at most 5 s old that showed the grid up and no storm watch; a response showing off-grid or storm is
+never recorded as ``applied``, and the decision that follows on it sends nothing at all.
+
 ``make test`` runs the ``ci`` profile (200 cases); ``make soak`` runs the slow variant with 10,000 cases.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.executor import rules
-from services.executor.decide import DecisionInputs, Override, decide
+from services.executor.decide import DecisionInputs, Override, decide, write_outcome
 from services.executor.rules import RuleConfig
 from services.executor.translate import may_grid_charge
 from shared.models import (
@@ -45,6 +50,18 @@ configs = st.builds(
     operational_mode=st.sampled_from(["autonomous", "self_consumption", "backup"]),
     backup_reserve_pct=st.integers(0, 100),
     grid_charging=st.booleans(),
+)
+
+
+# The user's own configuration, whatever it is: a reserve of 81–99 % cannot be restored (NetZero stores 80).
+baselines = st.one_of(
+    st.just(BASE),
+    st.builds(
+        PowerwallConfig,
+        operational_mode=st.sampled_from(["autonomous", "self_consumption", "backup"]),
+        backup_reserve_pct=st.sampled_from([0, 20, 80, 81, 95, 99, 100]),
+        grid_charging=st.booleans(),
+    ),
 )
 
 
@@ -109,7 +126,8 @@ def scenarios(draw: st.DrawFn) -> DecisionInputs:
         )
     battery = None
     if draw(st.integers(0, 9)) > 0:
-        seen = now - timedelta(seconds=draw(st.one_of(st.integers(0, 120), st.integers(-30, 900))))
+        age_s = draw(st.one_of(st.floats(-2, 12), st.integers(0, 120), st.integers(-30, 900)))
+        seen = now - timedelta(seconds=age_s)
         battery = BatteryState(
             generated_at=seen,
             valid_until=seen + timedelta(minutes=5),
@@ -129,7 +147,7 @@ def scenarios(draw: st.DrawFn) -> DecisionInputs:
     return DecisionInputs(
         now=now,
         mode=draw(st.sampled_from([ExecutorMode.AUTO] * 3 + list(ExecutorMode))),
-        baseline=BASE,
+        baseline=draw(baselines),
         plan=plan,
         current_rate=current,
         rates=series,
@@ -146,8 +164,56 @@ def scenarios(draw: st.DrawFn) -> DecisionInputs:
     )
 
 
-def check(i: DecisionInputs) -> None:
+@st.composite
+def forcing_scenarios(draw: st.DrawFn) -> DecisionInputs:
+    """Scenarios where a charge or hold is asked for and mostly allowed, so that forcing writes are common (about
+    one case in three) and the read's age and the grid state decide."""
+    i = draw(scenarios())
+    now = i.now
+    age_s = draw(st.one_of(st.floats(-2, 12), st.integers(0, 200)))
+    battery = BatteryState(
+        generated_at=now,
+        valid_until=now + timedelta(minutes=5),
+        observed_at=now - timedelta(seconds=age_s),
+        soc_pct=draw(st.floats(0, 100)),
+        grid_status=draw(st.sampled_from([GridStatus.ON_GRID] * 4 + [GridStatus.OFF_GRID, GridStatus.UNKNOWN])),
+        storm_mode_active=draw(st.sampled_from([False, False, False, None, True])),
+        config=draw(configs),
+    )
+    return replace(
+        i,
+        mode=draw(st.sampled_from([ExecutorMode.HOLD, ExecutorMode.FORCE_CHARGE])),
+        override=None,
+        leaving=None,
+        clock_skew=None,
+        battery=battery,
+        baseline=draw(st.sampled_from([BASE, BASE, BASE, i.baseline])),
+    )
+
+
+@st.composite
+def responses(draw: st.DrawFn) -> tuple[GridStatus, bool | None, float]:
+    """What the write's response shows of the grid, and how long after it the next decision comes (s)."""
+    grid = draw(st.sampled_from([GridStatus.ON_GRID, GridStatus.OFF_GRID, GridStatus.UNKNOWN]))
+    return grid, draw(st.sampled_from([False, None, True])), draw(st.floats(0, 120))
+
+
+def forcing_write(d) -> bool:
+    return d.change is not None and d.action in (Action.CHARGE, Action.HOLD)
+
+
+def check(i: DecisionInputs, response: tuple[GridStatus, bool | None, float] | None = None) -> None:
     d = decide(i, CFG)
+    if forcing_write(d):  # only on a fresh read that showed the grid up and no storm watch
+        assert i.battery is not None
+        assert (i.now - i.battery.observed_at).total_seconds() <= CFG.fresh_read.total_seconds(), d
+        assert i.battery.grid_status != GridStatus.OFF_GRID and not i.battery.storm_mode_active, d
+    if d.needs_read:
+        assert d.change is None and d.deferred  # nothing sent until the executor has read again
+        if i.budget_available < 2:
+            assert any(r.rule == "fresh_read" and "do not both fit" in r.detail for r in d.rules), d
+    if response is not None and d.change is not None and i.battery is not None:
+        after_write(i, d, response)
     soc = i.battery.soc_pct if i.battery is not None else 0.0
     charges = d.action == Action.CHARGE
     grid_charging_sent = d.change is not None and may_grid_charge(d.change, soc)
@@ -171,7 +237,8 @@ def check(i: DecisionInputs) -> None:
     if why:
         assert not charges, (why, d)
         enables = d.change is not None and (d.change.grid_charging or d.change.operational_mode == "backup")
-        assert not (grid_charging_sent and enables), (why, d)
+        # Handing back the user's own configuration is never forbidden, even one that grid-charges by itself.
+        assert not (grid_charging_sent and enables) or d.action == Action.SELF_USE, (why, d)
     if i.battery is not None and (i.battery.grid_status == GridStatus.OFF_GRID or i.battery.storm_mode_active):
         assert d.action is None and d.change is None  # stand aside: touch nothing
     if forbidden["clock skew"]:
@@ -179,16 +246,40 @@ def check(i: DecisionInputs) -> None:
     if d.change is not None and d.change.backup_reserve_pct is not None:
         assert not 81 <= d.change.backup_reserve_pct <= 99
     if d.change is not None and d.change.backup_reserve_pct is not None and why:
-        assert d.change.backup_reserve_pct <= max(BASE.backup_reserve_pct, soc), (why, d)  # no raised reserve
+        assert d.change.backup_reserve_pct <= max(i.baseline.backup_reserve_pct, soc), (why, d)  # none raised
+    if rules.restorable_reserve(i.baseline.backup_reserve_pct) is False:
+        assert d.action not in (Action.CHARGE, Action.HOLD), d  # nothing forced that cannot be handed back
 
 
-@given(scenarios())
-def test_no_forbidden_grid_charging(i: DecisionInputs) -> None:
-    check(i)
+def after_write(i: DecisionInputs, d, response: tuple[GridStatus, bool | None, float]) -> None:
+    """The write is answered with ``response``'s grid state: never ``applied`` when it shows the grid down or storm
+    watch, and the next decision on that response sends nothing at all (whatever the plan wants)."""
+    grid, storm, later_s = response
+    assert i.battery is not None and d.change is not None
+    shown = i.battery.config.model_copy(update=d.change.model_dump(exclude_none=True))
+    answered = i.battery.model_copy(
+        update={"grid_status": grid, "storm_mode_active": storm, "config": shown, "observed_at": i.now}
+    )
+    outcome, reason = write_outcome(d.change, answered)
+    down = grid == GridStatus.OFF_GRID or bool(storm)
+    assert (outcome == "grid_down_after_write") == down, (outcome, grid, storm)
+    assert outcome == "applied" or reason
+    if down:
+        forced = i.forced_active or forcing_write(d)  # the journal keeps a forcing write as possibly in force
+        following = replace(
+            i, now=i.now + timedelta(seconds=later_s), battery=answered, forced_active=forced, leaving=None
+        )
+        again = decide(following, CFG)
+        assert again.change is None and again.action is None, again  # stand aside: nothing sent
+
+
+@given(st.one_of(scenarios(), forcing_scenarios()), responses())
+def test_no_forbidden_grid_charging(i: DecisionInputs, response) -> None:
+    check(i, response)
 
 
 @pytest.mark.slow
 @settings(max_examples=10_000)
-@given(scenarios())
-def test_no_forbidden_grid_charging_10k(i: DecisionInputs) -> None:
-    check(i)
+@given(st.one_of(scenarios(), forcing_scenarios()), responses())
+def test_no_forbidden_grid_charging_10k(i: DecisionInputs, response) -> None:
+    check(i, response)

@@ -29,6 +29,13 @@ from tests.support.fulldisk import fill
 T0 = utc(2024, 1, 15, 1, 0)  # winter night: peak is 16:00–19:00 UTC
 PROFILES = Profiles(4.0)  # shared: the real data is parsed once
 CHARGING = {"operational_mode": "backup", "grid_charging": True}
+BASELINE_CFG = {
+    "operational_mode": "self_consumption",
+    "backup_reserve_pct": 20,
+    "grid_charging": False,
+    "energy_exports": "pv_only",
+}
+CHARGING_CFG = {"operational_mode": "backup", "grid_charging": True}
 
 
 class Rig:
@@ -175,19 +182,23 @@ def test_dry_run_writes_nothing_and_records_what_it_would_do(tmp_path: Path, bro
         rig.close()
 
 
-def test_restart_mid_charge_continues_the_plan_and_restart_without_lease_restores(rig: Rig) -> None:
+def test_restart_mid_charge_continues_the_plan_and_a_state_without_lease_is_the_users(rig: Rig) -> None:
+    """Issue 20 changed the second half: a forced-looking configuration with no lease in the journal used to be
+    restored ("forced state found with no lease"); the journal does not record it as ours, so it is the user's
+    own (a charge someone else started, grid charging set in the Tesla app), becomes the baseline and is left."""
     rig.plan(charge=[T0])
     assert rig.executor.tick().outcome == "applied"
     rig.executor = rig.new_executor()  # a crash: the new process only has the journal and the Powerwall
     rig.plan(charge=[T0])
     assert rig.executor.forced is not None
     assert rig.tick(1).outcome == "unchanged"  # the plan still wants it: continue, no write
-    rig.executor.journal.clear_forced()  # a journal that lost the lease (or a charge someone else left)
+    rig.executor.journal.clear_forced()  # a journal without the lease: not ours
     rig.executor = rig.new_executor()
     rig.plan(charge=[])
     applied = rig.tick(1)
-    assert applied.outcome == "applied" and applied.action == Action.SELF_USE
-    assert rig.sim.state()["config"]["grid_charging"] is False
+    assert applied.outcome == "unchanged" and applied.action == Action.SELF_USE
+    assert rig.sim.state()["config"]["grid_charging"] is True and len(rig.writes()) == 1
+    assert rig.executor.journal.baseline() == PowerwallConfig(**{**BASELINE_CFG, **CHARGING_CFG})
 
 
 def test_mode_off_restores_then_hands_off(rig: Rig, probe) -> None:

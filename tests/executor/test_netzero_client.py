@@ -204,3 +204,63 @@ def test_off_grid_and_storm_are_read() -> None:
     }
     status = parse_config(body, T0)
     assert status.grid_status == GridStatus.OFF_GRID and status.storm_mode_active is True
+
+
+# ------------------------------------------------------------------ the simulator's hostile mode
+
+
+def test_hostile_events_flip_the_grid_between_a_read_and_the_next_write(server: SimServer, clock) -> None:
+    c = client(server, clock)
+    server.control(events=[{"on": "after_get", "set": {"grid_outage": True}}])
+    assert c.get().grid_status == GridStatus.ON_GRID  # the read was answered before the switch
+    after = c.post(PowerwallConfig(operational_mode="backup", grid_charging=True))
+    assert after.grid_status == GridStatus.OFF_GRID  # the write's response shows it
+    log = server.log()
+    assert [r["shown"]["grid_up"] for r in log["requests"]] == [True, False]
+    assert [e["on"] for e in log["events"]] == ["after_get"]
+
+
+def test_hostile_events_at_the_nth_request_and_at_a_time(server: SimServer, clock) -> None:
+    c = client(server, clock, per_minute=50)
+    server.control(
+        events=[
+            {"on": "before_post", "nth": 2, "set": {"storm": True}},
+            {"on": "time", "t": (T0 + timedelta(seconds=90)).isoformat(), "set": {"storm": False}},
+        ]
+    )
+    change = PowerwallConfig(grid_charging=False)
+    assert c.post(change).storm_mode_active is False
+    assert c.get().storm_mode_active is False  # a GET does not count towards a before_post event
+    assert c.post(change).storm_mode_active is True  # the second POST's response shows the storm watch
+    clock.advance(89)
+    assert c.get().storm_mode_active is True
+    clock.advance(2)
+    assert c.get().storm_mode_active is False
+    assert server.log()["events"][1]["t"] == (T0 + timedelta(seconds=90)).isoformat()
+
+
+def test_hostile_mode_refuses_only_writes_and_answers_429_with_retry_after(server: SimServer, clock) -> None:
+    c = client(server, clock)
+    server.control(api_error={"status": 429, "retry_after_s": 120, "methods": ["POST"], "html": False, "count": 1})
+    c.get()  # reads still work
+    with pytest.raises(RateLimited) as info:
+        c.post(PowerwallConfig(grid_charging=False))
+    assert info.value.retry_at == T0 + timedelta(seconds=120)  # Retry-After, not the window's reset
+    assert server.state()["writes"] == 0
+    server.control(api_error={"status": 403, "methods": ["GET"]})
+    with pytest.raises(AuthError, match="HTTP 403"):
+        client(server, clock).get()
+
+
+def test_hostile_mode_reset_starts_a_new_case(server: SimServer, clock) -> None:
+    c = client(server, clock)
+    server.control(grid_outage=True, events=[{"on": "before_any", "set": {"storm": True}}])
+    c.get()
+    server.control(reset=True, config={"backup_reserve_percent": 100}, soc_pct=30)
+    state = server.state()
+    assert state["grid_up"] and not state["storm"] and state["request_count"] == 0
+    assert state["config"]["backup_reserve_percent"] == 100 and state["soc_pct"] == pytest.approx(30)
+    assert c.limiter.available() == 3  # the client's own window is its own affair
+    assert server.log()["events"] == []
+    with pytest.raises(Exception, match="400"):
+        server.control(events=[{"on": "sometime", "set": {}}])

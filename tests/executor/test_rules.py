@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from services.executor import rules
-from services.executor.decide import DecisionInputs, Override, decide
+from services.executor.decide import DecisionInputs, Override, decide, write_outcome
 from services.executor.rules import Proposal, RuleConfig
-from services.executor.translate import desired_config, diff, is_forced, safe_reserve, sanitize_baseline
+from services.executor.translate import (
+    desired_config,
+    diff,
+    is_forced,
+    restore_config,
+    safe_reserve,
+    user_baseline,
+)
 from shared.models import Action, BatteryState, ExecutorMode, GridStatus, PowerwallConfig
 from tests.executor.support import current_rate, make_plan, make_rates, utc
 
@@ -55,6 +62,14 @@ def test_peak_window_blocks_grid_charging_in_local_time(now, blocked: bool) -> N
     assert out.rule == "peak_window"
     assert (p.action == Action.SELF_USE) is blocked
     assert out.verdict == ("blocked" if blocked else "pass")
+
+
+def test_the_planners_peak_window_is_kept_out_too() -> None:
+    now = utc(2024, 1, 15, 14, 30)  # outside 16:00–19:00
+    assert rules.peak_window(CHARGE, now, CFG)[0] == CHARGE
+    p, out = rules.peak_window(CHARGE, now, CFG, (time(14), time(15)))
+    assert p.action == Action.SELF_USE and "14:00–15:00" in out.detail
+    assert rules.next_peak_start(utc(2024, 1, 15, 13), CFG, (time(14), time(15))) == utc(2024, 1, 15, 14)
 
 
 def test_peak_window_leaves_other_actions_alone() -> None:
@@ -175,6 +190,39 @@ def test_budget_defers_without_a_token_and_during_backoff() -> None:
     assert rules.budget(change, now, 0, None, None)[0] is False
     assert rules.budget(change, now, 2, change, now + timedelta(minutes=2))[0] is False
     assert rules.budget(change, now, 2, change, now - timedelta(seconds=1))[0] is True
+    wait = "NetZero asked us to wait 120 s (HTTP 429 Retry-After): no request before 03:02:00 UTC"
+    ok, out = rules.budget(change, now, 0, None, None, wait)
+    assert not ok and out.detail == f"{wait}: deferred"  # the reason is the server's, not "budget used"
+
+
+def test_fresh_read_a_forcing_write_goes_only_on_a_read_a_few_seconds_old() -> None:
+    now = utc(2024, 1, 15, 3)
+    assert rules.fresh_read(True, now, battery(now, age_s=5), CFG, 1)[0] is True
+    assert rules.fresh_read(False, now, battery(now, age_s=29), CFG, 0)[0] is True  # not forcing: no matter
+    ok, out = rules.fresh_read(True, now, battery(now, age_s=29), CFG, 2)
+    assert not ok and "29s old" in out.detail and "reading again" in out.detail
+    ok, out = rules.fresh_read(True, now, battery(now, age_s=29), CFG, 1)
+    assert not ok and "do not both fit" in out.detail and "the write waits" in out.detail
+
+
+def test_a_decision_on_an_old_read_asks_for_a_fresh_one_and_sends_nothing() -> None:
+    now = utc(2024, 1, 15, 3)
+    i = DecisionInputs(now=now, mode=ExecutorMode.HOLD, baseline=BASE, battery=battery(now, age_s=29))
+    d = decide(i, CFG)
+    assert d.action == Action.HOLD and d.needs_read and d.change is None and d.deferred
+    d = decide(DecisionInputs(now=now, mode=ExecutorMode.HOLD, baseline=BASE, battery=battery(now, age_s=1)), CFG)
+    assert d.change == PowerwallConfig(operational_mode="backup") and not d.needs_read
+
+
+def test_write_outcome_reads_the_grid_in_the_response() -> None:
+    now = utc(2024, 1, 15, 3)
+    sent = PowerwallConfig(operational_mode="backup", grid_charging=True)
+    charging = BASE.model_copy(update={"operational_mode": "backup", "grid_charging": True})
+    assert write_outcome(sent, battery(now, config=charging)) == ("applied", None)
+    assert write_outcome(sent, battery(now))[0] == "mismatch"
+    for down in (battery(now, grid=GridStatus.OFF_GRID, config=charging), battery(now, storm=True)):
+        outcome, why = write_outcome(sent, down)
+        assert outcome == "grid_down_after_write" and "nothing more is sent" in why
 
 
 # ------------------------------------------------------------------------------------------- rule 7: leaving
@@ -202,11 +250,34 @@ def test_translation_per_action() -> None:
     assert diff(desired_config(Action.SELF_USE, BASE), observed) is None
 
 
-def test_baseline_is_never_a_charging_state() -> None:
+def test_baseline_is_the_users_own_configuration_whatever_it_is() -> None:
+    """Issue 20: it used to be "never a charging state" (backup → self-consumption, 90 → 80 %), which rewrote the
+    user's own setting at start-up. Now it is exactly what was found; only the two baseline settings replace a
+    field, when the user set them."""
     found = PowerwallConfig(operational_mode="backup", backup_reserve_pct=90, grid_charging=True)
-    base = sanitize_baseline(found)
-    assert base == PowerwallConfig(operational_mode="self_consumption", backup_reserve_pct=80, grid_charging=False)
-    assert is_forced(found, base) and not is_forced(base, base)
+    base = user_baseline(found)
+    assert base == found and not is_forced(found, base)
+    assert desired_config(Action.SELF_USE, base) == found  # handing back is handing back all of it
+    assert is_forced(PowerwallConfig(operational_mode="backup", grid_charging=True), BASE)
+    assert user_baseline(found, "autonomous", 30) == PowerwallConfig(
+        operational_mode="autonomous", backup_reserve_pct=30, grid_charging=True
+    )
+    assert restore_config(base).backup_reserve_pct == 80  # only ever sent when the user accepted it …
+    assert restore_config(base, found).backup_reserve_pct is None  # … and left out while the Powerwall has it
+    assert restore_config(BASE) == BASE
+
+
+def test_baseline_rule_forces_nothing_that_cannot_be_handed_back() -> None:
+    for pct in (81, 95, 99):
+        user = BASE.model_copy(update={"backup_reserve_pct": pct})
+        for action in (Action.CHARGE, Action.HOLD):
+            p, out = rules.baseline(Proposal(action, 100.0), user, CFG)
+            assert p.action == Action.SELF_USE and out.verdict == "blocked"
+            assert f"{pct}%" in out.detail and "Tesla app" in out.detail and "ACCEPT_NEAREST" in out.detail
+        p, out = rules.baseline(CHARGE, user, RuleConfig(tz=TZ, accept_nearest_reserve=True))
+        assert p.action == Action.CHARGE and "80%" in out.detail
+    for pct in (0, 80, 100):
+        assert rules.baseline(CHARGE, BASE.model_copy(update={"backup_reserve_pct": pct}), CFG)[0] == CHARGE
 
 
 # ------------------------------------------------------------------------------------------- the chain

@@ -15,6 +15,7 @@ from shared.models import (
     CurrentRate,
     DailySummary,
     EnergyForecast,
+    ExecutorAlert,
     Heartbeat,
     OverrideCommand,
     Plan,
@@ -204,6 +205,15 @@ def pricing_alert(now: datetime) -> dict[str, Any]:
     return {"generated_at": z(now), "code": "ok", "message": "prices current", "since": z(now)}
 
 
+def executor_alert(now: datetime) -> dict[str, Any]:
+    return {
+        "generated_at": z(now),
+        "code": "baseline_unrestorable",
+        "message": "your own backup reserve of 95% cannot be restored through NetZero",
+        "since": z(now),
+    }
+
+
 def command(request_id: str = "fuzz-0001", reason: str | None = None) -> dict[str, Any]:
     return {"request_id": request_id, "reason": reason}
 
@@ -232,6 +242,7 @@ KINDS: dict[str, tuple[Any, Any]] = {
     "watchdog": (watchdog_report, WatchdogReport),
     "daily": (daily_summary, DailySummary),
     "alert": (pricing_alert, PricingAlert),
+    "executor_alert": (executor_alert, ExecutorAlert),
     "command": (lambda now: command(), Command),
     "override": (lambda now: override(now, action="charge"), OverrideCommand),
 }
