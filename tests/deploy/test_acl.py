@@ -12,6 +12,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,6 +64,8 @@ def discovery(service: str) -> str:
 @pytest.fixture(scope="module")
 def acl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProjectBroker]:
     b = ProjectBroker(tmp_path_factory.mktemp("acl-broker")).start()
+    for port in b.ports.values():  # every listener, not only the first the broker opens
+        wait_port(port)
     yield b
     b.stop()
 
@@ -251,16 +254,18 @@ def test_messages_above_the_services_limit_are_refused_by_the_broker(acl_broker:
     limit = int(re.search(r"(?m)^message_size_limit (\d+)$", conf).group(1))
     assert limit == MAX_PAYLOAD_BYTES, "the broker refuses what the services would drop"
     pricing = login(acl_broker, "pricing")
+    other = login(acl_broker, "pricing")
     try:
         tag = marker()
-        big = tag + "x" * (limit + 1 - len(tag))
-        assert pricing.publish(T.import_rates, big) != 0
+        pricing.client.publish(T.import_rates, tag + "x" * (limit + 1 - len(tag)), qos=1)
+        assert pricing.disconnected.wait(10), "the sender of an oversized message is disconnected"
         sentinel = marker()
-        assert pricing.publish(T.import_current, sentinel) == 0
+        assert other.publish(T.import_current, sentinel) == 0  # the broker goes on serving everyone else
         watcher.wait_for(T.import_current, lambda m: m.text == sentinel, timeout=10)
         assert not [m for m in watcher.messages if m.text.startswith(tag)]
     finally:
         pricing.close()
+        other.close()
 
 
 def mqtt_connect_packet(user: str, password: str) -> bytes:
@@ -278,30 +283,40 @@ def mqtt_connect_packet(user: str, password: str) -> bytes:
     return bytes([0x10, len(body)]) + body
 
 
-def test_each_listener_takes_at_most_max_connections(tmp_path: Path) -> None:
+def test_the_mqtt_listener_takes_at_most_max_connections(tmp_path: Path) -> None:
+    """A runaway client cannot exhaust the broker. mosquitto miscounts connections closed before their CONNECT
+    (upstream issue 1460), so this broker is not probed with empty connections: it is ready when its log says so."""
     conf = (MOSQUITTO_DIR / "mosquitto.conf").read_text()
     limit = int(re.search(r"(?ms)^listener 1883$.*?^max_connections (\d+)$", conf).group(1))
-    broker = ProjectBroker(tmp_path / "broker").start()
-    hello = mqtt_connect_packet("readonly", broker.passwords["readonly"])
+    broker = ProjectBroker(tmp_path / "broker")
+    broker.write_conf()
+    log_path = tmp_path / "broker.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([mosquitto_binary(), "-c", str(broker.conf_path)], stdout=log, stderr=log)
     socks: list[socket.socket] = []
     try:
-        for _ in range(limit):
+        deadline = time.monotonic() + 10
+        while f"listen socket on port {broker.wss_port}" not in log_path.read_text():
+            assert time.monotonic() < deadline and proc.poll() is None, log_path.read_text()
+            time.sleep(0.05)
+        answers = []
+        for _ in range(limit + 3):
             s = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
-            s.sendall(hello)
-            assert s.recv(4)[:1] == b"\x20", "CONNACK"
             socks.append(s)
-        extra = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
-        socks.append(extra)
-        try:
-            extra.sendall(hello)
-            answer = extra.recv(4)
-        except OSError:
-            answer = b""
-        assert answer == b"", f"connection {limit + 1} was served"
+            try:
+                s.sendall(mqtt_connect_packet("readonly", broker.passwords["readonly"]))  # a client id each
+                answers.append(s.recv(4))
+            except OSError:
+                answers.append(b"")
+        served = sum(a == b"\x20\x02\x00\x00" for a in answers)
+        assert served == limit, f"{served} of {len(answers)} connections served, the limit is {limit}"
+        assert answers[:limit] == [b"\x20\x02\x00\x00"] * limit, "CONNACK for each client up to the limit"
+        assert answers[limit:] == [b""] * 3, "connections past the limit are closed unserved"
     finally:
         for s in socks:
             s.close()
-        broker.stop()
+        proc.terminate()
+        proc.wait(10)
 
 
 def test_make_passwords_names_every_missing_secret_and_writes_nothing(tmp_path: Path) -> None:
