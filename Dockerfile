@@ -22,17 +22,17 @@ ARG PIP_DEFAULT_TIMEOUT=
 WORKDIR /app
 COPY pyproject.toml ./
 COPY tools/install_deps.py tools/install_deps.py
-# The same script the test suite runs into a fresh venv (tests/deploy/test_image.py, `make image-check`); then
-# out goes what no service loads at run time (the packages' test suites, pip and setuptools).
+# The same script the test suite runs into a fresh venv (tests/deploy/test_image.py, `make image-check`).
 RUN python -m venv /opt/venv \
- && python tools/install_deps.py --python /opt/venv/bin/python \
- && python tools/install_deps.py --python /opt/venv/bin/python --prune
+ && python tools/install_deps.py --python /opt/venv/bin/python
 COPY shared/ shared/
 COPY services/ services/
 COPY sim/ sim/
 COPY tools/ tools/
+# Out goes what no service loads at run time (the packages' test suites, pip, setuptools, the bytecode of modules
+# nothing imports); the sources are compiled, and so is the planner's kernel, into numba's cache.
 RUN python -m compileall -q shared services sim tools \
- && /opt/venv/bin/python -m services.planner.dp_kernel
+ && python tools/install_deps.py --python /opt/venv/bin/python --prune --app /app
 
 # ---- runtime: the venv and the source, run as an unprivileged user
 FROM ${PYTHON_IMAGE} AS runtime

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.prereqs import needs
 from tools import init_secrets, mqtt_acl, settings_doc
 from tools.launcher import components
 
@@ -59,7 +60,7 @@ def test_validates_against_the_compose_specification(path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.skipif(not shutil.which("docker-compose"), reason="docker-compose is not installed here")
+@needs("docker-compose")
 def test_docker_compose_accepts_the_files_with_nothing_exported(tmp_path: Path) -> None:
     """`up`, `ps`, `logs`, `down` need no variable in the shell: every one has its default in the files."""
     for name in ("compose.yaml", "compose.sim.yaml", ".env.example"):

@@ -13,10 +13,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from shared.models import Plan, PlanNow
 from shared.topics import Topics
+from tests.support.prereqs import needs
 
 FLOW = Path(__file__).resolve().parents[2] / "examples" / "node-red" / "flow.json"
 T = Topics()
@@ -88,7 +87,7 @@ def run_function(name: str, payload: Any) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
-needs_node = pytest.mark.skipif(not shutil.which("node"), reason="Node.js is not installed")
+needs_node = needs("node")
 
 
 @needs_node
