@@ -26,6 +26,7 @@ from tools.launcher import components
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"
 SIM = ROOT / "compose.sim.yaml"
+EXTERNAL = ROOT / "compose.external-broker.yaml"
 SERVICES = {"pricing", "forecast", "planner", "executor", "watchdog", "accounting", "dashboard"}
 SIMULATORS = {"fake-octopus", "fake-open-meteo", "netzero-sim"}
 SIM_PUBLIC_VALUES = {"BATSCHED_NETZERO_API_KEY": "demo-token"}  # the simulator's built-in token
@@ -49,7 +50,7 @@ def module_of(service: dict[str, Any]) -> str:
     return cmd[2]
 
 
-@pytest.mark.parametrize("path", [COMPOSE, SIM], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [COMPOSE, SIM, EXTERNAL], ids=lambda p: p.name)
 def test_validates_against_the_compose_specification(path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(path)],
