@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: venv run test test-compose lint format schemas bench-planner bench-forecast backtest bench-backtest bench-load bench-fleet fuzz-long soak clean image-check settings-doc
+.PHONY: venv run test test-compose test-fresh lint format schemas bench-planner bench-forecast backtest bench-backtest bench-load bench-fleet fuzz-long soak clean image-check settings-doc
 
 venv: $(STAMP)
 
@@ -25,6 +25,10 @@ test: venv
 # debootstrap where missing; local stand-ins for the base images where no registry answers): tests/deploy/test_stack.py.
 test-compose: venv
 	bash tools/docker_ci/test_compose.sh
+
+# `make test` in a fresh Debian container with only the README's prerequisites (same private engine, as root).
+test-fresh: venv
+	bash tools/docker_ci/test_compose.sh --fresh-make-test
 
 lint: venv
 	$(PY) -m ruff check .

@@ -59,6 +59,8 @@ rootfs() {
 }
 
 have() { docker image inspect "$1" >/dev/null 2>&1; }
+# docker build, quiet unless it fails (the legacy builder's deprecation notice is noise here)
+build() { local out; out=$(docker build -q "$@" 2>&1) || { echo "$out" >&2; return 1; }; }
 
 if ! have "$python_tag"; then
     tarball=$(rootfs python python3 python3-venv python-is-python3 ca-certificates netbase tzdata)
@@ -68,7 +70,7 @@ if ! have "$python_tag"; then
         'COPY ca-certificates.crt /etc/ssl/certs/ca-certificates.crt' \
         'ENV LANG=C.UTF-8' 'CMD ["python3"]' > "$ctx/Dockerfile"
     docker import "$tarball" batsched-standin/python-rootfs >/dev/null
-    docker build -q -t "$python_tag" "$ctx" >/dev/null
+    build -t "$python_tag" "$ctx"
     docker rmi batsched-standin/python-rootfs >/dev/null 2>&1 || true
     rm -rf "$ctx"
     echo "standins: $python_tag is a local stand-in ($(docker run --rm "$python_tag" python --version))"
@@ -83,7 +85,7 @@ if ! have "$mosquitto_tag"; then
     printf '%s\n' 'FROM batsched-standin/mosquitto-rootfs' \
         'RUN mkdir -p /mosquitto/config /mosquitto/data /mosquitto/log && chown -R mosquitto:mosquitto /mosquitto' \
         > "$ctx/Dockerfile"
-    docker build -q -t "$mosquitto_tag" "$ctx" >/dev/null
+    build -t "$mosquitto_tag" "$ctx"
     docker rmi batsched-standin/mosquitto-rootfs >/dev/null 2>&1 || true
     rm -rf "$ctx"
     echo "standins: $mosquitto_tag is a local stand-in ($(docker run --rm "$mosquitto_tag" mosquitto -h | head -1))"

@@ -89,6 +89,12 @@ if [ "$standin" = 1 ]; then
     export BATSCHED_BASE_STANDIN=1
 fi
 
+# ---- `make test-fresh`: the README's make test in a fresh container instead of the stack
+if [ "${1:-}" = "--fresh-make-test" ]; then
+    bash tools/docker_ci/fresh_make_test.sh
+    exit $?
+fi
+
 # ---- the stack and its tests
 export BATSCHED_STACK_TESTS=1
 mkdir -p "$BATSCHED_STACK_STATE"
