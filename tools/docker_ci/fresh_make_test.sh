@@ -11,22 +11,20 @@ packages=$(grep -o 'apt-get install [a-z0-9 .+-]*' README.md | head -1 | sed 's/
 echo "test-fresh: README prerequisites: $packages"
 ctx=$(mktemp -d)
 trap 'rm -rf "$ctx"' EXIT
-git ls-files -z | xargs -0 -I{} cp --parents {} "$ctx" 2>/dev/null || tar -c --exclude=.venv --exclude=.git . | tar -x -C "$ctx"
-cat > "$ctx/.fresh.Dockerfile" <<DOCKERFILE
+# the machine: Debian and the README's packages, a user of its own (the checkout goes in at run time)
+cat > "$ctx/Dockerfile" <<DOCKERFILE
 FROM $python_tag
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $packages >/dev/null \
  && useradd -m tester
-COPY --chown=tester . /home/tester/batsched
 USER tester
-WORKDIR /home/tester/batsched
+WORKDIR /home/tester
 DOCKERFILE
-printf '.venv\n.git\nartifacts\n' > "$ctx/.dockerignore"
-args=()
-while IFS= read -r line; do [ -n "$line" ] && args+=(--build-arg "$line"); done <<< "${BATSCHED_BUILD_ARGS:-}"
-docker build -q -t batsched-fresh -f "$ctx/.fresh.Dockerfile" "$ctx" >/dev/null 2>"$ctx/build.err" || { cat "$ctx/build.err" >&2; exit 1; }
+docker build -q -t batsched-fresh "$ctx" >/dev/null 2>"$ctx/build.err" || { cat "$ctx/build.err" >&2; exit 1; }
 env_args=()
 for name in PIP_INDEX_URL PIP_EXTRA_INDEX_URL PIP_TRUSTED_HOST PIP_CERT PIP_DEFAULT_TIMEOUT; do
     value=$(printf '%s\n' "${BATSCHED_BUILD_ARGS:-}" | sed -n "s/^$name=//p")
-    [ -n "$value" ] && env_args+=(-e "$name=$value")
+    if [ -n "$value" ]; then env_args+=(-e "$name=$value"); fi
 done
-docker run --rm "${env_args[@]}" batsched-fresh make test
+# the checkout's tracked files (what a clone has), unpacked by the user who runs the tests
+git ls-files -z | tar --null -T - -c | docker run -i --rm "${env_args[@]}" batsched-fresh \
+    sh -c 'mkdir batsched && tar -x -C batsched && cd batsched && make test'
