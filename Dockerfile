@@ -12,6 +12,13 @@ FROM ${PYTHON_IMAGE} AS build
 # The planner's DP kernel is compiled by numba on first use (seconds); it is compiled here, into a cache that the
 # runtime stage copies. numba names the cache after the source's path, so the sources live at /app in both stages.
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1 NUMBA_CACHE_DIR=/opt/numba-cache
+# pip's settings, for a build behind a TLS-inspecting proxy or a private index only (`make test-compose` passes
+# this machine's; a normal build sets none). They live in this stage alone: nothing of them reaches the image.
+ARG PIP_INDEX_URL=
+ARG PIP_EXTRA_INDEX_URL=
+ARG PIP_TRUSTED_HOST=
+ARG PIP_CERT=
+ARG PIP_DEFAULT_TIMEOUT=
 WORKDIR /app
 COPY pyproject.toml ./
 COPY tools/install_deps.py tools/install_deps.py
@@ -22,14 +29,16 @@ COPY shared/ shared/
 COPY services/ services/
 COPY sim/ sim/
 COPY tools/ tools/
+# Out goes what no service loads at run time (the packages' test suites, pip, setuptools, the bytecode of modules
+# nothing imports); the sources are compiled, and so is the planner's kernel, into numba's cache.
 RUN python -m compileall -q shared services sim tools \
- && /opt/venv/bin/python -m services.planner.dp_kernel
+ && python tools/install_deps.py --python /opt/venv/bin/python --prune --app /app
 
 # ---- runtime: the venv and the source, run as an unprivileged user
 FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 batsched \
  && useradd --system --uid 10001 --gid batsched --home-dir /app --no-create-home --shell /usr/sbin/nologin batsched \
- && install -d -o batsched -g batsched -m 0750 /data
+ && install -d -o batsched -g batsched -m 0750 /data /sim-clock
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /app /app
 # Writable by the services: on another CPU than the build's, numba compiles once more and keeps the result.

@@ -4,13 +4,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: venv run test lint format schemas bench-planner bench-forecast backtest bench-backtest bench-load bench-fleet fuzz-long soak clean image-check settings-doc
+.PHONY: venv run test test-compose test-fresh lint format schemas bench-planner bench-forecast backtest bench-backtest bench-load bench-fleet fuzz-long soak clean image-check settings-doc
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,tools]'
 	rm -f $(VENV)/.installed-*; touch $@
 
 run: venv
@@ -19,7 +19,16 @@ run: venv
 # The planner's kernel is compiled once into numba's cache first, so no test waits seconds for a first plan.
 test: venv
 	$(PY) -m services.planner.dp_kernel
-	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow"
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow and not compose"
+
+# compose.yaml + compose.sim.yaml on a private Docker engine (root; installs docker.io, docker-compose and
+# debootstrap where missing; local stand-ins for the base images where no registry answers): tests/deploy/test_stack.py.
+test-compose: venv
+	bash tools/docker_ci/test_compose.sh
+
+# `make test` in a fresh Debian container with only the README's prerequisites (same private engine, as root).
+test-fresh: venv
+	bash tools/docker_ci/test_compose.sh --fresh-make-test
 
 lint: venv
 	$(PY) -m ruff check .

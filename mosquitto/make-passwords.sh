@@ -3,9 +3,8 @@
 #
 #   make-passwords.sh SECRETS_DIR PASSWORD_FILE [ACL_FILE]
 #
-# Each user <name> takes its password from SECRETS_DIR/mqtt_password_<name> (trailing newline ignored); the
-# broker's own "healthcheck" user, which can read only $SYS/broker/uptime, uses the password "healthcheck" unless
-# a secret file exists for it. A missing or empty secret is an error naming the file, and no file is written.
+# Each user <name> takes its password from SECRETS_DIR/mqtt_password_<name> (trailing newline ignored). A missing
+# or empty secret is an error naming the file, and no file is written.
 # Passwords never appear on a command line: they are written to a 0600 temporary file and hashed in place with
 # `mosquitto_passwd -U` (PBKDF2-SHA512). POSIX sh, so it runs in the eclipse-mosquitto (Alpine) image and on a host.
 set -eu
@@ -26,8 +25,6 @@ for user in $users; do
     file="$secrets_dir/mqtt_password_$user"
     if [ -f "$file" ]; then
         password=$(cat "$file")
-    elif [ "$user" = healthcheck ]; then
-        password=healthcheck
     else
         password=""
     fi

@@ -10,9 +10,11 @@ measured on ``Clock.monotonic``, waits for wall instants go through ``wait_until
 
 from __future__ import annotations
 
+import os
 import threading
 import time as _time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Protocol
 
 # While a wait runs the clock is read again at least this often (real seconds): a wall-clock step is noticed
@@ -73,6 +75,26 @@ class SimClock:
 
     def wait(self, seconds: float, stop: threading.Event) -> bool:
         return stop.wait(max(0.0, seconds) / self.speed)
+
+
+def shared_sim_origin(path: Path) -> float:
+    """The simulated clock's origin that every process sharing ``path`` agrees on: the first to start writes its
+    start time, the others (and restarts) read it. The file appears complete or not at all (written aside, then
+    hard-linked into place, which fails if another process got there first)."""
+    try:
+        return float(path.read_text())
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    aside = path.with_name(f".{path.name}.{os.getpid()}")
+    aside.write_text(repr(_time.time()))
+    try:
+        os.link(aside, path)
+    except FileExistsError:
+        pass
+    finally:
+        aside.unlink()
+    return float(path.read_text())
 
 
 class FixedClock:

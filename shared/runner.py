@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from shared.bus import Bus
-from shared.clock import Clock, RealClock, SimClock, WallClockSteps, wait_until
+from shared.clock import Clock, RealClock, SimClock, WallClockSteps, shared_sim_origin, wait_until
 from shared.logging import configure_logging
 from shared.settings import ServiceSettings, load_settings
 from shared.slots import next_slot_boundary
@@ -39,7 +39,10 @@ S = TypeVar("S", bound=ServiceSettings)
 def make_clock(settings: ServiceSettings) -> Clock:
     if settings.clock == "sim":
         start = settings.sim_start or RealClock().now()
-        return SimClock(start, settings.sim_speed, settings.sim_origin)
+        origin = settings.sim_origin
+        if origin is None and settings.sim_origin_file is not None:
+            origin = shared_sim_origin(settings.sim_origin_file)
+        return SimClock(start, settings.sim_speed, origin)
     return RealClock()
 
 

@@ -62,6 +62,10 @@ class ServiceSettings(BaseSettings):
     sim_start: datetime | None = Field(None, description="Simulated clock: start instant (aware ISO time)")
     sim_speed: Annotated[float, Field(gt=0)] = Field(60.0, description="Simulated clock: speed-up factor")
     sim_origin: float | None = Field(None, description="Simulated clock: real UNIX time of sim_start")
+    sim_origin_file: Path | None = Field(
+        None,
+        description="Simulated clock without sim_origin: a file shared by every process, holding the first one's start",
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -71,6 +75,11 @@ class ServiceSettings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @field_validator("sim_origin", mode="before")
+    @classmethod
+    def _unset_origin(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value  # Compose's ${BATSCHED_SIM_ORIGIN:-}
 
     @field_validator("sim_start")
     @classmethod

@@ -17,6 +17,9 @@ hyp_settings.register_profile("ci", deadline=None, max_examples=200)
 hyp_settings.register_profile("long", deadline=None, max_examples=10_000)
 hyp_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+# One line per optional tool that is missing (Chromium, Node.js, …), saying how to install it.
+pytest_plugins = ["tests.support.prereqs"]
+
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 
 

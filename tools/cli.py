@@ -116,6 +116,12 @@ def _progress_factory(enabled: bool):
 
 
 def backtest(args: argparse.Namespace) -> int:
+    try:
+        import plotly  # noqa: F401
+        import tqdm  # noqa: F401
+    except ImportError:
+        print("batsched backtest: its report needs the tools extra: pip install -e '.[tools]' (make venv does)")
+        return 2
     from services.planner.battery import BatteryModel
     from shared.models import PlannerSettings
     from tools.backtest import sources

@@ -1,6 +1,7 @@
 """Install the project's pinned dependencies into a Python environment: the Dockerfile's one install step.
 
     python tools/install_deps.py --python /opt/venv/bin/python          # what the image build runs
+    python tools/install_deps.py --python /opt/venv/bin/python --prune  # then: what the services never load
     python tools/install_deps.py --python .venv/bin/python --print       # show the pip command only
 
 The list comes from ``pyproject.toml`` (``[project] dependencies``, plus ``--extra NAME`` groups), so the image
@@ -8,13 +9,24 @@ and ``make venv`` cannot drift apart. Every requirement must be pinned with ``==
 only (``--only-binary=:all:``): no compiler is needed, in the build stage or anywhere else. The source tree is
 not pip-installed; the image runs it from ``/app`` (``python -m services.<name>``).
 
+``--prune`` removes from the environment what no service loads at run time: pip and setuptools themselves and the
+packages' own test suites (pandas, numpy, numba, llvmlite: about 70 MB); with ``--app DIR`` it also keeps compiled
+bytecode only for the modules the sources in DIR import (every module of ``shared``, ``services``, ``sim`` and
+``tools.healthcheck``, and what numba loads to compile the planner's kernel), so start-up stays fast without
+carrying bytecode for code that never runs (numba's CUDA target, pandas' readers of Excel, …).
+
+pip's settings come from the environment as usual (``PIP_INDEX_URL``, ``PIP_CERT``, …); empty ones, as a Docker
+build passes for an ``ARG`` nobody set, are dropped rather than handed to pip.
+
 Runs on the standard library alone (``tomllib``), because it runs before anything is installed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -39,17 +51,93 @@ def pip_command(python: str, reqs: list[str]) -> list[str]:
     return [python, "-m", "pip", "install", "--no-cache-dir", "--no-input", "--only-binary=:all:", *reqs]
 
 
+# Test suites shipped inside wheels: never imported by the services (globs relative to site-packages).
+TEST_SUITES = ("pandas/tests", "numba/tests", "llvmlite/tests", "numpy/tests", "numpy/*/tests", "numpy/*/*/tests")
+BOOTSTRAP = ("pip", "setuptools", "wheel", "pkg_resources", "_distutils_hack")
+APP_PACKAGES = ("shared", "services", "sim")
+IMPORT_ALL = """
+import importlib, pathlib, sys
+failed = []
+names = ["tools.healthcheck"]
+for pkg in sys.argv[1:]:
+    for path in sorted(pathlib.Path(pkg).rglob("*.py")):
+        parts = path.with_suffix("").parts
+        if parts[-1] != "__main__":
+            names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+for name in names:
+    try:
+        importlib.import_module(name)
+    except Exception as exc:  # a tool module whose extra is not in the image (services.planner.lp: highspy)
+        failed.append(f"{name} ({type(exc).__name__}: {exc})")
+print(f"install_deps: bytecode kept for {len(names) - len(failed)} modules and their imports", file=sys.stderr)
+for line in failed:
+    print(f"install_deps: not importable here: {line}", file=sys.stderr)
+"""
+
+
+def site_packages(python: str) -> Path:
+    code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    return Path(subprocess.run([python, "-c", code], check=True, capture_output=True, text=True).stdout.strip())
+
+
+def keep_used_bytecode(python: str, site: Path, app: Path) -> None:
+    """Drop every compiled module, then import the app's modules once with bytecode writing on."""
+    for cache in list(site.rglob("__pycache__")):
+        shutil.rmtree(cache)
+    env = {k: v for k, v in pip_env().items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run([python, "-c", IMPORT_ALL, *APP_PACKAGES], cwd=app, env=env, check=True, timeout=600)
+    subprocess.run([python, "-m", "services.planner.dp_kernel"], cwd=app, env=env, check=True, timeout=600)
+
+
+def prune(python: str, app: Path | None = None) -> int:
+    """Remove the test suites and the installers from the environment (and with ``app``, the bytecode of what the
+    app never imports); returns the bytes freed."""
+    site = site_packages(python)
+
+    def size(path: Path) -> int:
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
+
+    before = size(site)
+    for pattern in TEST_SUITES:
+        for path in site.glob(pattern):
+            shutil.rmtree(path)
+    for name in BOOTSTRAP:
+        for path in [
+            site / name,
+            *site.glob(f"{name}-*.dist-info"),
+            *site.glob("_distutils_hack"),
+            *site.glob(f"{name}-*.pth"),
+        ]:
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    scripts = Path(python).parent
+    for path in scripts.glob("pip*"):
+        path.unlink()
+    (site / "distutils-precedence.pth").unlink(missing_ok=True)
+    if app is not None:
+        keep_used_bytecode(python, site, app)
+    return before - size(site)
+
+
+def pip_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not (k.startswith("PIP_") and not v.strip())}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--python", default=sys.executable, help="the interpreter of the target environment")
     parser.add_argument("--extra", action="append", default=[], help="also install this optional group")
     parser.add_argument("--print", action="store_true", help="print the pip command instead of running it")
+    parser.add_argument("--prune", action="store_true", help="remove what no service loads (tests, pip itself)")
+    parser.add_argument("--app", type=Path, help="with --prune: keep bytecode only for what this source tree imports")
     args = parser.parse_args(argv)
+    if args.prune:
+        print(f"install_deps: pruned {prune(args.python, args.app) / 1e6:.0f} MB (test suites, installers, bytecode)")
+        return 0
     cmd = pip_command(args.python, requirements(extras=tuple(args.extra)))
     if args.print:
         print(" ".join(cmd))
         return 0
-    return subprocess.run(cmd, check=False).returncode
+    return subprocess.run(cmd, check=False, env=pip_env()).returncode
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from datetime import timedelta
 from shared.runner import ServiceContext, run_service
 from shared.settings import load_settings
 
-from .config import DashboardSettings
+from .config import DashboardSettings, is_loopback
 from .server import bind
 
 
@@ -27,7 +27,7 @@ def wire(ctx: ServiceContext[DashboardSettings], sock: socket.socket) -> None:
     live.restore()
     ctx.bus.subscribe(ctx.topics.all, live.on_message)
 
-    local_token = secrets.token_urlsafe(24) if s.dashboard_auth == "local" else None
+    local_token = secrets.token_urlsafe(24) if s.login_link else None
     session_secret = (
         s.dashboard_session_secret.get_secret_value() if s.dashboard_session_secret else secrets.token_urlsafe(48)
     )
@@ -39,9 +39,16 @@ def wire(ctx: ServiceContext[DashboardSettings], sock: socket.socket) -> None:
 
     port = sock.getsockname()[1]
     if local_token:
-        url = f"http://localhost:{port}/?token={local_token}"
-        ctx.log.info("dashboard (local mode): open this link to log in", url=url)
+        # The public URL is the address the browser uses (Compose: the published port), else this port here.
+        base = (s.dashboard_public_url or f"http://localhost:{port}").rstrip("/")
+        url = f"{base}/?token={local_token}"
+        ctx.log.info(f"dashboard ({s.dashboard_auth} mode): open this link to log in", url=url)
         print(f"batsched-dashboard: open {url}", file=sys.stderr, flush=True)
+        if s.dashboard_auth == "link" and not is_loopback(s.dashboard_host):
+            ctx.log.warning(
+                "login by link on a network address: whoever reads this log or the link can steer the battery; "
+                "use BATSCHED_DASHBOARD_AUTH=oidc for a real installation"
+            )
     else:
         ctx.log.info("dashboard listening", host=s.dashboard_host, port=port, allowed=len(s.allowed_emails()))
         if not s.allowed_emails():

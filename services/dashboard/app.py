@@ -16,7 +16,6 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import plotly
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
@@ -35,7 +34,7 @@ from .live import LiveState
 from .store import Store
 
 HERE = Path(__file__).resolve().parent
-PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+PLOTLY_JS = HERE / "static" / "plotly.min.js"  # plotly.js as published (MIT), see static/README.md
 PLAN_TOPICS = frozenset(
     {
         "planner/plan",

@@ -8,7 +8,8 @@ Rules (reliability.md Z1/Z2 — the seed's dashboard let anyone in when its list
 - the ID token's signature, ``iss``, ``aud``, ``exp`` and ``nonce`` are checked by authlib; PKCE (S256) is used;
 - every state-changing request (not GET/HEAD/OPTIONS) needs the session's CSRF token in ``X-CSRF-Token``;
 - local mode (``make run``): no provider; a random token printed at start logs the browser in (as Jupyter
-  does). Only ever on a loopback bind (checked at start-up by the settings).
+  does). Only ever on a loopback bind (checked at start-up by the settings). ``link`` mode is the same on any
+  address, for the Compose demo, whose dashboard listens on the container's network (its log says so).
 - the machine endpoint takes its key from the ``X-API-Key`` header only, compared in constant time.
 """
 
@@ -59,7 +60,7 @@ def same_secret(given: str | None, expected: str | None) -> bool:
 class Auth:
     def __init__(self, settings: DashboardSettings, local_token: str | None) -> None:
         self.settings = settings
-        self.local = settings.dashboard_auth == "local"
+        self.local = settings.login_link
         self.local_token = local_token
         self._bad_tokens: deque[float] = deque()
         self.allowed = settings.allowed_emails()
@@ -140,8 +141,8 @@ class Auth:
                 200,
                 "Log in",
                 "This dashboard runs in local mode. Open the link with <code>?token=…</code> that the dashboard "
-                "printed in its log when it started (<code>.run/logs/dashboard.log</code> under "
-                "<code>make run</code>).",
+                "printed in its log when it started (<code>docker compose logs dashboard</code> in Compose, "
+                "<code>.run/logs/dashboard.log</code> under <code>make run</code>).",
             )
         assert self.oauth is not None
         target = request.query_params.get("next", "/")

@@ -22,8 +22,10 @@ class DashboardSettings(ServiceSettings):
     dashboard_port: Annotated[int, Field(ge=1, le=65535)] = Field(
         5000, validation_alias=env("dashboard_port", "KEEP_ALIVE_PORT")
     )
-    dashboard_auth: Literal["oidc", "local"] = Field(
-        "oidc", description="oidc: OpenID Connect login; local: one-time token, loopback only (make run)"
+    dashboard_auth: Literal["oidc", "local", "link"] = Field(
+        "oidc",
+        description="oidc: OpenID Connect login; local: a login link with a random token printed in the log, "
+        "loopback only (make run); link: the same on any address (the Compose demo: whoever has the link gets in)",
     )
     dashboard_public_url: str | None = Field(
         None, description="External URL, e.g. https://battery.example.org (https makes the cookie Secure)"
@@ -70,6 +72,11 @@ class DashboardSettings(ServiceSettings):
     def https(self) -> bool:
         return bool(self.dashboard_public_url and self.dashboard_public_url.lower().startswith("https://"))
 
+    @property
+    def login_link(self) -> bool:
+        """Logged in by the random-token link the dashboard prints at start (``local`` and ``link``)."""
+        return self.dashboard_auth in ("local", "link")
+
     def startup_problem(self) -> str | None:
         """Why the dashboard must not start with these settings (one line), or None."""
         if self.dashboard_auth == "local":
@@ -78,6 +85,8 @@ class DashboardSettings(ServiceSettings):
                     f"BATSCHED_DASHBOARD_AUTH=local only binds to loopback (127.0.0.1, ::1, localhost); "
                     f"BATSCHED_DASHBOARD_HOST is {self.dashboard_host!r}: use oidc for any other address"
                 )
+            return None
+        if self.dashboard_auth == "link":
             return None
         secret = self.dashboard_session_secret.get_secret_value() if self.dashboard_session_secret else ""
         if not secret:

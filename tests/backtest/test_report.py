@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from datetime import date
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from sim.datasets import agile_prices, gross_load_year
 from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
+from tests.support.prereqs import needs
 from tools.backtest.report import write_outputs
 from tools.backtest.result import BacktestResult, StrategyRun
 
@@ -45,7 +45,7 @@ def test_csv_has_a_row_per_slot_and_the_strategies_columns(tmp_path: Path) -> No
     assert "slightly optimistic" in text and "estimates, not a bill" in text
 
 
-@pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="chromium is not installed")
+@needs("chromium")
 def test_report_charts_render_in_headless_chromium(tmp_path: Path, artifacts: Path) -> None:
     html_path, _ = write_outputs(synthetic_result(), tmp_path, week=date(2022, 1, 17))
     url = html_path.resolve().as_uri()

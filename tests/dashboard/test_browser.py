@@ -17,7 +17,9 @@ from tests.dashboard import helpers
 from tests.dashboard.fake_oidc import CLIENT_ID, CLIENT_SECRET, FakeOIDC
 from tests.support.broker import free_port
 from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
+from tests.support.prereqs import needs
 
+pytestmark = needs("chromium")
 T = Topics()
 
 

@@ -1,5 +1,5 @@
 """Who gets in and what they may change (reliability.md Z1/Z2): fail-closed allow-list, verified e-mail,
-CSRF on every state-changing request, API key in a header only, local mode only on loopback."""
+CSRF on every state-changing request, API key in a header only, local mode only on loopback (link mode anywhere)."""
 
 from __future__ import annotations
 
@@ -216,6 +216,18 @@ def test_local_mode_refuses_a_non_loopback_bind(tmp_path: Path, host: str) -> No
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "127.0.0.2"])
 def test_local_mode_accepts_loopback(tmp_path: Path, host: str) -> None:
     assert settings(tmp_path, dashboard_auth="local", dashboard_host=host).startup_problem() is None
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::"])
+def test_link_mode_listens_on_any_address_and_lets_in_only_the_link(tmp_path: Path, host: str) -> None:
+    """The Compose demo: the dashboard listens on the container's network; the printed link is the only way in."""
+    s = settings(tmp_path, dashboard_auth="link", dashboard_host=host, dashboard_session_secret=None)
+    assert s.startup_problem() is None
+    client = InProcess(s, local_token="t0ken-abc").client()
+    assert client.get("/api/now").status_code == 401
+    assert client.get("/?token=wrong").status_code == 401
+    assert client.get("/?token=t0ken-abc").status_code == 303
+    assert client.get("/api/now").status_code == 200
 
 
 def test_oidc_mode_needs_a_long_session_secret(tmp_path: Path) -> None:

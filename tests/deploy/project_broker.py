@@ -1,8 +1,9 @@
 """A private Mosquitto running the project's own ``mosquitto/mosquitto.conf``, ACL and password tooling.
 
 Only what cannot work on a test machine is rewritten: the listeners move to free loopback ports, the password,
-ACL and persistence paths move to the test's directory, and ``user root`` is added when the tests run as root.
-Every other line is kept, so a directive the broker rejects fails these tests.
+ACL, certificate and persistence paths move to the test's directory, and ``user root`` is added when the tests
+run as root. Every other line is kept, so a directive the broker rejects fails these tests. The TLS certificate
+is made by ``tools/init_secrets.py``, as for a user.
 """
 
 from __future__ import annotations
@@ -21,23 +22,37 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.support.broker import Broker, free_port
+from tools.init_secrets import CA_CERT, SERVER_CERT, SERVER_KEY, init_tls
 from tools.mqtt_acl import user_names
 
 ROOT = Path(__file__).resolve().parents[2]
 MOSQUITTO_DIR = ROOT / "mosquitto"
 
 
-def derived_conf(text: str, port: int, ws_port: int, workdir: Path, password_file: Path, acl_file: Path) -> str:
+def derived_conf(
+    text: str,
+    ports: dict[str, int],
+    workdir: Path,
+    password_file: Path,
+    acl_file: Path,
+    tls: tuple[Path, Path] | None = None,
+) -> str:
+    """``ports`` maps each listener's port in mosquitto.conf ("1883", "8883", …) to the test's port; ``tls`` is the
+    server certificate and key (default: the ones init_secrets made in ``workdir/secrets``)."""
+    tls_cert, tls_key = tls or (workdir / "secrets" / SERVER_CERT, workdir / "secrets" / SERVER_KEY)
     out = []
     for line in text.splitlines():
         key = line.split(maxsplit=1)[0] if line.strip() and not line.startswith("#") else ""
         if key == "listener":
-            lport = line.split()[1]
-            out.append(f"listener {port if lport == '1883' else ws_port} 127.0.0.1")
+            out.append(f"listener {ports[line.split()[1]]} 127.0.0.1")
         elif key == "password_file":
             out.append(f"password_file {password_file}")
         elif key == "acl_file":
             out.append(f"acl_file {acl_file}")
+        elif key == "certfile":
+            out.append(f"certfile {tls_cert}")
+        elif key == "keyfile":
+            out.append(f"keyfile {tls_key}")
         elif key == "persistence_location":
             out.append(f"persistence_location {workdir}/data/")
         else:
@@ -60,18 +75,36 @@ def write_secrets(secrets_dir: Path) -> dict[str, str]:
     secrets_dir.mkdir(parents=True, exist_ok=True)
     passwords = {}
     for user in user_names():
-        if user == "healthcheck":
-            passwords[user] = "healthcheck"
-            continue
         passwords[user] = secrets.token_urlsafe(18)
         (secrets_dir / f"mqtt_password_{user}").write_text(passwords[user] + "\n")
     return passwords
 
 
+def conf_ports(text: str) -> list[str]:
+    return re.findall(r"(?m)^listener (\d+)", text)
+
+
 @dataclass
 class ProjectBroker(Broker):
     ws_port: int = field(default_factory=free_port)
+    health_port: int = field(default_factory=free_port)
+    tls_port: int = field(default_factory=free_port)
+    wss_port: int = field(default_factory=free_port)
     passwords: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {
+            "1880": self.health_port,
+            "1883": self.port,
+            "9001": self.ws_port,
+            "8883": self.tls_port,
+            "8884": self.wss_port,
+        }
+
+    @property
+    def ca_file(self) -> Path:
+        return self.workdir / "secrets" / CA_CERT
 
     def write_conf(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -81,24 +114,37 @@ class ProjectBroker(Broker):
             done = make_passwords(self.workdir / "secrets", self.workdir / "passwd")
             if done.returncode != 0:
                 raise RuntimeError(f"make-passwords.sh failed: {done.stderr}")
+            init_tls(self.workdir / "secrets", ["localhost", "127.0.0.1"])
         text = (MOSQUITTO_DIR / "mosquitto.conf").read_text()
         self.conf_path.write_text(
-            derived_conf(text, self.port, self.ws_port, self.workdir, self.workdir / "passwd", MOSQUITTO_DIR / "acl")
+            derived_conf(text, self.ports, self.workdir, self.workdir / "passwd", MOSQUITTO_DIR / "acl")
         )
 
 
 class User:
     """An MQTT v5 client logged in as one user; ``publish`` returns the broker's PUBACK reason code."""
 
-    def __init__(self, port: int, username: str | None, password: str | None, transport: str = "tcp") -> None:
+    def __init__(
+        self,
+        port: int,
+        username: str | None,
+        password: str | None,
+        transport: str = "tcp",
+        ca_file: Path | None = None,
+        client_id: str | None = None,
+    ) -> None:
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"acltest-{username}-{uuid.uuid4().hex[:6]}",
+            client_id=client_id or f"acltest-{username}-{uuid.uuid4().hex[:6]}",
             protocol=mqtt.MQTTv5,
             transport=transport,  # type: ignore[arg-type]
         )
+        if ca_file is not None:
+            self.client.tls_set(ca_certs=str(ca_file))
         if username is not None:
             self.client.username_pw_set(username, password)
+        self.disconnected = threading.Event()
+        self.client.on_disconnect = lambda *_a: self.disconnected.set()
         self.port = port
         self.connack: Any = None
         self._connack = threading.Event()
@@ -139,7 +185,7 @@ class User:
 
 def acl_rules(text: str) -> dict[str, list[tuple[str, str]]]:
     """Parse an ACL file into ``{user: [(access, filter)]}``."""
-    rules: dict[str, list[tuple[str, str]]] = {}
+    rules: dict[str, list[tuple[str, str]]] = {"": []}  # "": anonymous clients, before any user line
     user = ""
     for line in text.splitlines():
         if m := re.match(r"^user\s+(\S+)$", line):

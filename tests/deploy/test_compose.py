@@ -19,12 +19,14 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.prereqs import needs
 from tools import init_secrets, mqtt_acl, settings_doc
 from tools.launcher import components
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"
 SIM = ROOT / "compose.sim.yaml"
+EXTERNAL = ROOT / "compose.external-broker.yaml"
 SERVICES = {"pricing", "forecast", "planner", "executor", "watchdog", "accounting", "dashboard"}
 SIMULATORS = {"fake-octopus", "fake-open-meteo", "netzero-sim"}
 SIM_PUBLIC_VALUES = {"BATSCHED_NETZERO_API_KEY": "demo-token"}  # the simulator's built-in token
@@ -48,7 +50,7 @@ def module_of(service: dict[str, Any]) -> str:
     return cmd[2]
 
 
-@pytest.mark.parametrize("path", [COMPOSE, SIM], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [COMPOSE, SIM, EXTERNAL], ids=lambda p: p.name)
 def test_validates_against_the_compose_specification(path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(path)],
@@ -59,14 +61,28 @@ def test_validates_against_the_compose_specification(path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.skipif(not shutil.which("docker-compose"), reason="docker-compose is not installed here")
-def test_docker_compose_accepts_the_files(tmp_path: Path) -> None:
-    env = {"BATSCHED_SIM_ORIGIN": "1700000000", "PATH": "/usr/bin:/bin:/usr/local/bin"}
-    init_secrets.init(ROOT / "secrets")
+@needs("docker-compose")
+def test_docker_compose_accepts_the_files_with_nothing_exported(tmp_path: Path) -> None:
+    """`up`, `ps`, `logs`, `down` need no variable in the shell: every one has its default in the files."""
+    for name in ("compose.yaml", "compose.sim.yaml", ".env.example"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "mosquitto", tmp_path / "mosquitto")
+    (tmp_path / ".env").write_text("")
+    for name in {Path(s["file"]).name for s in load(COMPOSE)["secrets"].values()}:
+        (tmp_path / "secrets").mkdir(exist_ok=True)
+        (tmp_path / "secrets" / name).write_text("x\n")
+    env = {"PATH": "/usr/bin:/bin:/usr/local/bin"}
     done = subprocess.run(
-        ["docker-compose", "-f", str(COMPOSE), "-f", str(SIM), "config", "-q"], cwd=ROOT, env=env, capture_output=True
+        ["docker-compose", "-f", "compose.yaml", "-f", "compose.sim.yaml", "config"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0 and "WARNING" not in done.stderr, done.stderr
+    config = yaml.safe_load(done.stdout)
+    published = {(p["published"] if isinstance(p, dict) else p) for p in config["services"]["mosquitto"]["ports"]}
+    assert published, config["services"]["mosquitto"]["ports"]
 
 
 def test_the_stack_has_the_broker_and_every_service() -> None:
@@ -150,8 +166,7 @@ def test_no_secret_value_is_in_the_files() -> None:
         for name, svc in load(path)["services"].items():
             for argv in (svc.get("command") or [], (svc.get("healthcheck") or {}).get("test") or []):
                 for flag, value in itertools.pairwise(argv):
-                    if flag in ("-P", "--pw", "--password"):
-                        assert value == mqtt_acl.HEALTHCHECK_PASSWORD, f"{name}: a password in {argv}"
+                    assert flag not in ("-P", "--pw", "--password"), f"{name}: a password in {argv} ({value})"
 
 
 def test_every_secret_setting_is_mounted_as_a_file_named_after_it() -> None:
@@ -176,17 +191,43 @@ def test_every_secret_setting_is_mounted_as_a_file_named_after_it() -> None:
 
 def test_the_broker_gets_a_password_for_every_acl_user_and_the_locked_down_config() -> None:
     broker = load(COMPOSE)["services"]["mosquitto"]
-    users = [u for u in mqtt_acl.user_names() if u != "healthcheck"]
-    assert sorted(broker["secrets"]) == sorted(f"mqtt_password_{u}" for u in users)
+    users = mqtt_acl.user_names()
+    assert sorted(broker["secrets"]) == sorted(
+        [*(f"mqtt_password_{u}" for u in users), "mqtt_server_crt", "mqtt_server_key"]
+    )
     assert "./mosquitto:/mosquitto/config:ro" in broker["volumes"]
     assert any(v.startswith("mosquitto-data:/mosquitto/data") for v in broker["volumes"])
-    assert {"1883:1883", "9001:9001"} <= set(broker["ports"])
     assert broker["entrypoint"] == ["sh", "/mosquitto/config/entrypoint.sh"]
     conf = (ROOT / "mosquitto" / "mosquitto.conf").read_text()
     for line in ("allow_anonymous false", "password_file /mosquitto/auth/passwd", "acl_file /mosquitto/auth/acl"):
         assert f"\n{line}\n" in conf
     entry = (ROOT / "mosquitto" / "entrypoint.sh").read_text()
     assert '"$auth_dir/passwd"' in entry and '"$auth_dir/acl"' in entry and "exec mosquitto -c" in entry
+
+
+PUBLISHED = re.compile(r"^\$\{(\w+):-([\d.]+)\}:\$\{(\w+):-(\d+)\}:(\d+)$")
+
+
+def test_host_ports_and_addresses_come_from_env_with_the_documented_defaults() -> None:
+    """Plain MQTT on loopback by default, TLS and the dashboard on the LAN; .env.example lists each variable."""
+    documented = {name: default for name, default, _ in settings_doc.COMPOSE_PORTS}
+    example = settings_doc.ENV_EXAMPLE.read_text()
+    published: dict[str, tuple[str, str]] = {}
+    services = load(COMPOSE)["services"]
+    for name in ("mosquitto", "dashboard"):
+        for entry in services[name]["ports"]:
+            m = PUBLISHED.match(entry)
+            assert m, f"{name}: {entry} does not come from .env"
+            bind, bind_default, port, port_default, container = m.groups()
+            assert documented[bind] == bind_default and documented[port] == port_default, entry
+            assert f"#{bind}={bind_default}" in example and f"#{port}={port_default}" in example
+            published[container] = (bind_default, port_default)
+    assert published["1883"][0] == published["9001"][0] == "127.0.0.1", "plain MQTT stays on this host"
+    assert published["1883"][1] != "1883", "the household's own broker usually holds 1883"
+    assert published["8883"][0] == published["8884"][0] == published["5000"][0] == "0.0.0.0"
+    conf = (ROOT / "mosquitto" / "mosquitto.conf").read_text()
+    assert sorted(set(published) - {"5000"}) == sorted(re.findall(r"(?m)^listener (\d+)$", conf))
+    assert re.search(r"(?m)^listener 1880 127\.0\.0\.1$", conf), "the healthcheck's listener is never published"
 
 
 def test_named_volumes_hold_the_broker_and_every_sqlite_store() -> None:
@@ -207,12 +248,16 @@ def test_init_secrets_creates_every_mounted_file_once(tmp_path: Path) -> None:
     created, to_fill = init_secrets.init(tmp_path / "secrets", root=tmp_path)
     files = {p.name: p for p in (tmp_path / "secrets").iterdir()}
     wanted = {Path(s["file"]).name for s in load(COMPOSE)["secrets"].values()}
-    assert set(files) == wanted and ".env" in created
+    # the CA stays on the host: its certificate is for the clients, its key never leaves secrets/
+    assert set(files) == wanted | {init_secrets.CA_CERT, init_secrets.CA_KEY} and ".env" in created
+    assert files[init_secrets.CA_KEY].stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "secrets").stat().st_mode & 0o777 == 0o700
     assert len(files["mqtt_password_executor"].read_text().strip()) >= 24
     assert files["netzero_api_key"].read_text() == "" and "netzero_api_key" in to_fill
     files["netzero_api_key"].write_text("mine\n")
     before = files["mqtt_password_pricing"].read_text()
+    cert = files[init_secrets.SERVER_CERT].read_text()
     created_again, to_fill_again = init_secrets.init(tmp_path / "secrets", root=tmp_path)
     assert created_again == [] and files["mqtt_password_pricing"].read_text() == before
+    assert files[init_secrets.SERVER_CERT].read_text() == cert, "a valid certificate is kept"
     assert "netzero_api_key" not in to_fill_again and files["netzero_api_key"].read_text() == "mine\n"

@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from shared.models import Plan, PlanNow
 from shared.topics import Topics
+from tests.support.prereqs import needs
+from tools.settings_doc import COMPOSE_PORTS
 
 FLOW = Path(__file__).resolve().parents[2] / "examples" / "node-red" / "flow.json"
 T = Topics()
@@ -47,6 +47,9 @@ def test_flow_is_an_importable_node_array() -> None:
             assert all(target in ids for target in outputs), n["id"]
     broker = next(iter(brokers.values()))
     assert broker["credentials"]["user"] == "readonly" and not broker["credentials"]["password"]
+    # the address a Compose user has on the Docker host: the plain MQTT port compose.yaml publishes on loopback
+    host_port = dict((n, d) for n, d, _ in COMPOSE_PORTS)["BATSCHED_MQTT_HOST_PORT"]
+    assert (broker["broker"], broker["port"]) == ("localhost", host_port)
     ins = {n["topic"]: n for n in flow if n["type"] == "mqtt in"}
     assert {T.plan_current, T.plan} <= set(ins)
     for n in ins.values():
@@ -88,7 +91,7 @@ def run_function(name: str, payload: Any) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
-needs_node = pytest.mark.skipif(not shutil.which("node"), reason="Node.js is not installed")
+needs_node = needs("node")
 
 
 @needs_node

@@ -15,6 +15,7 @@ from tests.reliability.faketime import WallClock, find_libfaketime
 from tests.reliability.system import SimWorld, failure_lines, module_runnable
 from tests.reliability.test_faults import RECOVERY_S, assert_battery_safe
 from tests.reliability.world import System
+from tests.support.prereqs import needs
 from tests.support.probe import Probe, Seen
 
 pytestmark = [
@@ -133,7 +134,7 @@ def back_in_step(probe: Probe, now: datetime, mark: float, big: bool) -> dict[st
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.skipif(LIBFAKETIME is None, reason="libfaketime is not installed (Debian package faketime)")
+@needs("libfaketime")
 def test_wall_clock_steps_under_the_running_processes(spawn, probe: Probe, tmp_path) -> None:
     """The wall clock of every running process (services and simulators: they share the simulated time, derived
     from it) steps +6 h, then -9 h, then -5 s, as NTP would step it, without any restart. After the big steps every
