@@ -4,8 +4,8 @@ For every delivery day from 2022-01-01, the estimate is made as the pricing serv
 publication: from the history up to 23:00 local (the end of the published prices) only, for the 48 hours after.
 Its median is compared with the real prices beside three naive baselines, per season and lead time: the same
 slot of the last published day ("yesterday"), the same slot a week before, and the last 7 published days' mean
-profile. The band's coverage (the share of real prices inside the 10–90 % band; 80 % is calibrated) and width
-say whether the uncertainty is honest. MAE in p/kWh. Usage: ``python -m tools.bench_price_estimate``.
+profile. The band's coverage (the share of real prices inside it; it is meant to hold about 80 %) and width say
+whether the uncertainty is honest. MAE in p/kWh. Usage: ``python -m tools.bench_price_estimate``.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def walk_forward(first: date, last: date, params: EstimateParams) -> tuple[pd.Da
 def table(df: pd.DataFrame) -> None:
     for lo, hi, name in LEADS:
         part = df[(df["lead"] >= lo) & (df["lead"] < hi)]
-        print(f"\n-- lead {name} after the last published slot: MAE p/kWh (lower is better), band 10-90 %")
+        print(f"\n-- lead {name} after the last published slot: MAE p/kWh (lower is better); the band aims at 80 %")
         print(
             f"{'season':8s} {'days':>5s}" + "".join(f" {c:>11s}" for c in COLUMNS) + f" {'vs best naive':>14s}"
             f" {'coverage':>9s} {'width p':>8s}"

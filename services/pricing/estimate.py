@@ -3,7 +3,8 @@
 An Agile-like tariff publishes a day at a time: the GB day-ahead auction's delivery day, 23:00 to 23:00 local,
 announced at about 16:00 the day before. What follows the last published slot is unknown; this module estimates
 it, for every half-hour of the next ``hours`` (48 by default), as a set of equally likely price paths plus their
-per-slot median and a 10–90 % band. It is never a price: nothing may charge on it (see ``PriceEstimate``).
+per-slot median and a band (the paths' 5–95 % quantiles: analogs are a little too alike, and measured on 2022-2024
+these hold about 80 % of real prices). It is never a price: nothing may charge on it (see ``PriceEstimate``).
 
 Method ``analog-v1`` (an analog ensemble; measured against naive baselines by ``make bench-price-estimate``):
 
@@ -17,10 +18,9 @@ Method ``analog-v1`` (an analog ensemble; measured against naive baselines by ``
 
 A path keeps a real day's spread (cheap night, dear evening), which the planner needs: a smooth average would
 hide what stored energy is worth. Averaging over analog days, rather than extrapolating one, hedges the level,
-which no price-only method foresees well (it follows the wind). The median and band are per-slot quantiles of
-the paths. With fewer than ``min_days`` days of its own, the estimator also draws analogs from ``library`` (the
-bundled Agile history, same season) for a cold start; the features are level-free, so another region's or year's
-days fit.
+which no price-only method foresees well (it follows the wind). With fewer than ``min_days`` days of its own, the
+estimator also draws analogs from ``library`` (the bundled Agile history, same season) for a cold start; the
+features are level-free, so another region's or year's days fit.
 
 ``with_external`` re-centres the paths on an external forecast (AgilePredict) while keeping the analogs' spread.
 """
