@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     first, last = date.fromisoformat(args.first), date.fromisoformat(args.last)
     print(
         f"batsched price estimate benchmark: Agile region J, walk-forward {first} .. {last}, method analog-v1"
-        f" ({params.analogs} analogs within {params.window_days} days)"
+        f" ({params.analogs} analogs within {params.window_days} days and the last {params.recent_days} days)"
     )
     df, seconds = walk_forward(first, last, params)
     table(df)

@@ -107,7 +107,7 @@ def test_the_replay_estimates_from_what_was_published_before_each_plan() -> None
     ke = int(policy.known_end[w.start + 40])  # a plan after the day's publication
     est = policy.price_estimate(ke)
     assert est is not None and est.slots[0].start == w.slots[ke]
-    assert len(est.slots) == 96 and len(est.scenarios_gbp) == 14
+    assert len(est.slots) == 96 and len(est.scenarios_gbp) == 21
     absurd = w.price.copy()
     absurd[ke:] = 5.0  # the future, made absurd, changes nothing
     other = Batsched(dataclasses.replace(w, price=absurd), *_model_settings())

@@ -34,7 +34,7 @@ def test_it_covers_the_hours_after_the_published_prices_and_reads_nothing_later(
     assert est is not None
     assert est.starts[0] == UNTIL and len(est.starts) == 96
     assert (est.starts[1:] - est.starts[:-1] == SLOT).all()
-    assert est.paths.shape == (14, 96) and np.isfinite(est.paths).all()
+    assert est.paths.shape == (21, 96) and np.isfinite(est.paths).all()  # 14 analogs and the last 7 days
     assert (est.low <= est.median).all() and (est.median <= est.high).all()
     # Prices at or after the end of the publication (here: nonsense) change nothing.
     later = pd.Series(9.0, index=pd.date_range(UNTIL, periods=200, freq="30min"))
@@ -85,9 +85,9 @@ def test_cold_start_draws_on_the_library_and_says_so() -> None:
     short = history(days=4)
     library = day_matrix(agile_prices().index, agile_prices().to_numpy(), LONDON)
     own_only = run(short)
-    assert own_only is not None and own_only.paths.shape[0] < 14  # four days hold only a few analogs
+    assert own_only is not None and own_only.paths.shape[0] < 21  # four days hold only a few paths
     est = run(short, library=library, library_name="the bundled history")
-    assert est is not None and est.paths.shape[0] == 14
+    assert est is not None and est.paths.shape[0] == 14 + 4
     assert est.own_days == 4 and est.library_days > 60
     assert "the bundled history around this time of year (cold start)" in est.learned_from
     assert run(history(days=1)) is None  # a day alone has nothing that followed it
@@ -110,7 +110,7 @@ def test_the_message_is_an_estimate_never_a_price() -> None:
     msg = to_message(est, "E-1R-AGILE-24-10-01-J", UNTIL, UNTIL)
     doc = msg.model_dump(mode="json")
     assert doc["is_estimate"] is True and "value_inc_vat" not in str(doc)
-    assert msg.valid_until == UNTIL + 96 * SLOT and len(msg.scenarios_gbp) == 14
+    assert msg.valid_until == UNTIL + 96 * SLOT and len(msg.scenarios_gbp) == 21
     assert PriceEstimate.model_validate_json(msg.to_json()) == msg
     bad = doc | {"scenarios_gbp": [p[:-1] for p in doc["scenarios_gbp"]]}
     with pytest.raises(ValidationError, match="one value per slot"):

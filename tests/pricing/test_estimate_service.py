@@ -56,7 +56,8 @@ def test_after_each_publication_an_estimate_follows_from_the_end_of_the_prices(
     assert est["is_estimate"] is True and est["method"] == "analog-v1" and est["source"] == "learned"
     assert est["tariff_code"] == rates["tariff_code"]
     assert est["slots"][0]["start"] == rates["valid_until"] and len(est["slots"]) == 96  # 48 h
-    assert len(est["scenarios_gbp"]) == 14 and all(len(p) == 96 for p in est["scenarios_gbp"])
+    # 14 analogs, and the last days of its own: the two it has (today's and tomorrow's prices)
+    assert len(est["scenarios_gbp"]) == 14 + 2 and all(len(p) == 96 for p in est["scenarios_gbp"])
     assert all(s["low_gbp"] <= s["median_gbp"] <= s["high_gbp"] for s in est["slots"])
     # A fresh store: the bundled history helps out, and the message says so.
     assert "cold start" in est["learned_from"]
