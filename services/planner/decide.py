@@ -7,13 +7,16 @@ an estimate is used, but it can never be a charging slot).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 
 from services.planner.battery import BatteryModel, Limits
 from services.planner.dp import Horizon, Solution, solve, terminal_linear, value_function
-from services.planner.horizon import SLOTS_PER_DAY, TAIL_END_SHARE, fill_gaps
+from services.planner.horizon import SLOTS_PER_DAY, TAIL_END_SHARE, estimate_paths, fill_gaps
+from shared.models import PriceEstimate
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,32 @@ def scenario_value(
     v = np.average(values, axis=0, weights=weights)
     grid = np.arange(len(v)) * model.soc_step_kwh
     return v - float(np.interp(limits.min_kwh, grid, v))
+
+
+def estimate_value(
+    estimate: PriceEstimate | None,
+    starts: Sequence[datetime],
+    now: datetime,
+    known: Mapping[datetime, float],
+    export_price: np.ndarray,
+    load: np.ndarray,
+    pv: np.ndarray,
+    peak: np.ndarray,
+    model: BatteryModel,
+    limits: Limits,
+    max_charge_price: float,
+    end_gbp_per_kwh: float,
+) -> tuple[np.ndarray | None, str | None]:
+    """``scenario_value`` over the price estimate's paths on the slots ``starts`` after the known prices (arrays
+    per slot of ``starts``), as the service and the replay both value energy; ``(None, why)`` when the estimate
+    cannot be used."""
+    paths, why = estimate_paths(estimate, starts, now, known)
+    if paths is None:
+        return None, why
+    k = paths.shape[1]
+    return scenario_value(
+        paths, export_price[:k], load[:k], pv[:k], peak[:k], model, limits, max_charge_price, end_gbp_per_kwh
+    ), None
 
 
 def tail_value(

@@ -17,13 +17,12 @@ import numpy as np
 
 from services.planner.baselines import horizon_baselines
 from services.planner.battery import CHARGE, HOLD, BatteryModel, limits_for
-from services.planner.decide import Tail, decide, scenario_value, tail_value
+from services.planner.decide import Tail, decide, estimate_value, tail_value
 from services.planner.horizon import (
     DEFAULT_LOAD_KWH,
     SLOTS_PER_DAY,
     TAIL_END_SHARE,
     EndValue,
-    estimate_paths,
     fill_gaps,
     linear_end_value,
     same_time_mean,
@@ -151,15 +150,14 @@ def _optimal(
         t_load, t_pv = _energy(load_forecast, pv_forecast, t_starts, now, cfg, [])
         t_export = _export_prices(export_prices, t_starts, now, m)
         t_peak = np.array([slot_overlaps_local_window(s, peak_start, peak_end, cfg.tz) for s in t_starts])
-        paths, why_not = None, None
+        why_not = None
         if cfg.end_value == "estimate":
-            paths, why_not = estimate_paths(price_estimate, t_starts, now, history)
-        if paths is not None:
-            k = paths.shape[1]
             end_price = TAIL_END_SHARE * linear_end_value(past, m.eta_discharge)
-            terminal = scenario_value(
-                paths, t_export[:k], t_load[:k], t_pv[:k], t_peak[:k], m, lim, settings.max_charge_price_gbp, end_price
-            )
+            terminal, why_not = estimate_value(
+                price_estimate, t_starts, now, history, t_export, t_load, t_pv, t_peak, m, lim,
+                settings.max_charge_price_gbp, end_price,
+            )  # fmt: skip
+        if terminal is not None:
             missing = False
         elif cfg.end_value in ("scenarios", "estimate"):
             if why_not:

@@ -18,13 +18,12 @@ import pandas as pd
 
 from services.planner.baselines import seed_rule_charge_slots
 from services.planner.battery import CHARGE, SELF_USE, BatteryModel, Limits, limits_for, step_slot
-from services.planner.decide import Tail, decide, scenario_value, tail_value
+from services.planner.decide import Tail, decide, estimate_value, tail_value
 from services.planner.horizon import (
     DEFAULT_LOAD_KWH,
     SLOTS_PER_DAY,
     TAIL_END_SHARE,
     EndValue,
-    estimate_paths,
     fill_gaps,
     linear_end_value,
     same_time_mean,
@@ -192,17 +191,14 @@ class Batsched:
         if n_t <= 0:
             return None
         starts = list(w.slots[ke : ke + n_t].to_pydatetime())
-        paths, _ = estimate_paths(self.price_estimate(ke), starts, starts[0], {})
-        if paths is None:
-            return None
-        k = paths.shape[1]
-        load, pv = self._energy(i, ke - i + k)
-        sl = slice(ke, ke + k)
+        load, pv = self._energy(i, ke - i + n_t)
+        sl = slice(ke, ke + n_t)
         end = self.end_share * linear_end_value(past, self.m.eta_discharge)
-        return scenario_value(
-            paths, w.export_price[sl], load[ke - i :], pv[ke - i :], self.peak[sl], self.m, self.lim,
-            self.s.max_charge_price_gbp, end,
+        value, _ = estimate_value(
+            self.price_estimate(ke), starts, w.slots[i].to_pydatetime(), {}, w.export_price[sl], load[ke - i :],
+            pv[ke - i :], self.peak[sl], self.m, self.lim, self.s.max_charge_price_gbp, end,
         )  # fmt: skip
+        return value
 
     def _scenario_values(self, i: int, ke: int, past: np.ndarray) -> np.ndarray | None:
         w = self.w
