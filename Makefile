@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: venv run test test-compose test-fresh lint format schemas bench-planner bench-forecast backtest bench-backtest bench-load bench-fleet fuzz-long soak clean image-check settings-doc
+.PHONY: venv run test test-compose test-fresh lint format schemas bench-planner bench-price-estimate bench-forecast backtest bench-backtest bench-load bench-fleet fuzz-long soak clean image-check settings-doc
 
 venv: $(STAMP)
 
@@ -51,6 +51,10 @@ settings-doc: venv
 
 bench-planner: venv
 	$(PY) -m tools.bench_planner
+
+# The price estimate walk-forward over 2022-2024 Agile region J against naive baselines (MAE, band coverage).
+bench-price-estimate: venv
+	$(PY) -m tools.bench_price_estimate
 
 bench-forecast: venv
 	$(PY) -m tools.bench_forecast

@@ -166,6 +166,54 @@ class PricingAlert(Message):
     since: UtcDatetime | None = None
 
 
+PriceValue = Annotated[Finite, Field(ge=-10, le=10)]  # GBP/kWh, the bounds of ``Rate.value_inc_vat``
+
+
+class EstimateSlot(_Slot):
+    """One half-hour of a price estimate: the median and a band about 80 % of real prices fall in."""
+
+    median_gbp: PriceValue
+    low_gbp: PriceValue
+    high_gbp: PriceValue
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EstimateSlot:
+        if not self.low_gbp <= self.median_gbp <= self.high_gbp:
+            raise ValueError("low_gbp <= median_gbp <= high_gbp")
+        return self
+
+
+class PriceEstimate(Expiring):
+    """``pricing/import/estimate``: what the prices after the published ones may be. **Not a price**: nothing
+    charges on it (the executor never reads it); the planner uses it only to value energy kept beyond the known
+    prices, and the dashboard and Home Assistant show it as an estimate.
+
+    ``slots`` run from ``published_until`` (the end of the last published slot) for 24-96 hours. ``scenarios_gbp``
+    are equally likely price paths over the same slots (one value per slot each, GBP/kWh): real days' shapes, so
+    each keeps a day's spread, which a per-slot median smooths away."""
+
+    is_estimate: Literal[True] = True
+    tariff_code: str
+    direction: Literal["import", "export"] = "import"
+    unit: Literal["GBP/kWh"] = "GBP/kWh"
+    method: str  # e.g. "analog-v1", "agilepredict+analog-v1"
+    source: Literal["learned", "agilepredict"] = "learned"
+    learned_from: str  # the history (and external forecast) it was made from, in words
+    published_until: UtcDatetime
+    slots: Annotated[list[EstimateSlot], Field(min_length=1, max_length=MAX_SLOTS)]
+    scenarios_gbp: Annotated[list[list[PriceValue]], Field(min_length=1, max_length=50)]
+
+    _check = field_validator("slots")(_sorted_unique)
+
+    @model_validator(mode="after")
+    def _paths_fit(self) -> PriceEstimate:
+        if any(len(path) != len(self.slots) for path in self.scenarios_gbp):
+            raise ValueError("every scenario has one value per slot")
+        if self.slots[0].start < self.published_until:
+            raise ValueError("an estimate starts at or after the end of the published prices")
+        return self
+
+
 # --------------------------------------------------------------------------------------------- forecasts
 
 
@@ -484,6 +532,7 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "rate_series": RateSeries,
     "current_rate": CurrentRate,
     "pricing_alert": PricingAlert,
+    "price_estimate": PriceEstimate,
     "energy_forecast": EnergyForecast,
     "pv_today": PvToday,
     "battery_state": BatteryState,

@@ -49,6 +49,11 @@ class Topics:
         return self._t("pricing", "import", "current")
 
     @property
+    def import_estimate(self) -> str:
+        """The price estimate beyond the published prices: never a price (``PriceEstimate``)."""
+        return self._t("pricing", "import", "estimate")
+
+    @property
     def export_rates(self) -> str:
         return self._t("pricing", "export", "rates")
 
@@ -163,6 +168,7 @@ class Topics:
         for name in (
             "import_rates",
             "import_current",
+            "import_estimate",
             "export_rates",
             "pricing_alert",
             "pricing_refresh",

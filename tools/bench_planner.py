@@ -3,13 +3,19 @@
 Scenarios (Agile region J, the household's gross load, a 13.5 kWh battery, 3.3 kW grid charge, 5 kW discharge,
 95 %/95 % efficiency, no battery export, PV surplus exported at 15p, no grid charging 16:00-19:00 local):
 ``J-2023-noPV``, ``J-2023-3kWp`` (2023 prices, the load mapped onto 2023 by ISO week and weekday) and
-``J-2021/22-4kWp`` (2021-10-01 .. 2022-09-19 with its own load). Usage: ``python -m tools.bench_planner [--quick]``.
+``J-2021/22-4kWp`` (2021-10-01 .. 2022-09-19 with its own load). The energy beyond the known prices is valued from
+the pricing service's price estimate, made walk-forward from the prices published before each plan (the planner's
+default end value); the other end values are compared with it. The targets of issue 21 are printed with each
+scenario, and replays with sharper estimates (each estimate's error scaled down towards the real prices) show what
+accuracy a missed target would need. Usage: ``python -m tools.bench_planner [--scenario NAME] [--no-variants]
+[--no-accuracy]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import sys
 import time
 from dataclasses import dataclass
@@ -23,6 +29,7 @@ from services.planner.decide import charge_allowed
 from services.planner.dp import Horizon, solve, terminal_linear
 from services.planner.lp import solve_lp
 from services.planner.replay import (
+    HISTORY_DAYS,
     Batsched,
     SeedRule,
     World,
@@ -30,11 +37,10 @@ from services.planner.replay import (
     replay,
     self_use_policy,
 )
-from shared.models import PlannerSettings
+from shared.models import PlannerSettings, PriceEstimate
 from sim.datasets import agile_prices, gross_load_for, gross_load_year, pv_energy
 
 LONDON = "Europe/London"
-HISTORY_DAYS = 14
 MODEL = BatteryModel()
 # Charging is limited by the peak window only: the bench measures the planner, not a user's price cap.
 SETTINGS = PlannerSettings(min_soc_pct=0.0, max_charge_price_gbp=2.0, target_soc_cap_pct=100.0)
@@ -47,13 +53,16 @@ class Scenario:
     end_day: str
     kwp: float
     load_from_2022: bool  # map the gross-load year onto the scenario's dates by ISO week and weekday
+    target_pct: float = 96.0  # share of the (tightest) bound's saving, perfect load/PV forecasts (issue 21)
 
 
 SCENARIOS = (
     Scenario("J-2023-noPV", "2023-01-01", "2024-01-01", 0.0, True),
-    Scenario("J-2023-3kWp", "2023-01-01", "2024-01-01", 3.0, True),
+    Scenario("J-2023-3kWp", "2023-01-01", "2024-01-01", 3.0, True, 96.5),
     Scenario("J-2021/22-4kWp", "2021-10-01", "2022-09-20", 4.0, False),
 )
+OWN_TARGET_PCT = 93.0  # the same with batsched's own forecasts
+ERROR_FACTORS = (0.75, 0.5, 0.25, 0.0)  # the accuracy study: each estimate's error scaled by these
 
 
 def _local_axis(first: str, end: str) -> pd.DatetimeIndex:
@@ -123,7 +132,11 @@ def share(base: float, cost: float, bound: float) -> str:
     return f"{(base - cost) / (base - bound) * 100:6.1f} %" if base != bound else "   n/a"
 
 
-def run(sc: Scenario, variants: bool) -> None:
+def pct(base: float, cost: float, bound: float) -> float:
+    return (base - cost) / (base - bound) * 100
+
+
+def run(sc: Scenario, variants: bool, accuracy: bool) -> None:
     w = build_world(sc)
     lim = limits_for(MODEL, SETTINGS)
     sl = slice(w.start, w.stop)
@@ -131,9 +144,9 @@ def run(sc: Scenario, variants: bool) -> None:
     rows: list[tuple[str, float, str]] = [("no battery", base, "")]
     su = replay(w, self_use_policy, MODEL, lim, lim.min_kwh)
     seed = replay(w, SeedRule(w, MODEL, SETTINGS), MODEL, lim, lim.min_kwh)
-    perfect_policy = Batsched(w, MODEL, SETTINGS, "perfect", "scenarios")
+    perfect_policy = Batsched(w, MODEL, SETTINGS, "perfect")
     perfect = replay(w, perfect_policy, MODEL, lim, lim.min_kwh)
-    own = replay(w, Batsched(w, MODEL, SETTINGS, "own", "scenarios"), MODEL, lim, lim.min_kwh)
+    own = replay(w, Batsched(w, MODEL, SETTINGS, "own"), MODEL, lim, lim.min_kwh)
     bound, lp_s = lp_bound(w)
     assert bound is not None
     milp = lp_bound(w, pv_first=True) if w.pv[sl].any() else (bound, 0.0)
@@ -147,7 +160,9 @@ def run(sc: Scenario, variants: bool) -> None:
         ("batsched, own forecasts", own.cost_gbp, f"replay {own.seconds:.1f} s"),
     ]
     if variants:
-        for ev in ("zero", "linear", "forecast"):
+        r = replay(w, Batsched(w, MODEL, SETTINGS, "own", "scenarios"), MODEL, lim, lim.min_kwh)
+        rows.append(("  end value 'scenarios' (own forecasts)", r.cost_gbp, f"replay {r.seconds:.1f} s"))
+        for ev in ("zero", "linear", "forecast", "scenarios"):
             r = replay(w, Batsched(w, MODEL, SETTINGS, "perfect", ev), MODEL, lim, lim.min_kwh)
             rows.append((f"  end value '{ev}' (perfect forecasts)", r.cost_gbp, f"replay {r.seconds:.1f} s"))
         # What knowing every price in advance would be worth: separates the LP's relaxation from price knowledge.
@@ -166,7 +181,8 @@ def run(sc: Scenario, variants: bool) -> None:
         f" {np.median(times):.2f} ms, p99 {np.percentile(times, 99):.2f} ms; whole replay {perfect.seconds:.1f} s"
     )
     print(
-        f"  + value of the energy beyond the known prices (7 scenario days, once per publication, {len(tails)} times):"
+        f"  + value of the energy beyond the known prices (making the price estimate and valuing its paths, once per"
+        f" publication, {len(tails)} times):"
         f" median {np.median(tails):.1f} ms; amortised per plan {tails.sum() / len(times):.2f} ms"
     )
     for step in sorted({0.1, MODEL.soc_step_kwh}, reverse=True):
@@ -176,12 +192,88 @@ def run(sc: Scenario, variants: bool) -> None:
             f" {np.median(dp_t) * 1e3:.2f} ms, p99 {np.percentile(dp_t, 99) * 1e3:.2f} ms; LP (HiGHS) median"
             f" {np.median(lp_t) * 1e3:.2f} ms; LP/DP time ratio {np.median(lp_t) / np.median(dp_t):.1f}x"
         )
+    if accuracy:
+        needed_accuracy(sc, w, base, tight, pct(base, perfect.cost_gbp, tight), pct(base, own.cost_gbp, tight))
+
+
+# ------------------------------------------------------------------ how accurate the estimate would have to be
+
+
+class Sharpened(Batsched):
+    """The planner given a sharper estimate: every value of each estimate moved towards the real price by
+    ``1 - factor`` (0 = the real prices of the estimated slots; the paths' spread and the band shrink alike).
+    Records the unsharpened estimate's error on the 24 hours after the published prices."""
+
+    def __init__(self, *args: object, factor: float, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.factor = factor
+        self.abs_err: list[float] = []
+        self.inside: list[float] = []
+
+    def price_estimate(self, ke: int) -> PriceEstimate | None:
+        est = super().price_estimate(ke)
+        if est is None:
+            return None
+        truth = self.w.price[ke : ke + len(est.slots)]
+        truth = np.concatenate([truth, np.full(len(est.slots) - len(truth), np.nan)])
+        med = np.array([s.median_gbp for s in est.slots])
+        day = np.isfinite(truth[:48])
+        self.abs_err.extend(np.abs(med[:48] - truth[:48])[day])
+        lo, hi = (np.array([getattr(s, f) for s in est.slots]) for f in ("low_gbp", "high_gbp"))
+        self.inside.extend(((truth[:48] >= lo[:48]) & (truth[:48] <= hi[:48]))[day])
+
+        def mix(v: np.ndarray) -> np.ndarray:
+            return np.where(np.isfinite(truth), truth + self.factor * (v - truth), v)
+
+        m, lo, hi = mix(med), mix(lo), mix(hi)
+        slots = [
+            s.model_copy(update={"median_gbp": m[k], "low_gbp": lo[k], "high_gbp": hi[k]})
+            for k, s in enumerate(est.slots)
+        ]
+        paths = mix(np.array(est.scenarios_gbp)).tolist()
+        return est.model_copy(update={"slots": slots, "scenarios_gbp": paths})
+
+
+def needed_accuracy(sc: Scenario, w: World, base: float, bound: float, perfect_pct: float, own_pct: float) -> None:
+    """Replays with sharper estimates, to show what accuracy the targets would need."""
+    lim = limits_for(MODEL, SETTINGS)
+    rows = [(1.0, perfect_pct, own_pct)]
+    mae = coverage = float("nan")
+    for f in ERROR_FACTORS:
+        shares = []
+        for fc in ("perfect", "own"):
+            policy = Sharpened(w, MODEL, SETTINGS, fc, factor=f)
+            shares.append(pct(base, replay(w, policy, MODEL, lim, lim.min_kwh).cost_gbp, bound))
+            mae, coverage = float(np.mean(policy.abs_err)) * 100, float(np.mean(policy.inside)) * 100
+        rows.append((f, *shares))
+    print(
+        f"-- what the estimate's accuracy would have to be: each estimate's error scaled by a factor (0 = the real"
+        f" prices of the 48 h after the published ones); batsched's estimate: MAE {mae:.2f} p/kWh over the first"
+        f" 24 h, {coverage:.0f} % of real prices inside its band"
+    )
+    print(f"{'error factor':>12s} {'MAE 0-24 h p/kWh':>17s} {'share, perfect':>15s} {'share, own':>11s}")
+    for f, p, o in rows:
+        print(f"{f:12.2f} {f * mae:17.2f} {p:13.1f} % {o:9.1f} %")
+    for col, target, what in ((1, sc.target_pct, "perfect load/PV"), (2, OWN_TARGET_PCT, "own forecasts")):
+        print(f"   target {target:.1f} % ({what}): {reach([(r[0], r[col]) for r in rows], target, mae)}")
+
+
+def reach(points: list[tuple[float, float]], target: float, mae: float) -> str:
+    """Where the share crosses ``target`` as the error factor falls (linear between the measured factors)."""
+    if points[0][1] >= target:
+        return "met by batsched's estimate"
+    for (f1, s1), (f0, s0) in itertools.pairwise(points):
+        if s0 >= target > s1:
+            f = f0 + (f1 - f0) * (target - s0) / (s1 - s0)
+            return f"needs the error cut to {f:.2f} of today's (MAE about {f * mae:.1f} p/kWh over the first 24 h)"
+    return "not reached even with the real prices of the next 48 h"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--scenario", help="run only scenarios whose name contains this")
     ap.add_argument("--no-variants", action="store_true", help="skip the end-value comparison runs")
+    ap.add_argument("--no-accuracy", action="store_true", help="skip the replays with sharper price estimates")
     args = ap.parse_args(argv)
     print("batsched planner benchmark (costs are money paid for the period, GBP)")
     print(
@@ -197,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     for sc in SCENARIOS:
         if args.scenario and args.scenario not in sc.name:
             continue
-        run(sc, not args.no_variants)
+        run(sc, not args.no_variants, not args.no_accuracy)
     if not args.scenario:
         print(
             "\n== DP vs the optimum of the same model: DP excess in % of the horizon's no-battery cost"

@@ -67,7 +67,8 @@ USERS: tuple[User, ...] = (
         "the only NetZero poller: also owns battery/state; the watchdog's and accounting's topics are not its",
         readwrite=("executor/#", "battery/#"),
         read=("planner/#", "pricing/#"),
-        deny=("executor/watchdog", "executor/daily_summary"),
+        # the price estimate is never a price: the executor cannot even read it
+        deny=("executor/watchdog", "executor/daily_summary", "pricing/+/estimate"),
         discovery=True,
     ),
     User(

@@ -5,11 +5,17 @@ from __future__ import annotations
 from services.fleet.config import FleetSettings
 from services.fleet.worker import FleetPlanner
 from services.planner import dp_kernel
-from shared.models import BatteryState, EnergyForecast, RateSeries
+from shared.models import BatteryState, EnergyForecast, PriceEstimate, RateSeries
 from shared.runner import ServiceContext, run_service
 from shared.settings import load_settings
 
-MODELS = {"battery": BatteryState, "pv": EnergyForecast, "load": EnergyForecast, "export_rates": RateSeries}
+MODELS = {
+    "battery": BatteryState,
+    "pv": EnergyForecast,
+    "load": EnergyForecast,
+    "export_rates": RateSeries,
+    "estimate": PriceEstimate,
+}
 
 
 def wire(ctx: ServiceContext[FleetSettings]) -> None:

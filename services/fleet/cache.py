@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from shared.models import BatteryState, EnergyForecast, PlannerSettings, RateSeries
+from shared.models import BatteryState, EnergyForecast, PlannerSettings, PriceEstimate, RateSeries
 
 
 @dataclass
 class Home:
     rates: RateSeries | None = None
     export_rates: RateSeries | None = None
+    estimate: PriceEstimate | None = None  # values energy beyond the known prices; never a price
     pv: EnergyForecast | None = None
     load: EnergyForecast | None = None
     battery: BatteryState | None = None

@@ -23,6 +23,7 @@ STATE_INPUTS = {
     ("forecast", "pv"): "pv",
     ("forecast", "load"): "load",
     ("pricing", "export", "rates"): "export_rates",
+    ("pricing", "import", "estimate"): "estimate",
 }
 
 
@@ -97,6 +98,7 @@ class FleetPlanner:
                 home.settings,
                 self.clock.now(),
                 export_prices=home.export_rates,
+                price_estimate=home.estimate,
                 config=self.config,
             )
         except Exception:

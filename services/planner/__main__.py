@@ -6,7 +6,7 @@ from services.planner import dp_kernel
 from services.planner.config import PlannerServiceSettings
 from services.planner.service import PlannerService
 from shared.ha import register_discovery
-from shared.models import BatteryState, EnergyForecast, RateSeries
+from shared.models import BatteryState, EnergyForecast, PriceEstimate, RateSeries
 from shared.runner import ServiceContext, run_service
 from shared.topics import PLANNER_SETTINGS
 
@@ -17,6 +17,7 @@ def wire(ctx: ServiceContext[PlannerServiceSettings]) -> None:
     t, bus = ctx.topics, ctx.bus
     bus.subscribe(t.import_rates, svc.on_rates, RateSeries)
     bus.subscribe(t.export_rates, svc.on_export_rates, RateSeries)
+    bus.subscribe(t.import_estimate, svc.on_estimate, PriceEstimate)
     bus.subscribe(t.forecast_pv, svc.on_pv, EnergyForecast)
     bus.subscribe(t.forecast_load, svc.on_load, EnergyForecast)
     bus.subscribe(t.battery_state, svc.on_battery, BatteryState)

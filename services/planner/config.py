@@ -17,8 +17,8 @@ class PlannerServiceSettings(ServiceSettings):
         90, description="Plan lease: the executor drops a plan this long after it was made"
     )
     planner_horizon_slots: Annotated[int, Field(ge=2, le=192)] = Field(96, description="Published horizon")
-    planner_end_value: Literal["scenarios", "forecast", "linear", "zero"] = Field(
-        "scenarios", description="How energy left at the horizon's end is valued (see services/planner/horizon.py)"
+    planner_end_value: Literal["estimate", "scenarios", "forecast", "linear", "zero"] = Field(
+        "estimate", description="How energy left at the horizon's end is valued (see services/planner/horizon.py)"
     )
     battery_capacity_kwh: Annotated[float, Field(gt=0, le=200)] = Field(13.5, description="Usable capacity")
     battery_grid_charge_kw: Annotated[float, Field(gt=0, le=50)] = Field(3.3, description="Grid-charge power")

@@ -7,13 +7,16 @@ an estimate is used, but it can never be a charging slot).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 
 from services.planner.battery import BatteryModel, Limits
 from services.planner.dp import Horizon, Solution, solve, terminal_linear, value_function
-from services.planner.horizon import SLOTS_PER_DAY, TAIL_END_SHARE, fill_gaps
+from services.planner.horizon import SLOTS_PER_DAY, TAIL_END_SHARE, estimate_paths, fill_gaps
+from shared.models import PriceEstimate
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,62 @@ def decide(
     return Decision(known, ok, sol.terminal_value_gbp - tail_cost)
 
 
+def scenario_value(
+    paths: np.ndarray,
+    export_price: np.ndarray,
+    load: np.ndarray,
+    pv: np.ndarray,
+    peak: np.ndarray,
+    model: BatteryModel,
+    limits: Limits,
+    max_charge_price: float,
+    end_gbp_per_kwh: float,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """The value of stored energy at the end of the known prices, as a cost per grid state (0 at the reserve): the
+    (weighted) mean over price ``paths`` (scenarios × slots after the known ones, finite) of the optimal cost-to-go
+    over those slots with this load and PV; energy still left after them is credited at ``end_gbp_per_kwh``.
+
+    Averaging value functions rather than prices keeps each path's spread (cheap nights, dear evenings), which a
+    mean price curve smooths away."""
+    end = terminal_linear(model, limits, end_gbp_per_kwh)
+    values = [
+        value_function(
+            Horizon(price, export_price, load, pv, charge_allowed(price, peak, max_charge_price)), model, limits, end
+        )
+        for price in paths
+    ]
+    v = np.average(values, axis=0, weights=weights)
+    grid = np.arange(len(v)) * model.soc_step_kwh
+    return v - float(np.interp(limits.min_kwh, grid, v))
+
+
+def estimate_value(
+    estimate: PriceEstimate | None,
+    starts: Sequence[datetime],
+    now: datetime,
+    known: Mapping[datetime, float],
+    export_price: np.ndarray,
+    load: np.ndarray,
+    pv: np.ndarray,
+    peak: np.ndarray,
+    model: BatteryModel,
+    limits: Limits,
+    max_charge_price: float,
+    end_gbp_per_kwh: float,
+) -> tuple[np.ndarray | None, str | None]:
+    """``scenario_value`` over the price estimate's paths on the slots ``starts`` after the known prices (arrays
+    per slot of ``starts``), as the service and the replay both value energy; ``(None, why)`` when the estimate
+    cannot be used."""
+    paths, why = estimate_paths(estimate, starts, now, known)
+    if paths is None:
+        return None, why
+    k = paths.shape[1]
+    return scenario_value(
+        paths, export_price[:k], load[:k], pv[:k], peak[:k], model, limits, max_charge_price, end_gbp_per_kwh
+    ), None
+
+
 def tail_value(
     past_prices: np.ndarray,
     export_price: np.ndarray,
@@ -101,20 +160,16 @@ def tail_value(
     decay: float = 1.0,
     anchor: float = 1.0,
 ) -> np.ndarray | None:
-    """The value of stored energy at the end of the known prices, as a cost per grid state: the mean over the last
-    ``days`` days' prices (each a scenario for the slots after the known ones) of the optimal cost-to-go.
-
-    Averaging value functions rather than prices keeps each day's spread (cheap nights, dear evenings), which a
-    mean price curve smooths away. Each scenario is moved to the level of the latest known day (``anchor`` = 1:
-    fully), because tomorrow's level follows today's more than last week's. ``past_prices`` ends where the known
-    prices end (NaN = unknown)."""
+    """``scenario_value`` with the last ``days`` days' prices as the paths (each a scenario for the slots after
+    the known ones), for when there is no price estimate. Each scenario is moved to the level of the latest known
+    day (``anchor`` = 1: fully), because tomorrow's level follows today's more than last week's. ``past_prices``
+    ends where the known prices end (NaN = unknown)."""
     n = len(load)
     n_past = len(past_prices)
     mean = float(np.nanmean(past_prices)) if np.isfinite(past_prices).any() else np.nan
     if n == 0 or not np.isfinite(mean):
         return None
-    end = terminal_linear(model, limits, end_share * max(mean, 0.0) * model.eta_discharge)
-    values, weights = [], []
+    paths, weights = [], []
     for d in range(1, days + 1):
         idx = n_past - d * SLOTS_PER_DAY + np.arange(n)
         if idx[0] < 0:
@@ -128,11 +183,11 @@ def tail_value(
             latest = past_prices[-SLOTS_PER_DAY:]
             if np.isfinite(latest).any():
                 price = price + anchor * (float(np.nanmean(latest)) - float(price.mean()))
-        h = Horizon(price, export_price, load, pv, charge_allowed(price, peak, max_charge_price))
-        values.append(value_function(h, model, limits, end))
+        paths.append(price)
         weights.append(decay ** (d - 1))
-    if not values:
+    if not paths:
         return None
-    v = np.average(values, axis=0, weights=weights)
-    grid = np.arange(len(v)) * model.soc_step_kwh
-    return v - float(np.interp(limits.min_kwh, grid, v))  # 0 at the reserve: the value of the stored energy
+    end = end_share * max(mean, 0.0) * model.eta_discharge
+    return scenario_value(
+        np.array(paths), export_price, load, pv, peak, model, limits, max_charge_price, end, np.array(weights)
+    )

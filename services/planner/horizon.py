@@ -7,7 +7,11 @@ at night. Three choices, compared by ``tools/bench_planner.py``:
 - ``zero``: leftover energy is worth nothing;
 - ``linear``: every stored kWh is worth a fixed price (the recent days' mean price times the discharge
   efficiency);
-- ``scenarios`` (default): each of the last 7 days' prices is a scenario for the day after the known prices; the
+- ``estimate`` (default): the pricing service's price estimate (``pricing/import/estimate``, see
+  ``services/pricing/estimate.py``): its equally likely price paths over the day or two after the known prices
+  are the scenarios, valued as below. Without a usable estimate (none, expired, or not reaching the end of the
+  known prices) the plan falls back to ``scenarios`` and says so in its ``reason``;
+- ``scenarios``: each of the last 7 days' prices is a scenario for the day after the known prices; the
   optimal cost-to-go over that day (with forecast load and PV) is computed for every SOC by the DP's backward pass,
   and the mean over the scenarios is the terminal value. Averaging values, not prices, keeps each day's spread;
   each scenario is shifted to the level of the latest known day.
@@ -23,14 +27,18 @@ Everything here uses only information available at planning time.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Literal
 
 import numpy as np
 
+from shared.models import PriceEstimate
+
 SLOTS_PER_DAY = 48
 TAIL_END_SHARE = 0.5  # energy left after the forecast day: this share of the recent mean price
 DEFAULT_LOAD_KWH = 0.4  # per half-hour, when there is no load forecast or history at all
-EndValue = Literal["zero", "linear", "forecast", "scenarios"]
+EndValue = Literal["zero", "linear", "forecast", "scenarios", "estimate"]
 
 
 def same_time_mean(past: np.ndarray, n_ahead: int, days: int = 7, quantile: float | None = None) -> np.ndarray:
@@ -71,3 +79,27 @@ def linear_end_value(past_prices: np.ndarray, eta_discharge: float, days: int = 
     recent = past_prices[-days * SLOTS_PER_DAY :]
     recent = recent[np.isfinite(recent)]
     return float(max(recent.mean(), 0.0) * eta_discharge) if recent.size else 0.0
+
+
+def estimate_paths(
+    estimate: PriceEstimate | None, starts: Sequence[datetime], now: datetime, known: Mapping[datetime, float]
+) -> tuple[np.ndarray | None, str | None]:
+    """The estimate's price paths on ``starts`` (scenarios × slots, GBP/kWh), a known price wherever there is one:
+    only the leading slots it covers without a gap. ``(None, why)`` when it cannot be used."""
+    if estimate is None:
+        return None, "no price estimate"
+    if not estimate.is_valid(now):
+        return None, f"price estimate expired at {estimate.valid_until.isoformat()}"
+    column = {s.start: k for k, s in enumerate(estimate.slots)}
+    paths = np.array(estimate.scenarios_gbp, dtype=float)
+    cols: list[np.ndarray] = []
+    for t in starts:
+        if t in known:
+            cols.append(np.full(len(paths), known[t]))
+        elif t in column:
+            cols.append(paths[:, column[t]])
+        else:
+            break
+    if not cols:
+        return None, f"price estimate does not reach {starts[0].isoformat()}" if starts else "no slots to value"
+    return np.column_stack(cols), None

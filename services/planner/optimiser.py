@@ -17,7 +17,7 @@ import numpy as np
 
 from services.planner.baselines import horizon_baselines
 from services.planner.battery import CHARGE, HOLD, BatteryModel, limits_for
-from services.planner.decide import Tail, decide, tail_value
+from services.planner.decide import Tail, decide, estimate_value, tail_value
 from services.planner.horizon import (
     DEFAULT_LOAD_KWH,
     SLOTS_PER_DAY,
@@ -35,6 +35,7 @@ from shared.models import (
     PlanInputs,
     PlannerSettings,
     PlanSlot,
+    PriceEstimate,
     RateSeries,
     Reason,
 )
@@ -50,7 +51,7 @@ class PlannerConfig:
     model: BatteryModel = field(default_factory=BatteryModel)
     max_slots: int = 96  # the published horizon (48 h)
     tail_slots: int = SLOTS_PER_DAY  # forecast slots used to value the energy left at the horizon's end
-    end_value: EndValue = "scenarios"
+    end_value: EndValue = "estimate"
     lease: timedelta = timedelta(minutes=90)  # the executor drops a plan this long after it was made
     default_load_kwh: float = DEFAULT_LOAD_KWH  # per half-hour, when there is no load forecast
     degraded_slots: int = SLOTS_PER_DAY
@@ -67,10 +68,12 @@ def plan(
     *,
     export_prices: RateSeries | None = None,
     price_history: Mapping[datetime, float] | None = None,
+    price_estimate: PriceEstimate | None = None,
     config: PlannerConfig | None = None,
 ) -> Plan:
-    """The cheapest schedule from ``now`` given what is known; ``price_history`` (UTC slot start -> GBP/kWh of
-    past days) feeds the price forecast that values energy beyond the known prices."""
+    """The cheapest schedule from ``now`` given what is known. Energy beyond the known prices is valued from
+    ``price_estimate`` (the pricing service's estimate, end value ``estimate``) or else from ``price_history`` (UTC
+    slot start -> GBP/kWh of past days). An estimate only ever values that energy: no slot is planned on it."""
     cfg = config or PlannerConfig()
     now_slot = slot_start(now)
     inputs = PlanInputs(
@@ -89,7 +92,17 @@ def plan(
     assert prices is not None and battery_state is not None
     try:
         return _optimal(
-            prices, pv_forecast, load_forecast, battery_state, settings, now, export_prices, price_history, cfg, inputs
+            prices,
+            pv_forecast,
+            load_forecast,
+            battery_state,
+            settings,
+            now,
+            export_prices,
+            price_history,
+            price_estimate,
+            cfg,
+            inputs,
         )
     except (ArithmeticError, ValueError) as exc:  # numbers the model cannot carry (pydantic errors are ValueErrors)
         detail = f"planning failed on these inputs ({type(exc).__name__}): self-use until they change"
@@ -105,6 +118,7 @@ def _optimal(
     now: datetime,
     export_prices: RateSeries | None,
     price_history: Mapping[datetime, float] | None,
+    price_estimate: PriceEstimate | None,
     cfg: PlannerConfig,
     inputs: PlanInputs,
 ) -> Plan:
@@ -131,12 +145,23 @@ def _optimal(
     tail = None
     terminal = None
     end_value = 0.0
-    if cfg.end_value in ("forecast", "scenarios") and cfg.tail_slots > 0:
+    if cfg.end_value in ("forecast", "scenarios", "estimate") and cfg.tail_slots > 0:
         t_starts = [horizon_end + k * SLOT for k in range(cfg.tail_slots)]
         t_load, t_pv = _energy(load_forecast, pv_forecast, t_starts, now, cfg, [])
         t_export = _export_prices(export_prices, t_starts, now, m)
         t_peak = np.array([slot_overlaps_local_window(s, peak_start, peak_end, cfg.tz) for s in t_starts])
-        if cfg.end_value == "scenarios":
+        why_not = None
+        if cfg.end_value == "estimate":
+            end_price = TAIL_END_SHARE * linear_end_value(past, m.eta_discharge)
+            terminal, why_not = estimate_value(
+                price_estimate, t_starts, now, history, t_export, t_load, t_pv, t_peak, m, lim,
+                settings.max_charge_price_gbp, end_price,
+            )  # fmt: skip
+        if terminal is not None:
+            missing = False
+        elif cfg.end_value in ("scenarios", "estimate"):
+            if why_not:
+                notes.append(f"{why_not}: energy beyond the known prices valued from the last 7 days' prices")
             terminal = tail_value(past, t_export, t_load, t_pv, t_peak, m, lim, settings.max_charge_price_gbp)
             missing = terminal is None
         else:

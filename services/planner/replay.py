@@ -18,7 +18,7 @@ import pandas as pd
 
 from services.planner.baselines import seed_rule_charge_slots
 from services.planner.battery import CHARGE, SELF_USE, BatteryModel, Limits, limits_for, step_slot
-from services.planner.decide import Tail, decide, tail_value
+from services.planner.decide import Tail, decide, estimate_value, tail_value
 from services.planner.horizon import (
     DEFAULT_LOAD_KWH,
     SLOTS_PER_DAY,
@@ -28,11 +28,16 @@ from services.planner.horizon import (
     linear_end_value,
     same_time_mean,
 )
-from shared.models import PlannerSettings
+from services.pricing.estimate import EstimateParams, estimate, to_message
+from shared.models import PlannerSettings, PriceEstimate
+from shared.slots import LONDON as LONDON_TZ
 from shared.slots import parse_hhmm
 
 LONDON = "Europe/London"
 PUBLISH_HOUR_LOCAL = 16
+# Days of prices before a replayed period: the price estimate's learning window (``EstimateParams.window_days``)
+# and a margin. The benchmark and the backtest both give a replay this much history.
+HISTORY_DAYS = EstimateParams.window_days + 10
 Forecasts = Literal["perfect", "own"]
 
 
@@ -92,7 +97,7 @@ class Batsched:
         model: BatteryModel,
         settings: PlannerSettings,
         forecasts: Forecasts = "perfect",
-        end_value: EndValue = "scenarios",
+        end_value: EndValue = "estimate",
         max_slots: int = 96,
         tail_slots: int = SLOTS_PER_DAY,
         prices_known: Literal["published", "all"] = "published",
@@ -102,6 +107,7 @@ class Batsched:
         end_share: float = TAIL_END_SHARE,
         decay: float = 1.0,
         anchor: float = 1.0,
+        estimate_params: EstimateParams = EstimateParams(),  # noqa: B008 - frozen
     ) -> None:
         self.w, self.m, self.s = world, model, settings
         self.lim = limits_for(model, settings)
@@ -109,6 +115,7 @@ class Batsched:
         self.max_slots, self.tail_slots, self.price_days = max_slots, tail_slots, price_days
         self.tail_end_value, self.price_quantile, self.end_share = tail_end_value, price_quantile, end_share
         self.decay, self.anchor = decay, anchor
+        self.estimate_params = estimate_params
         self.known_end = published_end(world.slots)
         if prices_known == "all":  # a diagnostic: what knowing every price in advance would be worth
             self.known_end = np.full(len(world.slots), len(world.slots))
@@ -158,14 +165,40 @@ class Batsched:
                 args["end_value_gbp_per_kwh"] = TAIL_END_SHARE * linear_end_value(past, self.m.eta_discharge)
         elif self.end_value == "linear":
             args["end_value_gbp_per_kwh"] = linear_end_value(past, self.m.eta_discharge)
-        elif self.end_value == "scenarios":
+        elif self.end_value in ("scenarios", "estimate"):
             if self._tail_key != ke:  # the tail's value changes only when new prices are published
                 t0 = time.perf_counter()
-                self._tail_value = self._scenario_values(i, ke, past)
+                value = self._estimate_values(i, ke, past) if self.end_value == "estimate" else None
+                self._tail_value = value if value is not None else self._scenario_values(i, ke, past)
                 self.tail_seconds.append(time.perf_counter() - t0)
                 self._tail_key = ke
             args["terminal"] = self._tail_value
         return args
+
+    def price_estimate(self, ke: int) -> PriceEstimate | None:
+        """The pricing service's estimate right after the prices up to slot ``ke`` were published: the same
+        estimator and message, from the prices before ``ke`` only (walk-forward; no cold-start library, which
+        would hold the replayed period itself)."""
+        w = self.w
+        lo = max(0, ke - (self.estimate_params.window_days + 3) * SLOTS_PER_DAY)
+        until = w.slots[ke].to_pydatetime()
+        est = estimate(w.slots[lo:ke], w.price[lo:ke], until, 48, LONDON_TZ, self.estimate_params)
+        return to_message(est, "replay", until, until) if est is not None else None
+
+    def _estimate_values(self, i: int, ke: int, past: np.ndarray) -> np.ndarray | None:
+        w = self.w
+        n_t = min(self.tail_slots, len(w.price) - ke)
+        if n_t <= 0:
+            return None
+        starts = list(w.slots[ke : ke + n_t].to_pydatetime())
+        load, pv = self._energy(i, ke - i + n_t)
+        sl = slice(ke, ke + n_t)
+        end = self.end_share * linear_end_value(past, self.m.eta_discharge)
+        value, _ = estimate_value(
+            self.price_estimate(ke), starts, w.slots[i].to_pydatetime(), {}, w.export_price[sl], load[ke - i :],
+            pv[ke - i :], self.peak[sl], self.m, self.lim, self.s.max_charge_price_gbp, end,
+        )  # fmt: skip
+        return value
 
     def _scenario_values(self, i: int, ke: int, past: np.ndarray) -> np.ndarray | None:
         w = self.w

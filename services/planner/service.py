@@ -26,6 +26,7 @@ from shared.models import (
     Plan,
     PlannerSettings,
     PlanNow,
+    PriceEstimate,
     RateSeries,
 )
 from shared.runner import ServiceContext
@@ -102,6 +103,7 @@ class PlannerService:
         self.settings = self._load_settings()
         self.rates: RateSeries | None = None
         self.export_rates: RateSeries | None = None
+        self.estimate: PriceEstimate | None = None  # values energy beyond the known prices; never a price
         self.pv: EnergyForecast | None = None
         self.load: EnergyForecast | None = None
         self.battery: BatteryState | None = None
@@ -124,6 +126,9 @@ class PlannerService:
 
     def on_export_rates(self, msg: Incoming) -> None:
         self._input("export_rates", msg)
+
+    def on_estimate(self, msg: Incoming) -> None:
+        self._input("estimate", msg)
 
     def on_pv(self, msg: Incoming) -> None:
         self._input("pv", msg)
@@ -185,6 +190,7 @@ class PlannerService:
                 now,
                 export_prices=self.export_rates,
                 price_history=self.history,
+                price_estimate=self.estimate,
                 config=self.config,
             )
             ms = (time.perf_counter() - t0) * 1000

@@ -54,6 +54,17 @@ class PricingSettings(ServiceSettings):
     late_after_local: str = Field("20:00", pattern=_HHMM, description="Alert prices_late after this local time")
     price_min_gbp: float = Field(-0.5, description="Reject a batch with any price below this (GBP/kWh)")
     price_max_gbp: float = Field(1.0, description="Reject a batch with any price above this (the 100p cap)")
+    price_estimate_hours: Annotated[int, Field(ge=0, le=96)] = Field(
+        48, description="Hours after the published prices the price estimate covers (0 = no estimate; else 24-96)"
+    )
+    agilepredict_url: str | None = Field(
+        None,
+        description='AgilePredict base URL (e.g. "https://agilepredict.com") to re-centre the estimate; unset = off',
+    )
+    agilepredict_refresh_s: Annotated[float, Field(ge=60)] = Field(3600, description="How often to ask AgilePredict")
+    agilepredict_max_age_h: Annotated[float, Field(gt=0, le=168)] = Field(
+        24, description="An AgilePredict forecast older than this is late and not used"
+    )
 
     @field_validator("octopus_region")
     @classmethod
@@ -61,6 +72,13 @@ class PricingSettings(ServiceSettings):
         value = value.strip().upper().lstrip("_")
         if len(value) != 1 or value not in "ABCDEFGHJKLMNP":
             raise ValueError("a region letter A–P without I and O")
+        return value
+
+    @field_validator("price_estimate_hours")
+    @classmethod
+    def _estimate_hours(cls, value: int) -> int:
+        if 0 < value < 24:
+            raise ValueError("0 (no estimate) or 24-96 hours")
         return value
 
     @field_validator("octopus_base_url")

@@ -26,12 +26,14 @@ from shared.runner import ServiceContext
 from shared.slots import SLOT, local_date, local_midnight, next_slot_boundary, parse_hhmm, slot_start
 
 from .config import PricingSettings
+from .estimate import EstimateParams
+from .estimate_publisher import EstimatePublisher
 from .octopus import OctopusClient, OctopusError, Tariff, tariff_code
 from .schedule import Timetable, has_tomorrow, next_delay, today_incomplete, tomorrow_overdue, wants_tomorrow
 from .store import RateStore, StoreError
 from .validation import BatchRejected, Bounds, validate_rates
 
-KEEP_DAYS = 60  # stored history beyond the published window
+KEEP_DAYS = EstimateParams.window_days + 10  # stored history beyond the published window: the estimate learns from it
 
 
 @dataclass
@@ -82,6 +84,7 @@ class PricingService:
         self._started = False
         self.next_fetch_at: datetime | None = None
         self._rng = random.Random()
+        self.estimate = EstimatePublisher(ctx, self.store, self._publish)
 
     # ------------------------------------------------------------------ wiring helpers
 
@@ -94,6 +97,7 @@ class PricingService:
         ctx.every(1.0, self.fetch_loop, name="fetch")
         ctx.every(1.0, self.slot_loop, name="current")
         ctx.on_stop(self.store.close)
+        self.estimate.wire()
 
     # ------------------------------------------------------------------ schedule
 
@@ -305,6 +309,8 @@ class PricingService:
             self._series[direction] = series
             self._published_day = local_date(now, self.s.tz)
         self._publish(topic, series)
+        if direction == "import":
+            self.estimate.on_import_published(series)
         return series
 
     def current_rate(self, now: datetime) -> CurrentRate:
@@ -405,6 +411,7 @@ class PricingService:
                 ),
                 icon="mdi:clock-start",
             ),
+            *self.estimate.discovery(),
         ]
 
 

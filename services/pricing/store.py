@@ -94,6 +94,17 @@ class RateStore:
         rates = [Rate(start=_dt(r[0]), end=_dt(r[0]) + SLOT, value_inc_vat=r[1]) for r in rows]
         return StoredRates(newest[2], _dt(newest[3]), rates)
 
+    def history(self, direction: str, tariff_code: str, since: datetime) -> list[tuple[datetime, float]]:
+        """Stored (slot start, GBP/kWh) of one tariff from ``since`` on, oldest first: what the price estimate
+        learns from (another tariff's slots are not its history)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT start_utc, value_gbp FROM rates WHERE direction = ? AND tariff_code = ? AND start_utc >= ? "
+                "ORDER BY start_utc",
+                (direction, tariff_code, _iso(since)),
+            ).fetchall()
+        return [(_dt(r[0]), float(r[1])) for r in rows]
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

@@ -20,6 +20,7 @@ from shared.models import (
     OverrideCommand,
     Plan,
     PlanNow,
+    PriceEstimate,
     PricingAlert,
     PvToday,
     RateSeries,
@@ -59,6 +60,36 @@ def rate_series(now: datetime, n: int = 72, direction: str = "import", base: flo
             {"start": z(s), "end": z(s + SLOT), "value_inc_vat": round(base + price_at(i), 4)}
             for i, s in enumerate(starts)
         ],
+    }
+
+
+def price_estimate(now: datetime, n: int = 96, paths: int = 3, after: int = 72) -> dict[str, Any]:
+    """An estimate for the ``n`` slots after ``rate_series(now, after)``'s last one."""
+    starts = _starts(now, after + n)[after:]
+    med = [round(price_at(after + i), 4) for i in range(n)]
+    return {
+        "schema_version": 1,
+        "generated_at": z(now),
+        "valid_until": z(starts[-1] + SLOT),
+        "is_estimate": True,
+        "tariff_code": "E-1R-AGILE-24-10-01-J",
+        "direction": "import",
+        "unit": "GBP/kWh",
+        "method": "analog-v1",
+        "source": "learned",
+        "learned_from": "fuzz seed",
+        "published_until": z(starts[0]),
+        "slots": [
+            {
+                "start": z(s),
+                "end": z(s + SLOT),
+                "median_gbp": m,
+                "low_gbp": round(m - 0.05, 4),
+                "high_gbp": round(m + 0.05, 4),
+            }
+            for s, m in zip(starts, med, strict=True)
+        ],
+        "scenarios_gbp": [[round(m + 0.02 * (k - 1), 4) for m in med] for k in range(paths)],
     }
 
 
@@ -231,6 +262,7 @@ KINDS: dict[str, tuple[Any, Any]] = {
     "rates": (rate_series, RateSeries),
     "export_rates": (lambda now: rate_series(now, direction="export", base=-0.1), RateSeries),
     "current": (current_rate, CurrentRate),
+    "estimate": (price_estimate, PriceEstimate),
     "pv": (lambda now: energy_forecast(now, "pv"), EnergyForecast),
     "load": (lambda now: energy_forecast(now, "load"), EnergyForecast),
     "pv_today": (pv_today, PvToday),

@@ -193,6 +193,7 @@ TARGETS: tuple[Target, ...] = (
         (
             Sub(T.import_rates, "rates"),
             Sub(T.export_rates, "export_rates"),
+            Sub(T.import_estimate, "estimate"),
             Sub(T.forecast_pv, "pv"),
             Sub(T.forecast_load, "load"),
             Sub(T.battery_state, "battery"),

@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from services.planner.replay import HISTORY_DAYS
 from shared.slots import local_midnight
 from tools.backtest import inputs, octopus
 from tools.backtest.inputs import InputError
 
 LOOKAHEAD = timedelta(days=2)  # data after the period kept for plans near its end (never reported)
-HISTORY = timedelta(days=14)  # data before the period the planner may look back at (never reported)
+HISTORY = timedelta(days=HISTORY_DAYS)  # prices before the period the planner may look back at (never reported)
+LOAD_HISTORY = timedelta(days=14)  # consumption before the period (the planner's own load forecast looks back 7)
 
 
 def read_text(path: Path) -> str:
@@ -66,7 +68,7 @@ def octopus_prices(product: str, region: str, start: datetime, end: datetime, ba
 
 
 def octopus_consumption(mpan: str, serial: str, key: str, start: datetime, end: datetime, base_url: str) -> pd.Series:
-    doc = octopus.fetch_consumption(mpan, serial, key, start - HISTORY, end + LOOKAHEAD, base_url)
+    doc = octopus.fetch_consumption(mpan, serial, key, start - LOAD_HISTORY, end + LOOKAHEAD, base_url)
     return inputs.parse_consumption_json(doc, f"Octopus consumption {mpan}/{serial}")
 
 
