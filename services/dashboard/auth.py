@@ -33,7 +33,9 @@ from .config import DashboardSettings
 log = get_logger("batsched.dashboard.auth")
 
 # The style sheet is public so the login and error pages look right before login; it holds no data.
-PUBLIC_PATHS = frozenset({"/login", "/auth/callback", "/healthz", "/update_status", "/static/style.css"})
+PUBLIC_PATHS = frozenset(
+    {"/login", "/auth/callback", "/callback", "/healthz", "/health", "/update_status", "/static/style.css"}
+)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ALLOWED_NEXT = frozenset({"/", "/plan", "/history", "/control"})  # where a login may return to
 CSRF_HEADER = "x-csrf-token"
@@ -130,9 +132,10 @@ class Auth:
     # ------------------------------------------------------------------ login flow (OIDC)
 
     def redirect_uri(self, request: Request) -> str:
+        path = self.settings.oidc_redirect_path  # /callback for a seed user: the URI their provider knows
         if self.settings.dashboard_public_url:
-            return self.settings.dashboard_public_url.rstrip("/") + "/auth/callback"
-        return str(request.url_for("auth_callback"))
+            return self.settings.dashboard_public_url.rstrip("/") + path
+        return str(request.url_for("auth_callback" if path == "/auth/callback" else "seed_callback"))
 
     async def login(self, request: Request) -> Response:
         if self.local:
