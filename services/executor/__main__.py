@@ -9,7 +9,9 @@ import sys
 from services.executor.config import ExecutorSettings
 from services.executor.executor import Executor, hand_back_before_exit
 from services.executor.journal import DB_NAME, Journal
+from services.executor.seed_import import import_on_start, publish_imported_history, take_over
 from services.executor.watchdog import build_client
+from services.executor.windows import WindowStore
 from shared.ha import register_discovery
 from shared.models import CurrentRate, OverrideCommand, Plan, RateSeries
 from shared.runner import ServiceContext, run_service
@@ -19,12 +21,16 @@ def wire(ctx: ServiceContext[ExecutorSettings]) -> None:
     t = ctx.topics
     client = build_client(ctx.settings, ctx.clock)
     path = ctx.data_path(DB_NAME)
+    seed = take_over(path, ctx.clock.now(), ctx.log)  # the original app's database here: moved aside, imported below
     try:
         journal = Journal(path)
+        windows = WindowStore(path)
     except (OSError, sqlite3.Error):
         # Exiting (the runner says why): first hand back a forced state the journal shows, if there is one.
         ctx.log.info("journal cannot be opened for writing", outcome=hand_back_before_exit(client, path, ctx.log))
         raise
+    if seed is not None:
+        import_on_start(seed, journal, windows, ctx.settings, ctx.clock.now(), ctx.log)
     executor = Executor(ctx.settings, ctx.clock, ctx.bus, journal, client, ctx.log)
 
     ctx.bus.subscribe(t.plan, executor.on_plan, Plan)
@@ -35,6 +41,7 @@ def wire(ctx: ServiceContext[ExecutorSettings]) -> None:
     ctx.bus.setting(t.executor_dry_run_set, executor.on_dry_run_set)
     ctx.bus.command(t.executor_override, executor.on_override, OverrideCommand)
     ctx.bus.on_connect(executor.publish_state)
+    ctx.bus.on_connect(lambda: publish_imported_history(ctx.bus, path, ctx.clock.now(), ctx.log))
     register_discovery(ctx.bus, executor.discovery)
 
     ctx.every(0, lambda: executor.run_forever(ctx.stop), name="decisions")  # runs until stop
