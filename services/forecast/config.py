@@ -83,10 +83,9 @@ class ForecastSettings(ServiceSettings):
 
     @property
     def pv_arrays_given(self) -> bool:
-        """Whether the PV arrays were configured (their own setting, or the seed's PV constants), not defaulted."""
-        return self.seed_resolution.sources.get("pv_arrays", None) is not None and (
-            self.seed_resolution.sources["pv_arrays"].kind != "default"
-        )
+        """Whether BATSCHED_PV_ARRAYS was set, with each array's location (the seed's PV constants carry none)."""
+        source = self.seed_resolution.sources.get("pv_arrays")
+        return source is not None and source.kind in ("env", "secret_file")
 
     @field_validator("pv_arrays", mode="before")
     @classmethod

@@ -135,8 +135,9 @@ def test_seed_pv_constants_make_one_array() -> None:
     s = build_settings(ForecastSettings, environ={"PV_NUM_PANELS": "10", "PV_NOMINAL_WATTAGE": "400"})
     [a] = s.pv_arrays
     assert (a.kwp, a.inverter_kw, a.tilt, a.azimuth, a.efficiency) == (4.0, 5.0, 30.0, 25.0, 0.95)
-    assert s.pv_arrays_given
+    assert not s.pv_arrays_given  # the seed's constants say nothing of where: the postcode or LATITUDE does
     assert not build_settings(ForecastSettings, environ={}).pv_arrays_given
+    assert build_settings(ForecastSettings, environ={"BATSCHED_PV_ARRAYS": '[{"kwp": 2}]'}).pv_arrays_given
 
 
 def _load(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
