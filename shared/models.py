@@ -261,6 +261,9 @@ class Reason(StrEnum):
     NO_INPUTS = "no_inputs"
     STALE_INPUTS = "stale_inputs"
     OVERRIDE = "override"
+    MANUAL_WINDOW = "manual_window"  # a person fixed this slot (executor/windows)
+    SAVING_SESSION = "saving_session"  # Octopus pays for importing less: the battery covers the house
+    FREE_SESSION = "free_session"  # Octopus import is free: charge to full
 
 
 class PlanSlot(_Slot):

@@ -27,7 +27,7 @@ from shared.bus import Bus
 from shared.clock import Clock
 from shared.slots import local_date
 
-from . import views
+from . import extras_view, views
 from .auth import Auth, csrf_token
 from .config import DashboardSettings
 from .control import Controller, Outcome
@@ -69,6 +69,17 @@ class OverrideIn(BaseModel):
     target_soc_pct: float | None = Field(None, ge=0, le=100)
 
 
+class WindowIn(BaseModel):
+    start: datetime | None = None
+    end: datetime | None = None
+    action: str = "charge"
+    target_soc_pct: float | None = None
+
+
+class WindowDeleteIn(BaseModel):
+    window_id: int
+
+
 class SettingIn(BaseModel):
     name: str
     value: str
@@ -101,8 +112,12 @@ def create_app(
     app = FastAPI(title="batsched dashboard", docs_url=None, redoc_url=None, openapi_url=None)
 
     def now_doc() -> dict[str, Any]:
-        doc = views.now_view(live.snapshot(), clock.now(), tz, settings.dashboard_heartbeat_stale_s, bus.connected)
+        entries, now = live.snapshot(), clock.now()
+        doc = views.now_view(entries, now, tz, settings.dashboard_heartbeat_stale_s, bus.connected)
         doc["external"] = list(external.values())
+        doc["windows"] = extras_view.windows_view(entries, now, tz)
+        doc["sessions"] = extras_view.sessions_view(entries, now, tz)
+        doc["warnings"] += extras_view.warnings(entries, now, tz)
         return doc
 
     def plan_doc() -> dict[str, Any]:
@@ -279,6 +294,18 @@ def create_app(
     @app.post("/api/control/replan")
     def replan() -> JSONResponse:
         return reply(control.replan())
+
+    @app.get("/api/windows")
+    def api_windows() -> dict[str, Any]:
+        return {"windows": extras_view.windows_view(live.snapshot(), clock.now(), tz)}
+
+    @app.post("/api/control/window")
+    def add_window(body: WindowIn) -> JSONResponse:
+        return reply(control.add_window(body.start, body.end, body.action, body.target_soc_pct, "dashboard"))
+
+    @app.post("/api/control/window/delete")
+    def delete_window(body: WindowDeleteIn) -> JSONResponse:
+        return reply(control.delete_window(body.window_id, "dashboard"))
 
     @app.post("/api/control/setting")
     def setting(body: SettingIn) -> JSONResponse:

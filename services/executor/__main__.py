@@ -11,10 +11,11 @@ from services.executor.executor import Executor, hand_back_before_exit
 from services.executor.journal import DB_NAME, Journal
 from services.executor.seed_import import import_on_start, publish_imported_history, take_over
 from services.executor.watchdog import build_client
-from services.executor.windows import WindowStore
+from services.executor.windows import WindowBoard, WindowStore
 from shared.ha import register_discovery
-from shared.models import CurrentRate, OverrideCommand, Plan, RateSeries
+from shared.models import CurrentRate, OverrideCommand, Plan, RateSeries, WindowAddCommand, WindowDeleteCommand
 from shared.runner import ServiceContext, run_service
+from shared.slots import parse_hhmm
 
 
 def wire(ctx: ServiceContext[ExecutorSettings]) -> None:
@@ -31,7 +32,13 @@ def wire(ctx: ServiceContext[ExecutorSettings]) -> None:
         raise
     if seed is not None:
         import_on_start(seed, journal, windows, ctx.settings, ctx.clock.now(), ctx.log)
-    executor = Executor(ctx.settings, ctx.clock, ctx.bus, journal, client, ctx.log)
+    s = ctx.settings
+    board = WindowBoard(
+        windows, ctx.bus, ctx.clock, (parse_hhmm(s.peak_start_local), parse_hhmm(s.peak_end_local)), s.tz,
+        (s.min_target_soc_pct, s.max_target_soc_pct), ctx.log,
+    )  # fmt: skip
+    executor = Executor(s, ctx.clock, ctx.bus, journal, client, ctx.log, windows=board)
+    board.wake = executor.wake.set
 
     ctx.bus.subscribe(t.plan, executor.on_plan, Plan)
     ctx.bus.subscribe(t.import_current, executor.on_current_rate, CurrentRate)
@@ -40,6 +47,9 @@ def wire(ctx: ServiceContext[ExecutorSettings]) -> None:
     ctx.bus.setting(t.executor_mode_set, executor.on_mode_set)
     ctx.bus.setting(t.executor_dry_run_set, executor.on_dry_run_set)
     ctx.bus.command(t.executor_override, executor.on_override, OverrideCommand)
+    ctx.bus.command(t.executor_window_add, board.on_add, WindowAddCommand)
+    ctx.bus.command(t.executor_window_delete, board.on_delete, WindowDeleteCommand)
+    ctx.bus.on_connect(board.publish)
     ctx.bus.on_connect(executor.publish_state)
     ctx.bus.on_connect(lambda: publish_imported_history(ctx.bus, path, ctx.clock.now(), ctx.log))
     register_discovery(ctx.bus, executor.discovery)

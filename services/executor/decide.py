@@ -13,11 +13,13 @@ from typing import Literal
 from services.executor import rules
 from services.executor.rules import Proposal, RuleConfig
 from services.executor.translate import desired_config, diff
+from services.executor.windows import window_outcome
 from shared.models import (
     Action,
     BatteryState,
     CurrentRate,
     ExecutorMode,
+    ManualWindow,
     Plan,
     PowerwallConfig,
     RateSeries,
@@ -54,6 +56,7 @@ class DecisionInputs:
     charge_method: Literal["backup", "reserve"] = "backup"
     lease_margin: timedelta = timedelta(minutes=2)
     clock_skew: timedelta | None = None  # this host's clock minus NetZero's, as last measured (None: unknown)
+    window: ManualWindow | None = None  # the manual window covering ``now`` (windows.py), if any
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,8 @@ def requested(i: DecisionInputs) -> Proposal:
         return Proposal(Action.CHARGE, None, source="mode")
     if i.mode == ExecutorMode.HOLD:
         return Proposal(Action.HOLD, None, source="mode")
+    if i.window is not None and i.window.covers(i.now):
+        return Proposal(Action(i.window.action), i.window.target_soc_pct, source="window")
     slot = i.plan.slot_at(i.now) if i.plan is not None else None
     if slot is None:
         return Proposal(Action.SELF_USE, None, source="plan", slot=None)
@@ -100,6 +105,8 @@ def _lease(i: DecisionInputs, p: Proposal, cfg: RuleConfig) -> datetime | None:
         lease = min(lease, i.override.until)
     if p.source == "mode" and i.mode_until is not None:
         lease = min(lease, i.mode_until)
+    if p.source == "window" and i.window is not None:
+        lease = min(lease, i.window.end)
     if p.action == Action.CHARGE:
         lease = min(lease, rules.next_peak_start(i.now, cfg) - cfg.peak_lead)
     return max(lease, i.now)
@@ -114,6 +121,8 @@ def decide(i: DecisionInputs, cfg: RuleConfig) -> Decision:
     else:
         p = requested(i)
         asked = p.action
+        if p.source == "window" and i.window is not None:
+            outcomes.append(window_outcome(i.window, cfg.tz))
 
     p, o = rules.off_grid(p, i.battery)
     outcomes.append(o)

@@ -29,6 +29,7 @@ from services.executor.journal import ForcedState, Journal, JournalError
 from services.executor.netzero import BudgetExhausted, NetZeroClient, NetZeroError, SiteStatus
 from services.executor.rules import RuleConfig, clock_off
 from services.executor.translate import desired_config, diff, is_forced, sanitize_baseline
+from services.executor.windows import WindowBoard
 from shared.bus import Bus, CommandError, Incoming
 from shared.clock import Clock, WallClockSteps, wait_until
 from shared.ha import entity
@@ -83,9 +84,17 @@ def parse_bool(text: str) -> bool:
 
 class Executor:
     def __init__(
-        self, settings: ExecutorSettings, clock: Clock, bus: Bus, journal: Journal, client: NetZeroClient, log: Any
+        self,
+        settings: ExecutorSettings,
+        clock: Clock,
+        bus: Bus,
+        journal: Journal,
+        client: NetZeroClient,
+        log: Any,
+        windows: WindowBoard | None = None,
     ) -> None:
         self.s = settings
+        self.windows = windows  # manual windows (windows.py): one covering now is asked for like an override
         self.clock = clock
         self.bus = bus
         self.topics = bus.topics
@@ -367,6 +376,8 @@ class Executor:
             now = self.clock.now()  # after the check: a step in between is caught by ``_wait``
             self._flush_unsaved()
             self._expire_manual(now)
+            if self.windows is not None:
+                self.windows.expire(now)
             self._poll(now, fresh_enough=not leaving)
             self._note_skew()
             if self.status is not None and not self.reconciled:
@@ -395,6 +406,7 @@ class Executor:
                 charge_method=self.s.charge_method,
                 lease_margin=timedelta(seconds=self.s.lease_margin_s),
                 clock_skew=self.client.clock_skew,
+                window=self.windows.active(now) if self.windows is not None else None,
             )
             decision = decide(inputs, self.cfg)
             try:

@@ -47,7 +47,7 @@ class Proposal:
 
     action: Action | None
     target_soc_pct: float | None = None
-    source: Literal["plan", "override", "mode", "leaving", "none"] = "plan"
+    source: Literal["plan", "override", "mode", "window", "session", "leaving", "none"] = "plan"
     slot: PlanSlot | None = None
 
     def to(self, action: Action | None) -> Proposal:

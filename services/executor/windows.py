@@ -9,13 +9,23 @@ Windows whose end has passed expire (they stay in the table, marked, for the rec
 
 from __future__ import annotations
 
+import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from shared.models import MAX_WINDOWS, ManualWindow
+from shared.bus import CommandError
+from shared.models import (
+    MAX_WINDOWS,
+    ManualWindow,
+    RuleOutcome,
+    WindowAddCommand,
+    WindowDeleteCommand,
+    WindowList,
+)
 from shared.slots import local_date, local_window
 from shared.sqlite import open_store
 
@@ -100,6 +110,15 @@ def check_new(
             )
     if len(existing) >= MAX_WINDOWS:
         raise WindowRefused(f"at most {MAX_WINDOWS} pending windows")
+
+
+def window_outcome(window: ManualWindow, tz: ZoneInfo) -> RuleOutcome:
+    """How a decision says a manual window, not the plan, asked for its action (the rules after it still apply)."""
+    target = (
+        f" to {window.target_soc_pct:g}%" if window.action == "charge" and window.target_soc_pct is not None else ""
+    )
+    detail = f"manual window {window.window_id}: {window.action}{target} until {window.end.astimezone(tz):%H:%M}"
+    return RuleOutcome(rule="manual_window", verdict="changed", detail=detail)
 
 
 def _iso(t: datetime) -> str:
@@ -192,3 +211,97 @@ class WindowStore:
     def has_origin(self, origin: str) -> bool:
         with self._lock:
             return self._db.execute("SELECT 1 FROM manual_windows WHERE origin = ?", (origin,)).fetchone() is not None
+
+
+class WindowBoard:
+    """The executor's side of the windows: the ``executor/windows`` list (retained) and the add and delete
+    commands (answered like every command), over the store; ``active`` is what ``decide`` sees."""
+
+    def __init__(
+        self,
+        store: WindowStore,
+        bus: Any,
+        clock: Any,
+        peak: tuple[time, time],
+        tz: ZoneInfo,
+        target_bounds: tuple[float, float],
+        log: Any,
+        wake: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.clock = clock
+        self.peak = peak
+        self.tz = tz
+        self.bounds = target_bounds
+        self.log = log
+        self.wake = wake
+        self._lock = threading.Lock()
+        self._pending = store.pending()
+
+    def publish(self) -> None:
+        with self._lock:
+            windows = list(self._pending)
+        self.bus.publish_state(
+            self.bus.topics.executor_windows, WindowList(generated_at=self.clock.now(), windows=windows)
+        )
+
+    def _changed(self) -> None:
+        self._pending = self.store.pending()
+
+    def on_add(self, cmd: WindowAddCommand) -> dict[str, Any]:
+        now = self.clock.now()
+        with self._lock:
+            try:
+                check_new(cmd.start, cmd.end, cmd.action, cmd.target_soc_pct, self._pending, now, self.peak, self.tz,
+                          self.bounds)  # fmt: skip
+            except WindowRefused as exc:
+                raise CommandError(str(exc)) from None
+            try:
+                window = self.store.add(cmd.start, cmd.end, cmd.action, cmd.target_soc_pct, cmd.source, now)
+            except sqlite3.Error as exc:
+                raise CommandError(f"the window could not be saved: {exc}") from None
+            self._changed()
+        self.log.info(
+            "manual window added",
+            **window.model_dump(mode="json", include={"window_id", "action", "start", "end", "target_soc_pct"}),
+        )
+        self.publish()
+        self.wake()
+        return {"window": window.model_dump(mode="json"), "note": "the safety rules still apply"}
+
+    def on_delete(self, cmd: WindowDeleteCommand) -> dict[str, Any]:
+        now = self.clock.now()
+        with self._lock:
+            try:
+                found = self.store.delete(cmd.window_id, now)
+            except sqlite3.Error as exc:
+                raise CommandError(f"the window could not be deleted: {exc}") from None
+            if not found:
+                raise CommandError(f"no pending window {cmd.window_id}")
+            self._changed()
+        self.log.info("manual window deleted", window_id=cmd.window_id)
+        self.publish()
+        self.wake()
+        return {"window_id": cmd.window_id, "deleted": True}
+
+    def expire(self, now: datetime) -> None:
+        """Windows whose end has passed leave the list (each decision calls this)."""
+        with self._lock:
+            if not any(w.end <= now for w in self._pending):
+                return
+            try:
+                gone = self.store.expire(now)
+            except sqlite3.Error as exc:
+                self.log.warning("expired windows not marked in the store", error=str(exc))
+                gone = [w.window_id for w in self._pending if w.end <= now]
+                self._pending = [w for w in self._pending if w.end > now]
+            else:
+                self._changed()
+        if gone:
+            self.log.info("manual windows over", window_ids=gone)
+            self.publish()
+
+    def active(self, now: datetime) -> ManualWindow | None:
+        with self._lock:
+            return next((w for w in self._pending if w.covers(now)), None)

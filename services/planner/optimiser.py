@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,7 +17,8 @@ import numpy as np
 
 from services.planner.baselines import horizon_baselines
 from services.planner.battery import CHARGE, HOLD, BatteryModel, limits_for
-from services.planner.decide import Tail, decide, tail_value
+from services.planner.decide import Tail, charge_allowed, decide, tail_value
+from services.planner.fixed import fixed_slots
 from services.planner.horizon import (
     DEFAULT_LOAD_KWH,
     SLOTS_PER_DAY,
@@ -37,6 +38,8 @@ from shared.models import (
     PlanSlot,
     RateSeries,
     Reason,
+    SessionList,
+    WindowList,
 )
 from shared.slots import LONDON, SLOT, parse_hhmm, slot_overlaps_local_window, slot_start
 
@@ -68,9 +71,12 @@ def plan(
     export_prices: RateSeries | None = None,
     price_history: Mapping[datetime, float] | None = None,
     config: PlannerConfig | None = None,
+    windows: WindowList | None = None,
+    sessions: SessionList | None = None,
 ) -> Plan:
     """The cheapest schedule from ``now`` given what is known; ``price_history`` (UTC slot start -> GBP/kWh of
-    past days) feeds the price forecast that values energy beyond the known prices."""
+    past days) feeds the price forecast that values energy beyond the known prices. Manual ``windows`` and
+    Octopus ``sessions`` fix the slots they cover; the plan is made around them (``fixed.py``)."""
     cfg = config or PlannerConfig()
     now_slot = slot_start(now)
     inputs = PlanInputs(
@@ -89,8 +95,9 @@ def plan(
     assert prices is not None and battery_state is not None
     try:
         return _optimal(
-            prices, pv_forecast, load_forecast, battery_state, settings, now, export_prices, price_history, cfg, inputs
-        )
+            prices, pv_forecast, load_forecast, battery_state, settings, now, export_prices, price_history, cfg, inputs,
+            windows, sessions,
+        )  # fmt: skip
     except (ArithmeticError, ValueError) as exc:  # numbers the model cannot carry (pydantic errors are ValueErrors)
         detail = f"planning failed on these inputs ({type(exc).__name__}): self-use until they change"
         return _degraded(now, now_slot, Reason.NO_INPUTS, detail, inputs, battery_state, cfg)
@@ -107,6 +114,8 @@ def _optimal(
     price_history: Mapping[datetime, float] | None,
     cfg: PlannerConfig,
     inputs: PlanInputs,
+    windows: WindowList | None = None,
+    sessions: SessionList | None = None,
 ) -> Plan:
     m = cfg.model
     now_slot = slot_start(now)
@@ -148,14 +157,21 @@ def _optimal(
     elif cfg.end_value == "linear":
         end_value = linear_end_value(past, m.eta_discharge)
 
-    d = decide(price, export, load, pv, peak, soc0, m, lim, settings.max_charge_price_gbp, tail, end_value, terminal)
+    fixed = fixed_slots(starts, charge_allowed(price, peak, settings.max_charge_price_gbp), m, now, windows, sessions)
+    d = decide(
+        price, export, load, pv, peak, soc0, m, lim, settings.max_charge_price_gbp, tail, end_value, terminal, fixed
+    )
     sol = d.solution
+    if fixed.any:  # the plan's money leaves out a session's reward (the DP weighs it; no one pays it)
+        sol = replace(sol, cost_gbp=sol.cost_gbp - fixed.price_adjust * sol.grid_import_kwh)
     slots = []
     soc_prev = soc0
     for k, s in enumerate(starts):
         a = int(sol.action[k])
         p = None if not np.isfinite(price[k]) else float(price[k])
-        reason, detail = _explain(a, p, bool(peak[k]), load[k], pv[k], soc_prev, float(sol.soc_kwh[k]), settings, m)
+        reason, detail = fixed.reasons[k] or _explain(
+            a, p, bool(peak[k]), load[k], pv[k], soc_prev, float(sol.soc_kwh[k]), settings, m
+        )
         soc_pct = _pct(sol.soc_kwh[k], m)
         slots.append(
             PlanSlot(

@@ -27,6 +27,8 @@ from shared.models import (
     PlannerSettings,
     PlanNow,
     RateSeries,
+    SessionList,
+    WindowList,
 )
 from shared.runner import ServiceContext
 from shared.topics import PLANNER_SETTINGS
@@ -106,6 +108,8 @@ class PlannerService:
         self.pv: EnergyForecast | None = None
         self.load: EnergyForecast | None = None
         self.battery: BatteryState | None = None
+        self.windows: WindowList | None = None  # manual windows (executor/windows): fixed in the plan
+        self.sessions: SessionList | None = None  # Octopus sessions (pricing/sessions): fixed in the plan
         self.history: dict[datetime, float] = {}
         self.plan: Plan | None = None
         self._lock = threading.RLock()
@@ -134,6 +138,12 @@ class PlannerService:
 
     def on_battery(self, msg: Incoming) -> None:
         self._input("battery", msg)
+
+    def on_windows(self, msg: Incoming) -> None:
+        self._input("windows", msg)
+
+    def on_sessions(self, msg: Incoming) -> None:
+        self._input("sessions", msg)
 
     def _remember(self, rates: RateSeries) -> None:
         for r in rates.rates:
@@ -210,6 +220,8 @@ class PlannerService:
                 export_prices=self.export_rates,
                 price_history=self.history,
                 config=self.config,
+                windows=self.windows,
+                sessions=self.sessions,
             )
             ms = (time.perf_counter() - t0) * 1000
             self.plan = p
