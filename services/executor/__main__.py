@@ -13,7 +13,15 @@ from services.executor.seed_import import import_on_start, publish_imported_hist
 from services.executor.watchdog import build_client
 from services.executor.windows import WindowBoard, WindowStore
 from shared.ha import register_discovery
-from shared.models import CurrentRate, OverrideCommand, Plan, RateSeries, WindowAddCommand, WindowDeleteCommand
+from shared.models import (
+    CurrentRate,
+    OverrideCommand,
+    Plan,
+    RateSeries,
+    SessionList,
+    WindowAddCommand,
+    WindowDeleteCommand,
+)
 from shared.runner import ServiceContext, run_service
 from shared.slots import parse_hhmm
 
@@ -43,6 +51,7 @@ def wire(ctx: ServiceContext[ExecutorSettings]) -> None:
     ctx.bus.subscribe(t.plan, executor.on_plan, Plan)
     ctx.bus.subscribe(t.import_current, executor.on_current_rate, CurrentRate)
     ctx.bus.subscribe(t.import_rates, executor.on_rates, RateSeries)
+    ctx.bus.subscribe(t.pricing_sessions, executor.on_sessions, SessionList)
     ctx.bus.subscribe_text(t.planner_setting("max_charge_price_gbp"), executor.on_planner_max_price)
     ctx.bus.setting(t.executor_mode_set, executor.on_mode_set)
     ctx.bus.setting(t.executor_dry_run_set, executor.on_dry_run_set)

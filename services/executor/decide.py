@@ -24,6 +24,7 @@ from shared.models import (
     PowerwallConfig,
     RateSeries,
     RuleOutcome,
+    SessionList,
 )
 from shared.slots import slot_end
 
@@ -57,6 +58,7 @@ class DecisionInputs:
     lease_margin: timedelta = timedelta(minutes=2)
     clock_skew: timedelta | None = None  # this host's clock minus NetZero's, as last measured (None: unknown)
     window: ManualWindow | None = None  # the manual window covering ``now`` (windows.py), if any
+    sessions: SessionList | None = None  # Octopus Saving Sessions and free-electricity sessions (pricing/sessions)
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,8 @@ def requested(i: DecisionInputs) -> Proposal:
         return Proposal(Action.HOLD, None, source="mode")
     if i.window is not None and i.window.covers(i.now):
         return Proposal(Action(i.window.action), i.window.target_soc_pct, source="window")
+    if i.sessions is not None and i.sessions.at(i.now, "free") is not None:  # import is free: charge to full
+        return Proposal(Action.CHARGE, 100.0, source="session")
     slot = i.plan.slot_at(i.now) if i.plan is not None else None
     if slot is None:
         return Proposal(Action.SELF_USE, None, source="plan", slot=None)
@@ -107,6 +111,9 @@ def _lease(i: DecisionInputs, p: Proposal, cfg: RuleConfig) -> datetime | None:
         lease = min(lease, i.mode_until)
     if p.source == "window" and i.window is not None:
         lease = min(lease, i.window.end)
+    free = i.sessions.at(i.now, "free") if i.sessions is not None and p.source == "session" else None
+    if free is not None:
+        lease = min(lease, free.end)
     if p.action == Action.CHARGE:
         lease = min(lease, rules.next_peak_start(i.now, cfg) - cfg.peak_lead)
     return max(lease, i.now)
@@ -129,6 +136,8 @@ def decide(i: DecisionInputs, cfg: RuleConfig) -> Decision:
     p, o = rules.stale_inputs(p, i.now, i.plan, i.battery, cfg)
     outcomes.append(o)
     p, o = rules.clock_skew(p, i.clock_skew, cfg)
+    outcomes.append(o)
+    p, o = rules.saving_session(p, i.now, i.sessions, cfg)
     outcomes.append(o)
     p, o = rules.peak_window(p, i.now, cfg)
     outcomes.append(o)

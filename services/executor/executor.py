@@ -44,6 +44,7 @@ from shared.models import (
     Plan,
     PowerwallConfig,
     RateSeries,
+    SessionList,
 )
 from shared.slots import parse_hhmm
 
@@ -95,6 +96,7 @@ class Executor:
     ) -> None:
         self.s = settings
         self.windows = windows  # manual windows (windows.py): one covering now is asked for like an override
+        self.sessions: SessionList | None = None  # Octopus sessions (pricing/sessions), for decide
         self.clock = clock
         self.bus = bus
         self.topics = bus.topics
@@ -144,6 +146,10 @@ class Executor:
 
     def on_rates(self, msg: Incoming) -> None:
         self.rates = msg.model
+
+    def on_sessions(self, msg: Incoming) -> None:
+        self.sessions = msg.model
+        self.wake.set()
 
     def on_planner_max_price(self, msg: Incoming) -> None:
         text = msg.text.strip()
@@ -407,6 +413,7 @@ class Executor:
                 lease_margin=timedelta(seconds=self.s.lease_margin_s),
                 clock_skew=self.client.clock_skew,
                 window=self.windows.active(now) if self.windows is not None else None,
+                sessions=self.sessions,
             )
             decision = decide(inputs, self.cfg)
             try:

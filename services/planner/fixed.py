@@ -89,7 +89,8 @@ def fixed_slots(
             if charge_ok[k]:
                 mode[k], cap[k] = FIXED_CHARGE, full
                 reasons[k] = (Reason.FREE_SESSION, f"Octopus free-electricity session {f.code}: charge to full")
-            else:
+            else:  # the executor's charge is blocked: it falls back to self-use, and so does the plan
+                mode[k] = NO_GRID
                 reasons[k] = (Reason.FREE_SESSION, f"Octopus free-electricity session {f.code} (no grid charging: "
-                              "a safety rule forbids it)")  # fmt: skip
+                              "a safety rule forbids it): self-use")  # fmt: skip
     return Fixed(mode, cap, adjust, free_money, reasons)
