@@ -27,7 +27,7 @@ from shared.bus import Bus
 from shared.clock import Clock
 from shared.slots import local_date
 
-from . import extras_view, views
+from . import extras_view, seed_api, views
 from .auth import Auth, csrf_token
 from .config import DashboardSettings
 from .control import Controller, Outcome
@@ -329,23 +329,7 @@ def create_app(
     async def logout(request: Request) -> Response:
         return await auth.logout(request)
 
-    @app.post("/update_status")
-    async def update_status(request: Request) -> JSONResponse:
-        if not auth.check_api_key(request):  # before reading the body: no key, no parsing
-            return JSONResponse({"error": "missing or wrong API key (header X-API-Key)"}, status_code=401)
-        try:
-            body = StatusIn.model_validate_json(await request.body())
-        except ValueError as exc:
-            return JSONResponse({"error": f"invalid status: {str(exc)[:200]}"}, status_code=422)
-        if body.source not in external and len(external) >= MAX_EXTERNAL:
-            return JSONResponse({"error": f"at most {MAX_EXTERNAL} status sources"}, status_code=429)
-        external[body.source] = {
-            "source": body.source,
-            "status": body.status,
-            "detail": body.detail,
-            "at": views.local_text(clock.now(), tz),
-        }
-        return JSONResponse({"ok": True})
+    seed_api.register(app, control, live, clock, tz, external, MAX_EXTERNAL)  # the original app's endpoints
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

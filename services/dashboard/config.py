@@ -60,7 +60,8 @@ class DashboardSettings(ServiceSettings):
     dashboard_api_key: SecretStr | None = Field(
         None,
         validation_alias=env("dashboard_api_key", "API_KEY"),
-        description="Key for the machine endpoint POST /update_status (header X-API-Key); unset disables it",
+        description="Key for the machine endpoints (/update_status, /status and the original app's schedule "
+        "endpoints; header X-API-Key, never in the URL); unset: only a logged-in session may use them",
     )
     dashboard_command_timeout_s: Annotated[float, Field(gt=0, le=120)] = Field(
         8.0, description="How long the Control page waits for a command's result or a setting's echo"

@@ -276,7 +276,8 @@ def import_seed(
         except WindowRefused as exc:
             report.windows_refused.append((s.schedule_id, str(exc)))
             continue
-        report.windows_added.append(windows.add(s.start, s.end, "charge", clamped, "seed", now, origin=origin))
+        source = "seed:scheduler" if s.source in ("", "scheduler") else "seed:manual"  # the seed's two kinds
+        report.windows_added.append(windows.add(s.start, s.end, "charge", clamped, source, now, origin=origin))
         if clamped != target:
             report.notes.append(f"{origin}: target {target:g}% became {clamped:g}% (the allowed {lo:g}–{hi:g}%)")
     return report

@@ -108,7 +108,8 @@ def test_migrate_seed_writes_settings_secrets_history_and_windows(seed, tmp_path
     store.close()
     assert [(w.start, w.end) for w in windows] == [(p["start"], p["end"]) for p in db.pending]
     assert [w.target_soc_pct for w in windows] == [95.0, 95.0, 80.0, 95.0]  # 98% clamped to BATTERY_RESERVE_START
-    assert {w.action for w in windows} == {"charge"} and {w.source for w in windows} == {"seed"}
+    assert {w.action for w in windows} == {"charge"}
+    assert [w.source for w in windows] == ["seed:scheduler", "seed:scheduler", "seed:manual", "seed:manual"]
 
     # again: nothing new, nothing duplicated, files kept
     again = run_cli("migrate-seed", "--env", str(home / ".env"), "--db", str(db.path), "--out", str(out))

@@ -3,7 +3,6 @@ executor through every safety rule, listed and changed over MQTT and the dashboa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,9 +14,7 @@ from services.executor.decide import DecisionInputs, decide
 from services.executor.rules import RuleConfig
 from services.executor.windows import WindowBoard, WindowRefused, WindowStore, check_new
 from services.planner.optimiser import plan
-from shared.bus import Bus
 from shared.clock import RealClock
-from shared.logging import get_logger
 from shared.models import (
     Action,
     BatteryState,
@@ -27,8 +24,6 @@ from shared.models import (
     PlannerSettings,
     PowerwallConfig,
     Reason,
-    WindowAddCommand,
-    WindowDeleteCommand,
     WindowList,
 )
 from shared.slots import SLOT, parse_hhmm
@@ -167,22 +162,6 @@ def test_an_override_and_a_manual_mode_come_before_a_window() -> None:
 
 
 # ------------------------------------------------------------------ over MQTT, with the real board
-
-
-@pytest.fixture
-def board(tmp_path: Path, broker) -> Iterator[WindowBoard]:
-    s = settings(tmp_path, mqtt_port=broker.port)
-    bus = Bus(s, "executor")
-    store = WindowStore(tmp_path / "exec" / "Force_Charging.db")
-    b = WindowBoard(store, bus, RealClock(), PEAK, LONDON, (10.0, 100.0), get_logger("test"))
-    bus.command(bus.topics.executor_window_add, b.on_add, WindowAddCommand)
-    bus.command(bus.topics.executor_window_delete, b.on_delete, WindowDeleteCommand)
-    bus.on_connect(b.publish)
-    bus.start()
-    assert bus.wait_connected(10)
-    yield b
-    bus.stop()
-    store.close()
 
 
 def _tomorrow(hour: int, minute: int = 0) -> datetime:
