@@ -136,7 +136,13 @@ def register(
             status = {502: 409}.get(out.status, out.status)  # refused by the executor: a conflict, not a crash
             return JSONResponse({"message": f"Failed to add schedule: {out.message}"}, status_code=status)
         window = out.data.get("window", {})
-        return JSONResponse({"message": "Manual schedule added successfully!", "id": window.get("window_id")})
+        return JSONResponse(
+            {
+                "message": "Manual schedule added successfully!",
+                "id": window.get("window_id"),
+                "note": out.data.get("note"),
+            }
+        )
 
     @app.get("/getPendingSchedules")
     def pending_schedules() -> list[dict[str, Any]]:

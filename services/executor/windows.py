@@ -251,14 +251,19 @@ class WindowBoard:
 
     def on_add(self, cmd: WindowAddCommand) -> dict[str, Any]:
         now = self.clock.now()
+        target, note = cmd.target_soc_pct, "the safety rules still apply"
+        if target is not None and not self.bounds[0] <= target <= self.bounds[1]:
+            # The SOC limits are safety values: a target outside them is brought inside, and the answer says so.
+            lo, hi = self.bounds
+            target = min(max(target, lo), hi)
+            note = f"target {cmd.target_soc_pct:g}% becomes {target:g}% (the allowed {lo:g}–{hi:g}%); " + note
         with self._lock:
             try:
-                check_new(cmd.start, cmd.end, cmd.action, cmd.target_soc_pct, self._pending, now, self.peak, self.tz,
-                          self.bounds)  # fmt: skip
+                check_new(cmd.start, cmd.end, cmd.action, target, self._pending, now, self.peak, self.tz)
             except WindowRefused as exc:
                 raise CommandError(str(exc)) from None
             try:
-                window = self.store.add(cmd.start, cmd.end, cmd.action, cmd.target_soc_pct, cmd.source, now)
+                window = self.store.add(cmd.start, cmd.end, cmd.action, target, cmd.source, now)
             except sqlite3.Error as exc:
                 raise CommandError(f"the window could not be saved: {exc}") from None
             self._changed()
@@ -268,7 +273,7 @@ class WindowBoard:
         )
         self.publish()
         self.wake()
-        return {"window": window.model_dump(mode="json"), "note": "the safety rules still apply"}
+        return {"window": window.model_dump(mode="json"), "note": note}
 
     def on_delete(self, cmd: WindowDeleteCommand) -> dict[str, Any]:
         now = self.clock.now()

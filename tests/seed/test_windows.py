@@ -182,6 +182,13 @@ def test_windows_over_mqtt_and_the_dashboard(board: WindowBoard, probe, tmp_path
                       "end": _tomorrow(17).isoformat(), "action": "charge"})  # fmt: skip
     refused = probe.wait_json(f"{t}/result", lambda d: d["request_id"] == "w-2")
     assert refused["status"] == "error" and "overlaps the peak 16:00–19:00" in refused["error"]
+    probe.publish(t, {"request_id": "w-4", "start": _tomorrow(5).isoformat(), "end": _tomorrow(6).isoformat(),
+                      "action": "charge", "target_soc_pct": 5})  # fmt: skip
+    low = probe.wait_json(f"{t}/result", lambda d: d["request_id"] == "w-4")
+    assert low["status"] == "ok" and low["data"]["window"]["target_soc_pct"] == 10  # a safety value: brought inside
+    assert "target 5% becomes 10%" in low["data"]["note"]
+    probe.publish("batsched/executor/cmd/window_delete", {"request_id": "w-5", "window_id": 2})
+    probe.wait_json("batsched/executor/cmd/window_delete/result", lambda d: d["request_id"] == "w-5")
     probe.publish(t, {"request_id": "w-3", "start": "soon", "end": "later"})
     bad = probe.wait_json(f"{t}/result", lambda d: d["request_id"] == "w-3")
     assert bad["status"] == "error" and "invalid command" in bad["error"]
