@@ -227,7 +227,7 @@ def test_the_executor_charges_in_a_window_keeps_it_across_a_restart_and_expires_
     from tests.executor.support import SITE, TOKEN
 
     start = utc(2024, 1, 15, 1, 0)
-    clock, clock_env = sim_clock_env(start, 120.0)
+    clock, clock_env = sim_clock_env(start, 200.0)
     sim = SimServer(NetZeroSim(clock, TOKEN, SITE, apply_delay_s=0, profiles=Profiles(4.0)))
     try:
         env = {**clock_env, **sim.env(), "BATSCHED_DECISION_INTERVAL_S": "60"}
@@ -236,7 +236,7 @@ def test_the_executor_charges_in_a_window_keeps_it_across_a_restart_and_expires_
         probe.publish("batsched/planner/plan", make_plan(start, start, 8).model_dump_json(), retain=True)
         proc = spawn("services.executor", env=env, name="executor-1")
         probe.wait_json("batsched/executor/applied", timeout=20)
-        w_start, w_end = start + timedelta(minutes=30), start + timedelta(minutes=60)
+        w_start, w_end = start + timedelta(minutes=20), start + timedelta(minutes=35)
         probe.publish("batsched/executor/cmd/window_add", {"request_id": "x", "start": w_start.isoformat(),
                       "end": w_end.isoformat(), "action": "charge", "target_soc_pct": 95})  # fmt: skip
         assert probe.wait_json("batsched/executor/cmd/window_add/result")["status"] == "ok"
