@@ -309,6 +309,9 @@ class Reason(StrEnum):
     NO_INPUTS = "no_inputs"
     STALE_INPUTS = "stale_inputs"
     OVERRIDE = "override"
+    MANUAL_WINDOW = "manual_window"  # a person fixed this slot (executor/windows)
+    SAVING_SESSION = "saving_session"  # Octopus pays for importing less: the battery covers the house
+    FREE_SESSION = "free_session"  # Octopus import is free: charge to full
 
 
 class PlanSlot(_Slot):
@@ -490,6 +493,100 @@ class DailySummary(Message):
     since_install: CostTotals | None = None  # every day in the accounting history up to ``date``
 
 
+# --------------------------------------------------------------------------------------------- manual windows
+
+MAX_WINDOWS = 200  # pending windows at once; far beyond any real use, caps hostile input
+
+
+class ManualWindow(BaseModel):
+    """A future period a person fixed by hand: grid-charge (towards ``target_soc_pct``) or hold, whatever the plan
+    says. The executor still applies every safety rule to it; the planner plans around it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    window_id: Annotated[int, Field(ge=1)]
+    start: UtcDatetime
+    end: UtcDatetime
+    action: Literal["charge", "hold"]
+    target_soc_pct: Percent | None = None
+    source: str = "mqtt"  # mqtt | dashboard | api | seed
+    origin: str | None = None  # e.g. "seed schedule 42"
+    created_at: UtcDatetime | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ManualWindow:
+        if self.end <= self.start:
+            raise ValueError("a window ends after it starts")
+        return self
+
+    def covers(self, t: datetime) -> bool:
+        return self.start <= t < self.end
+
+
+class WindowList(Message):
+    """``executor/windows`` (retained): every pending window (not yet over), by start."""
+
+    windows: Annotated[list[ManualWindow], Field(max_length=MAX_WINDOWS)]
+
+    def at(self, t: datetime) -> ManualWindow | None:
+        return next((w for w in self.windows if w.covers(t)), None)
+
+
+class ImportedHistory(Message):
+    """``executor/history/imported`` (retained): decisions imported from the original app's database, for the
+    dashboard's history (they are in the executor's journal too)."""
+
+    source: Literal["seed"] = "seed"
+    imported_at: UtcDatetime
+    total: int  # imported in the journal; ``decisions`` may hold only the newest when they do not fit a message
+    decisions: list[AppliedDecision]
+
+
+# --------------------------------------------------------------------------------------------- Octopus sessions
+
+
+class OctopusSession(BaseModel):
+    """One Octopus event the account takes part in: a Saving Session (paid to import less) or a free-electricity
+    session (import is free)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    kind: Literal["saving", "free"]
+    code: str
+    start: UtcDatetime
+    end: UtcDatetime
+    reward_octopoints_per_kwh: Annotated[int, Field(ge=0, le=100_000)] | None = None  # saving sessions
+    reward_gbp_per_kwh: Annotated[float, Field(ge=0, le=100)] | None = None  # the same in money
+
+    @model_validator(mode="after")
+    def _ordered(self) -> OctopusSession:
+        if self.end <= self.start:
+            raise ValueError("a session ends after it starts")
+        return self
+
+    def covers(self, t: datetime) -> bool:
+        return self.start <= t < self.end
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        return self.start < end and start < self.end
+
+
+class SessionList(Message):
+    """``pricing/sessions`` (retained): the account's joined Saving Sessions and its free-electricity sessions.
+
+    ``status`` is ``failing`` while the GraphQL API cannot be read: the sessions last known are kept (``error``
+    says why, ``since`` when it started); ``disabled`` without an account number and API key."""
+
+    status: Literal["ok", "failing", "disabled"]
+    error: str | None = None
+    since: UtcDatetime | None = None
+    fetched_at: UtcDatetime | None = None
+    sessions: Annotated[list[OctopusSession], Field(max_length=500)] = Field(default_factory=list)
+
+    def at(self, t: datetime, kind: str | None = None) -> OctopusSession | None:
+        return next((s for s in self.sessions if s.covers(t) and (kind is None or s.kind == kind)), None)
+
+
 # --------------------------------------------------------------------------------------------- commands
 
 
@@ -520,6 +617,22 @@ class OverrideCommand(Command):
         return self
 
 
+class WindowAddCommand(Command):
+    """``executor/cmd/window_add``: add a manual window (refused with the reason when a safety rule forbids it)."""
+
+    start: UtcDatetime
+    end: UtcDatetime
+    action: Literal["charge", "hold"] = "charge"
+    target_soc_pct: Percent | None = None
+    source: Annotated[str, Field(max_length=20)] = "mqtt"
+
+
+class WindowDeleteCommand(Command):
+    """``executor/cmd/window_delete``: delete a pending manual window by id."""
+
+    window_id: Annotated[int, Field(ge=1)]
+
+
 class CommandResult(Message):
     request_id: str
     status: Literal["ok", "error"]
@@ -547,4 +660,9 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "command": Command,
     "override_command": OverrideCommand,
     "command_result": CommandResult,
+    "window_list": WindowList,
+    "window_add_command": WindowAddCommand,
+    "window_delete_command": WindowDeleteCommand,
+    "imported_history": ImportedHistory,
+    "session_list": SessionList,
 }

@@ -29,7 +29,7 @@ import structlog
 from shared.bus import Bus
 from shared.clock import Clock, RealClock, SimClock, WallClockSteps, shared_sim_origin, wait_until
 from shared.logging import configure_logging
-from shared.settings import ServiceSettings, load_settings
+from shared.settings import ServiceSettings, load_settings, log_seed_notes
 from shared.slots import next_slot_boundary
 from shared.topics import Topics
 
@@ -174,6 +174,7 @@ def run_service(
     """Load settings, wire the service, run until SIGTERM/SIGINT, then shut down cleanly. Returns the exit code."""
     settings = settings or load_settings(settings_cls, name)
     log = configure_logging(name, settings.log_level, settings.log_format)
+    log_seed_notes(log, settings)
     ctx = ServiceContext(name=name, settings=settings, clock=make_clock(settings), bus=Bus(settings, name), log=log)
 
     def on_signal(signum: int, _frame: Any) -> None:

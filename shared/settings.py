@@ -2,20 +2,28 @@
 
 Each service subclasses ``ServiceSettings`` in ``services/<name>/config.py``. ``load_settings`` turns a wrong or
 missing setting into one clear line naming it and exits with status 2, so the container's restart policy (not a
-traceback) tells the user what to fix.
+traceback) tells the user what to fix. The seed app's variables (``shared/seed_settings.py``) are read with
+their own units; what was made of them is kept on the settings (``seed_resolution``) for the start-up log and
+``batsched config``.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings.sources.utils import parse_env_vars
+
+from shared.seed_settings import Resolution, SeedSettingError, resolve, seed_names_of
 
 ENV_PREFIX = "BATSCHED_"
 DEFAULT_SECRETS_DIR = "/run/secrets"
@@ -27,6 +35,29 @@ def env(name: str, *aliases: str) -> AliasChoices:
 
     Every secret field uses this, so that Compose secrets are files named after the setting (``mqtt_password``)."""
     return AliasChoices(f"{ENV_PREFIX}{name.upper()}", name, *aliases)
+
+
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("batsched_settings_environ", default=None)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """The environment source reading a given mapping (an env file for ``batsched config --env``)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+@contextmanager
+def _reading(environ: Mapping[str, str] | None) -> Iterator[None]:
+    token = _ENVIRON.set(environ)
+    try:
+        yield
+    finally:
+        _ENVIRON.reset(token)
 
 
 class ServiceSettings(BaseSettings):
@@ -66,6 +97,35 @@ class ServiceSettings(BaseSettings):
         None,
         description="Simulated clock without sim_origin: a file shared by every process, holding the first one's start",
     )
+
+    _seed: Resolution = PrivateAttr(default_factory=Resolution)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        environ = _ENVIRON.get()
+        if environ is not None:
+            env_settings = _MappingEnvSource(settings_cls, environ)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
+
+    @property
+    def seed_resolution(self) -> Resolution:
+        """Where each setting came from and what the seed's variables became (see ``shared/seed_settings.py``)."""
+        return self._seed
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_any_case(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip().lower()
+            return {"warn": "warning", "critical": "error", "fatal": "error"}.get(text, text)
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -111,29 +171,61 @@ def _setting_name(cls: type[BaseSettings], loc: tuple[Any, ...]) -> str:
     return key.upper() if key.upper().startswith(ENV_PREFIX) else f"{ENV_PREFIX}{key.upper()}"
 
 
-def describe_error(cls: type[BaseSettings], exc: ValidationError) -> str:
+def describe_error(cls: type[BaseSettings], exc: ValidationError, resolution: Resolution | None = None) -> str:
     parts = []
     for err in exc.errors():
         what = "is required but not set" if err["type"] == "missing" else f"is invalid: {err['msg']}"
-        parts.append(f"{_setting_name(cls, tuple(err['loc']))} {what}")
+        loc = tuple(err["loc"])
+        name = _setting_name(cls, loc)
+        source = resolution.sources.get(str(loc[0])) if resolution is not None and loc else None
+        if source is not None and source.kind == "seed":
+            name = f"{source.name} (seed name of {name.split(' ')[0]})"
+        elif err["type"] == "missing" and loc and (seeds := seed_names_of(str(loc[0]))):
+            name = f"{name.split(' (')[0]} (or the seed's {', '.join(seeds)})"
+        parts.append(f"{name} {what}")
     return "; ".join(parts)
 
 
-def secrets_dir() -> Path | None:
-    configured = os.environ.get(SECRETS_DIR_ENV, DEFAULT_SECRETS_DIR)
+def secrets_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    configured = (os.environ if environ is None else environ).get(SECRETS_DIR_ENV, DEFAULT_SECRETS_DIR)
     path = Path(configured)
     return path if path.is_dir() else None
 
 
-def build_settings(cls: type[S], **overrides: Any) -> S:
-    """Read settings from the environment and the secrets directory; raises ``ValidationError``."""
-    return cls(_secrets_dir=secrets_dir(), **overrides)
+def build_settings(cls: type[S], environ: Mapping[str, str] | None = None, service: str = "", **overrides: Any) -> S:
+    """Read settings from the environment (or ``environ``, e.g. an env file) and the secrets directory, with the
+    seed's variable names; raises ``ValidationError`` or ``SeedSettingError`` (a seed value that cannot be
+    converted)."""
+    source = os.environ if environ is None else environ
+    folder = secrets_dir(source)
+    resolution = resolve(cls, source, folder, service)
+    if resolution.errors:
+        raise SeedSettingError("; ".join(resolution.errors))
+    with _reading(None if environ is None else environ):
+        try:
+            settings = cls(_secrets_dir=folder, **{**resolution.overrides, **overrides})
+        except ValidationError as exc:
+            exc.__dict__["batsched_resolution"] = resolution  # for describe_error: name the seed variable
+            raise
+    settings._seed = resolution
+    return settings
 
 
 def load_settings(cls: type[S], service: str, **overrides: Any) -> S:
     """Like ``build_settings`` but a bad configuration ends the process with one line naming the setting."""
     try:
-        return build_settings(cls, **overrides)
-    except ValidationError as exc:
-        print(f"batsched-{service}: configuration error: {describe_error(cls, exc)}", file=sys.stderr)
+        return build_settings(cls, service=service, **overrides)
+    except SeedSettingError as exc:
+        print(f"batsched-{service}: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except ValidationError as exc:
+        why = describe_error(cls, exc, exc.__dict__.get("batsched_resolution"))
+        print(f"batsched-{service}: configuration error: {why}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def log_seed_notes(log: Any, settings: ServiceSettings) -> None:
+    """The start-up lines about the seed's variables: a warning for each one replaced or overruled, an info line
+    for each one honoured."""
+    for note in settings.seed_resolution.notes:
+        (log.warning if note.level == "warning" else log.info)(note.text, seed_variable=note.variable)

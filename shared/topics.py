@@ -65,6 +65,10 @@ class Topics:
     def pricing_refresh(self) -> str:
         return self._t("pricing", "cmd", "refresh")
 
+    @property
+    def pricing_sessions(self) -> str:
+        return self._t("pricing", "sessions")
+
     # forecast
     @property
     def forecast_pv(self) -> str:
@@ -149,6 +153,22 @@ class Topics:
     def watchdog_report(self) -> str:
         return self._t("executor", "watchdog")
 
+    @property
+    def executor_windows(self) -> str:
+        return self._t("executor", "windows")
+
+    @property
+    def executor_window_add(self) -> str:
+        return self._t("executor", "cmd", "window_add")
+
+    @property
+    def executor_window_delete(self) -> str:
+        return self._t("executor", "cmd", "window_delete")
+
+    @property
+    def executor_history_imported(self) -> str:
+        return self._t("executor", "history", "imported")
+
     # Home Assistant
     @property
     def ha_status(self) -> str:
@@ -172,6 +192,7 @@ class Topics:
             "export_rates",
             "pricing_alert",
             "pricing_refresh",
+            "pricing_sessions",
             "forecast_pv",
             "forecast_load",
             "forecast_pv_today",
@@ -190,6 +211,10 @@ class Topics:
             "executor_alert",
             "executor_daily_summary",
             "watchdog_report",
+            "executor_windows",
+            "executor_window_add",
+            "executor_window_delete",
+            "executor_history_imported",
         ):
             out[name] = getattr(self, name)
         for name in PLANNER_SETTINGS:

@@ -8,7 +8,9 @@ It answers on the real paths with the real response shape (apis.md §A):
   (``period_from``/``period_to``, ``page_size`` up to 1500, ``page``; newest first; ``next``/``previous`` are
   absolute URLs; prices in pence, ``value_inc_vat`` with 5 % VAT, ``payment_method`` null),
 - ``GET /v1/accounts/{number}/`` (HTTP basic auth with the API key as user name; one import and one export
-  agreement), for tariff discovery from the account.
+  agreement), for tariff discovery from the account,
+- ``POST /v1/graphql/``: Saving Sessions and free-electricity sessions (``sim/octopus_graphql.py``; switches on
+  ``POST /_control/graphql``).
 
 Publication follows the real timetable on the server's clock (the shared simulated clock in ``make run``):
 until 16:00 local the prices end at 23:00 local today; from 16:00 they run to 23:00 local tomorrow.
@@ -49,6 +51,7 @@ import pandas as pd
 
 from shared.clock import Clock
 from shared.slots import SLOT, local_wall_time
+from sim.octopus_graphql import ACCOUNT_NUMBER, API_KEY, MPAN, GraphQLState
 
 LONDON = ZoneInfo("Europe/London")
 VAT = 1.05
@@ -57,8 +60,6 @@ IMPORT_PRODUCT = "AGILE-24-10-01"
 EXPORT_PRODUCT = "AGILE-OUTGOING-19-05-13"
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1500
-ACCOUNT_NUMBER = "A-1234ABCD"
-API_KEY = "sk_test_fakeoctopus"
 
 FORBIDDEN_PAGE = (
     "<!DOCTYPE html><html><head><title>403 Forbidden</title></head><body><h1>403 Forbidden</h1>"
@@ -217,6 +218,7 @@ class FakeOctopus:
         self._lock = threading.Lock()
         self._release = threading.Event()  # set at stop so stalled requests end
         self.requests: list[str] = []  # paths of every request, for tests
+        self.graphql = GraphQLState()  # the GraphQL endpoint's sessions and switches (sim/octopus_graphql.py)
         self._server = ThreadingHTTPServer((host, port), _make_handler(self))
         self._server.daemon_threads = True
         self._server.block_on_close = False
@@ -404,6 +406,22 @@ def _make_handler(api: FakeOctopus) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b"{}"
+            if parts.path.rstrip("/") == "/v1/graphql":
+                with api._lock:
+                    api.requests.append(self.path)
+                self._send(*api.graphql.answer(raw, self.headers.get("Authorization")))
+                return
+            if parts.path == "/_control/graphql":
+                try:
+                    changes = json.loads(raw or b"{}")
+                    if not isinstance(changes, dict):
+                        raise ValueError("send a JSON object")
+                    api.graphql.update(changes)
+                except (ValueError, TypeError) as exc:
+                    self._send(400, {"detail": str(exc)})
+                    return
+                self._send(200, {"ok": True})
+                return
             if parts.path == "/_control/reset":
                 with api._lock:
                     api.faults = Faults()
@@ -564,7 +582,7 @@ def _account_body(number: str) -> dict[str, Any]:
                 "moved_out_at": None,
                 "postcode": "RH1 1AA",
                 "electricity_meter_points": [
-                    point("1900000000001", f"E-1R-{IMPORT_PRODUCT}-J", export=False),
+                    point(MPAN, f"E-1R-{IMPORT_PRODUCT}-J", export=False),
                     point("1900000000002", f"E-1R-{EXPORT_PRODUCT}-J", export=True),
                 ],
             }

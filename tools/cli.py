@@ -1,4 +1,9 @@
-"""The ``batsched`` command. ``batsched backtest``: what would batsched have saved on your own data?"""
+"""The ``batsched`` command.
+
+- ``batsched backtest``: what would batsched have saved on your own data?
+- ``batsched config``: every effective setting, its value and where it came from (``--json``, ``--env FILE``);
+- ``batsched migrate-seed``: move over from the original app (its ``.env`` and ``Force_Charging.db``).
+"""
 
 from __future__ import annotations
 
@@ -91,6 +96,27 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--week", type=_date, help="the week to chart SOC and price (default: mid-period)")
     g.add_argument("--json", action="store_true", help="print a JSON summary for machines (no progress bar)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cfg = sub.add_parser(
+        "config",
+        help="print every effective setting, its value and where it came from",
+        description="Every setting of every service as it would start now: value (secrets hidden) and source "
+        "(default, BATSCHED_… variable, secret file, or the original app's variable name), then what became of "
+        "each of the original app's variables. Exit status 1 when a service would refuse to start.",
+    )
+    cfg.add_argument("--json", action="store_true", help="JSON for machines")
+    cfg.add_argument("--env", type=Path, metavar="FILE", help="read this env file instead of the environment")
+    mig = sub.add_parser(
+        "migrate-seed",
+        help="move over from the original app: its .env, decision history and pending schedules",
+        description="Write a batsched .env and secret files from the original app's .env; with --db, import its "
+        "decision history into the executor's journal and its pending schedules as manual windows. The original "
+        "files are never changed; running it again adds only what is new.",
+    )
+    mig.add_argument("--env", type=Path, required=True, metavar="FILE", help="the original app's .env")
+    mig.add_argument("--db", type=Path, metavar="FILE", help="the original app's data/Force_Charging.db")
+    mig.add_argument("--out", type=Path, metavar="DIR", help="where to write .env and secrets/ (batsched-migrated)")
+    mig.add_argument("--data-dir", type=Path, metavar="DIR", help="the executor's data directory (OUT/data)")
+    mig.add_argument("--force", action="store_true", help="replace an existing .env and secret files")
     return parser
 
 
@@ -245,6 +271,14 @@ def backtest(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "config":
+        from tools.config_report import main as config_main
+
+        return config_main(args.env, args.json)
+    if args.command == "migrate-seed":
+        from tools.migrate_seed import main as migrate_main
+
+        return migrate_main(args.env, args.db, args.out, args.data_dir, args.force)
     if args.command == "backtest":
         from tools.backtest.inputs import InputError
         from tools.backtest.octopus import OctopusError

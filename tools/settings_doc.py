@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV_EXAMPLE = ROOT / ".env.example"
 README = ROOT / "README.md"
 START, END = "<!-- settings-table:start -->", "<!-- settings-table:end -->"
+SEED_START, SEED_END = "<!-- seed-table:start -->", "<!-- seed-table:end -->"
 
 
 @dataclass(frozen=True)
@@ -207,11 +208,35 @@ def render_table(groups: dict[str, list[Setting]]) -> str:
     return "\n".join(out).lstrip("\n")
 
 
+def render_seed_table() -> str:
+    """The original app's variables: which batsched setting each becomes, or what replaces it."""
+    from shared.seed_settings import SEED_VARIABLES
+
+    out = ["| seed variable | batsched setting | note |", "|---|---|---|"]
+    previous = ""
+    for v in SEED_VARIABLES:
+        if v.honoured:
+            target = ", ".join(f"`{ENV_PREFIX}{f.upper()}`" for f in v.fields)
+            note = v.note or "same meaning and unit"
+            note, previous = ("as above" if note == previous and v.note else note), note
+            if v.extra:
+                target += "; " + ", ".join(f"`{ENV_PREFIX}{k.upper()}={val}`" for k, val in v.extra.items())
+        else:
+            target = "— (not used)"
+            note = f"replaced by {v.replaced_by}; one warning line at start ({v.owner})"
+        out.append(f"| `{v.name}` | {target} | {_cell(note)} |")
+    return "\n".join(out)
+
+
+def _between(start: str, end: str, body: str, text: str) -> str:
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"settings_doc: README.md has no {start} … {end} markers")
+    return pattern.sub(lambda _m: f"{start}\n{body}\n{end}", text)
+
+
 def readme_with(table: str, readme: str) -> str:
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END), re.S)
-    if not pattern.search(readme):
-        raise SystemExit(f"settings_doc: README.md has no {START} … {END} markers")
-    return pattern.sub(lambda _m: f"{START}\n{table}\n{END}", readme)
+    return _between(SEED_START, SEED_END, render_seed_table(), _between(START, END, table, readme))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,10 +7,12 @@ import socket
 import sys
 from datetime import timedelta
 
+from pydantic import SecretStr
+
 from shared.runner import ServiceContext, run_service
 from shared.settings import load_settings
 
-from .config import DashboardSettings, is_loopback
+from .config import DashboardSettings, is_loopback, kept_session_secret
 from .server import bind
 
 
@@ -57,6 +59,9 @@ def wire(ctx: ServiceContext[DashboardSettings], sock: socket.socket) -> None:
 
 def main() -> int:
     settings = load_settings(DashboardSettings, "dashboard")
+    if settings.dashboard_session_secret is None and "short_session_secret" in settings.seed_resolution.flags:
+        # The seed's FLASK_SECRET_KEY is too short to sign with (the start-up log says so): a kept random one.
+        settings.dashboard_session_secret = SecretStr(kept_session_secret(settings.data_dir))
     problem = settings.startup_problem()
     if problem:
         print(f"batsched-dashboard: configuration error: {problem}", file=sys.stderr)

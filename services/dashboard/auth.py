@@ -10,7 +10,8 @@ Rules (reliability.md Z1/Z2 — the seed's dashboard let anyone in when its list
 - local mode (``make run``): no provider; a random token printed at start logs the browser in (as Jupyter
   does). Only ever on a loopback bind (checked at start-up by the settings). ``link`` mode is the same on any
   address, for the Compose demo, whose dashboard listens on the container's network (its log says so).
-- the machine endpoint takes its key from the ``X-API-Key`` header only, compared in constant time.
+- the machine endpoint takes its key from the ``X-API-Key`` header only, compared in constant time;
+- the original app's endpoints (``seed_api.py``) take a session or that key, and refuse cross-site requests.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from shared.logging import get_logger
 
 from .config import DashboardSettings
+from .seed_api import is_seed_path, seed_access
 
 log = get_logger("batsched.dashboard.auth")
 
 # The style sheet is public so the login and error pages look right before login; it holds no data.
-PUBLIC_PATHS = frozenset({"/login", "/auth/callback", "/healthz", "/update_status", "/static/style.css"})
+PUBLIC_PATHS = frozenset({"/login", "/auth/callback", "/callback", "/healthz", "/health", "/static/style.css"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ALLOWED_NEXT = frozenset({"/", "/plan", "/history", "/control"})  # where a login may return to
 CSRF_HEADER = "x-csrf-token"
@@ -105,6 +107,12 @@ class Auth:
             self._bad_tokens.append(time.monotonic())
             log.warning("wrong local login token")
             return _deny(request, 401, "wrong or expired login token: use the link printed in the dashboard's log")
+        if is_seed_path(path):  # the original app's endpoints: a session or the x-api-key header (seed_api.py)
+            key = self.settings.dashboard_api_key
+            denied = seed_access(
+                request, key.get_secret_value() if key else None, self.user(request), request.session.get("csrf")
+            )
+            return denied or await call_next(request)
         if path in PUBLIC_PATHS:
             return await call_next(request)
         user = self.user(request)
@@ -131,9 +139,10 @@ class Auth:
     # ------------------------------------------------------------------ login flow (OIDC)
 
     def redirect_uri(self, request: Request) -> str:
+        path = self.settings.oidc_redirect_path  # /callback for a seed user: the URI their provider knows
         if self.settings.dashboard_public_url:
-            return self.settings.dashboard_public_url.rstrip("/") + "/auth/callback"
-        return str(request.url_for("auth_callback"))
+            return self.settings.dashboard_public_url.rstrip("/") + path
+        return str(request.url_for("auth_callback" if path == "/auth/callback" else "seed_callback"))
 
     async def login(self, request: Request) -> Response:
         if self.local:
@@ -186,10 +195,6 @@ class Auth:
     async def logout(self, request: Request) -> Response:
         request.session.clear()
         return JSONResponse({"ok": True, "message": "logged out"})
-
-    def check_api_key(self, request: Request) -> bool:
-        expected = self.settings.dashboard_api_key
-        return same_secret(request.headers.get("x-api-key"), expected.get_secret_value() if expected else None)
 
 
 def _deny(request: Request, status: int, message: str) -> Response:

@@ -7,6 +7,9 @@ Secrets (session secret, OIDC client secret, machine API key) come from secret f
 from __future__ import annotations
 
 import ipaddress
+import os
+import secrets
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr
@@ -15,6 +18,7 @@ from shared.settings import ServiceSettings, env
 
 GOOGLE_METADATA = "https://accounts.google.com/.well-known/openid-configuration"
 MIN_SECRET_BYTES = 32
+SESSION_SECRET_FILE = "dashboard_session_secret"  # in the data directory, when the seed's key is too short
 
 
 class DashboardSettings(ServiceSettings):
@@ -42,6 +46,11 @@ class DashboardSettings(ServiceSettings):
         description="OpenID provider discovery document (Google by default)",
     )
     oidc_client_id: str | None = Field(None, validation_alias=env("oidc_client_id", "GOOGLE_CLIENT_ID"))
+    oidc_redirect_path: str = Field(
+        "/auth/callback",
+        pattern=r"^/(auth/)?callback$",
+        description="Path of the login redirect URI registered with the provider (the seed's is /callback)",
+    )
     oidc_client_secret: SecretStr | None = Field(
         None, validation_alias=env("oidc_client_secret", "GOOGLE_CLIENT_SECRET")
     )
@@ -53,7 +62,8 @@ class DashboardSettings(ServiceSettings):
     dashboard_api_key: SecretStr | None = Field(
         None,
         validation_alias=env("dashboard_api_key", "API_KEY"),
-        description="Key for the machine endpoint POST /update_status (header X-API-Key); unset disables it",
+        description="Key for the machine endpoints (/update_status, /status and the original app's schedule "
+        "endpoints; header X-API-Key, never in the URL); unset: only a logged-in session may use them",
     )
     dashboard_command_timeout_s: Annotated[float, Field(gt=0, le=120)] = Field(
         8.0, description="How long the Control page waits for a command's result or a setting's echo"
@@ -99,6 +109,24 @@ class DashboardSettings(ServiceSettings):
         if not self.oidc_client_id or not self.oidc_client_secret:
             return "BATSCHED_OIDC_CLIENT_ID and BATSCHED_OIDC_CLIENT_SECRET are required for OpenID Connect login"
         return None
+
+
+def kept_session_secret(data_dir: Path) -> str:
+    """A random session secret kept in the data directory (created once, readable by this user only): used when
+    the seed's ``FLASK_SECRET_KEY`` is too short to sign sessions with."""
+    path = data_dir / SESSION_SECRET_FILE
+    try:
+        text = path.read_text().strip()
+        if len(text.encode()) >= MIN_SECRET_BYTES:
+            return text
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    text = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+    return text
 
 
 def is_loopback(host: str) -> bool:

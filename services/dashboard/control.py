@@ -19,7 +19,14 @@ from pydantic import ValidationError
 
 from shared.bus import Bus
 from shared.clock import Clock
-from shared.models import Command, ExecutorMode, OverrideCommand, PlannerSettings
+from shared.models import (
+    Command,
+    ExecutorMode,
+    OverrideCommand,
+    PlannerSettings,
+    WindowAddCommand,
+    WindowDeleteCommand,
+)
 from shared.topics import PLANNER_SETTINGS
 
 from .live import LiveState
@@ -137,3 +144,25 @@ class Controller:
 
     def replan(self) -> Outcome:
         return self._request("replan", self.topics.planner_replan, Command(reason="dashboard"))
+
+    # ------------------------------------------------------------------ manual windows
+
+    def add_window(
+        self, start: datetime | None, end: datetime | None, action: str, target_soc_pct: float | None, source: str
+    ) -> Outcome:
+        try:
+            cmd = WindowAddCommand(
+                start=start, end=end, action=action, target_soc_pct=target_soc_pct, source=source, reason=source
+            )  # type: ignore[arg-type]
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(x) for x in err.get("loc", ()))
+            return Outcome(False, f"window: {where + ': ' if where else ''}{err['msg']}", 422)
+        return self._request(f"add {cmd.action} window", self.topics.executor_window_add, cmd)
+
+    def delete_window(self, window_id: int, source: str) -> Outcome:
+        try:
+            cmd = WindowDeleteCommand(window_id=window_id, reason=source)
+        except ValidationError as exc:
+            return Outcome(False, f"window: {exc.errors()[0]['msg']}", 422)
+        return self._request(f"delete window {window_id}", self.topics.executor_window_delete, cmd)

@@ -20,7 +20,7 @@ from typing import Any
 from shared.bus import Incoming
 from shared.clock import Clock
 from shared.logging import get_logger
-from shared.models import AppliedDecision, BatteryState, RateSeries
+from shared.models import AppliedDecision, BatteryState, ImportedHistory, RateSeries
 from shared.topics import Topics
 
 from .store import Store
@@ -102,6 +102,11 @@ class LiveState:
         if not self.store:
             return
         try:
+            if name == "executor/history/imported":  # the original app's decisions: into the history, not "latest"
+                if msg.payload:
+                    for d in ImportedHistory.model_validate_json(msg.payload).decisions:
+                        self.store.record_decision(d)
+                return
             if name not in ("executor/applied",):
                 self.store.save_latest(name, msg.payload, now)
             if not msg.payload:

@@ -9,11 +9,22 @@ import sys
 from services.executor.config import ExecutorSettings
 from services.executor.executor import Executor, hand_back_before_exit
 from services.executor.journal import DB_NAME, Journal
+from services.executor.seed_import import import_on_start, publish_imported_history, take_over
 from services.executor.watchdog import build_client
+from services.executor.windows import WindowBoard, WindowStore
 from shared.bus import Bus
 from shared.ha import register_discovery
-from shared.models import CurrentRate, OverrideCommand, Plan, RateSeries
+from shared.models import (
+    CurrentRate,
+    OverrideCommand,
+    Plan,
+    RateSeries,
+    SessionList,
+    WindowAddCommand,
+    WindowDeleteCommand,
+)
 from shared.runner import ServiceContext, run_service
+from shared.slots import parse_hhmm
 
 
 def subscribe(executor: Executor, bus: Bus) -> None:
@@ -22,26 +33,43 @@ def subscribe(executor: Executor, bus: Bus) -> None:
     bus.subscribe(t.plan, executor.on_plan, Plan)
     bus.subscribe(t.import_current, executor.on_current_rate, CurrentRate)
     bus.subscribe(t.import_rates, executor.on_rates, RateSeries)
+    bus.subscribe(t.pricing_sessions, executor.on_sessions, SessionList)
     bus.subscribe_text(t.planner_setting("max_charge_price_gbp"), executor.on_planner_max_price)
     for name in ("peak_start_local", "peak_end_local"):
         bus.subscribe_text(t.planner_setting(name), executor.on_planner_peak(name))
     bus.setting(t.executor_mode_set, executor.on_mode_set)
     bus.setting(t.executor_dry_run_set, executor.on_dry_run_set)
     bus.command(t.executor_override, executor.on_override, OverrideCommand)
+    if executor.windows is not None:
+        bus.command(t.executor_window_add, executor.windows.on_add, WindowAddCommand)
+        bus.command(t.executor_window_delete, executor.windows.on_delete, WindowDeleteCommand)
+        bus.on_connect(executor.windows.publish)
     bus.on_connect(executor.publish_state)
 
 
 def wire(ctx: ServiceContext[ExecutorSettings]) -> None:
     client = build_client(ctx.settings, ctx.clock)
     path = ctx.data_path(DB_NAME)
+    seed = take_over(path, ctx.clock.now(), ctx.log)  # the original app's database here: moved aside, imported below
     try:
         journal = Journal(path)
+        windows = WindowStore(path)
     except (OSError, sqlite3.Error):
         # Exiting (the runner says why): first hand back a forced state the journal shows, if there is one.
         ctx.log.info("journal cannot be opened for writing", outcome=hand_back_before_exit(client, path, ctx.log))
         raise
-    executor = Executor(ctx.settings, ctx.clock, ctx.bus, journal, client, ctx.log)
+    if seed is not None:
+        import_on_start(seed, journal, windows, ctx.settings, ctx.clock.now(), ctx.log)
+    s = ctx.settings
+    board = WindowBoard(
+        windows, ctx.bus, ctx.clock, (parse_hhmm(s.peak_start_local), parse_hhmm(s.peak_end_local)), s.tz,
+        (s.min_target_soc_pct, s.max_target_soc_pct), ctx.log,
+    )  # fmt: skip
+    executor = Executor(s, ctx.clock, ctx.bus, journal, client, ctx.log, windows=board)
+    board.wake = executor.wake.set
+
     subscribe(executor, ctx.bus)
+    ctx.bus.on_connect(lambda: publish_imported_history(ctx.bus, path, ctx.clock.now(), ctx.log))
     register_discovery(ctx.bus, executor.discovery)
 
     ctx.every(0, lambda: executor.run_forever(ctx.stop), name="decisions")  # runs until stop

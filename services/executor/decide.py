@@ -13,15 +13,18 @@ from typing import Literal
 from services.executor import rules
 from services.executor.rules import Proposal, RuleConfig
 from services.executor.translate import desired_config, diff
+from services.executor.windows import window_outcome
 from shared.models import (
     Action,
     BatteryState,
     CurrentRate,
     ExecutorMode,
+    ManualWindow,
     Plan,
     PowerwallConfig,
     RateSeries,
     RuleOutcome,
+    SessionList,
 )
 from shared.slots import slot_end
 
@@ -56,6 +59,8 @@ class DecisionInputs:
     clock_skew: timedelta | None = None  # this host's clock minus NetZero's, as last measured (None: unknown)
     why_no_request: str | None = None  # why ``budget_available`` is 0 (NetZero's 429 wait, a 403 back-off, …)
     planner_peak: tuple[time, time] | None = None  # the planner's published peak window (charging kept out of both)
+    window: ManualWindow | None = None  # the manual window covering ``now`` (windows.py), if any
+    sessions: SessionList | None = None  # Octopus Saving Sessions and free-electricity sessions (pricing/sessions)
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,10 @@ def requested(i: DecisionInputs) -> Proposal:
         return Proposal(Action.CHARGE, None, source="mode")
     if i.mode == ExecutorMode.HOLD:
         return Proposal(Action.HOLD, None, source="mode")
+    if i.window is not None and i.window.covers(i.now):
+        return Proposal(Action(i.window.action), i.window.target_soc_pct, source="window")
+    if i.sessions is not None and i.sessions.at(i.now, "free") is not None:  # import is free: charge to full
+        return Proposal(Action.CHARGE, 100.0, source="session")
     slot = i.plan.slot_at(i.now) if i.plan is not None else None
     if slot is None:
         return Proposal(Action.SELF_USE, None, source="plan", slot=None)
@@ -103,6 +112,11 @@ def _lease(i: DecisionInputs, p: Proposal, cfg: RuleConfig) -> datetime | None:
         lease = min(lease, i.override.until)
     if p.source == "mode" and i.mode_until is not None:
         lease = min(lease, i.mode_until)
+    if p.source == "window" and i.window is not None:
+        lease = min(lease, i.window.end)
+    free = i.sessions.at(i.now, "free") if i.sessions is not None and p.source == "session" else None
+    if free is not None:
+        lease = min(lease, free.end)
     if p.action == Action.CHARGE:
         lease = min(lease, rules.next_peak_start(i.now, cfg, i.planner_peak) - cfg.peak_lead)
     return max(lease, i.now)
@@ -117,6 +131,8 @@ def decide(i: DecisionInputs, cfg: RuleConfig) -> Decision:
     else:
         p = requested(i)
         asked = p.action
+        if p.source == "window" and i.window is not None:
+            outcomes.append(window_outcome(i.window, cfg.tz))
 
     p, o = rules.off_grid(p, i.battery)
     outcomes.append(o)
@@ -125,6 +141,8 @@ def decide(i: DecisionInputs, cfg: RuleConfig) -> Decision:
     p, o = rules.clock_skew(p, i.clock_skew, cfg)
     outcomes.append(o)
     p, o = rules.baseline(p, i.baseline, cfg)
+    outcomes.append(o)
+    p, o = rules.saving_session(p, i.now, i.sessions, cfg)
     outcomes.append(o)
     p, o = rules.peak_window(p, i.now, cfg, i.planner_peak)
     outcomes.append(o)

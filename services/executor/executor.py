@@ -42,6 +42,7 @@ from services.executor.journal import ForcedState, Journal, JournalError
 from services.executor.netzero import BudgetExhausted, NetZeroClient, NetZeroError, SiteStatus
 from services.executor.rules import RuleConfig, clock_off, grid_down, restorable_reserve, unrestorable_text
 from services.executor.translate import desired_config, diff, is_forced, restore_config, user_baseline
+from services.executor.windows import WindowBoard
 from shared.bus import Bus, CommandError, Incoming
 from shared.clock import Clock, WallClockSteps, wait_until
 from shared.ha import entity
@@ -57,6 +58,7 @@ from shared.models import (
     Plan,
     PowerwallConfig,
     RateSeries,
+    SessionList,
 )
 from shared.slots import parse_hhmm, slot_end
 
@@ -102,9 +104,18 @@ def parse_bool(text: str) -> bool:
 
 class Executor:
     def __init__(
-        self, settings: ExecutorSettings, clock: Clock, bus: Bus, journal: Journal, client: NetZeroClient, log: Any
+        self,
+        settings: ExecutorSettings,
+        clock: Clock,
+        bus: Bus,
+        journal: Journal,
+        client: NetZeroClient,
+        log: Any,
+        windows: WindowBoard | None = None,
     ) -> None:
         self.s = settings
+        self.windows = windows  # manual windows (windows.py): one covering now is asked for like an override
+        self.sessions: SessionList | None = None  # Octopus sessions (pricing/sessions), for decide
         self.clock = clock
         self.bus = bus
         self.topics = bus.topics
@@ -161,6 +172,10 @@ class Executor:
     def on_rates(self, msg: Incoming) -> None:
         self.rates = msg.model
         self._wake_on_change()
+
+    def on_sessions(self, msg: Incoming) -> None:
+        self.sessions = msg.model
+        self.wake.set()
 
     def on_planner_max_price(self, msg: Incoming) -> None:
         text = msg.text.strip()
@@ -465,6 +480,8 @@ class Executor:
             self.decided_at = now
             self._flush_unsaved()
             self._expire_manual(now)
+            if self.windows is not None:
+                self.windows.expire(now)
             self._poll(now, reuse=not leaving)
             self._note_skew()
             if self.status is not None and not self.reconciled:
@@ -523,6 +540,8 @@ class Executor:
             clock_skew=self.client.clock_skew,
             why_no_request=None if leaving else self.client.why_no_request(),
             planner_peak=self.planner_peak,
+            window=self.windows.active(now) if self.windows is not None else None,
+            sessions=self.sessions,
         )
 
     def _note_budget_wait(self, applied: AppliedDecision, d: Decision) -> None:

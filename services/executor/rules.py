@@ -4,6 +4,7 @@ The executor trusts nothing upstream: whatever the plan or an override asks, the
 says what it did in the decision (a ``RuleOutcome``). ``decide.decide`` chains them.
 
 1. ``peak_window``   never grid-charge in the local peak (and for ``peak_lead`` before it: the gateway lags);
+   ``saving_session`` never grid-charge or hold in an Octopus Saving Session (and ``peak_lead`` before it);
 2. ``price_limit``   never grid-charge when the pricing service's price for now is unknown or above the limit;
 3. ``off_grid``      grid down, islanded or storm watch: stand aside, touch nothing;
 4. ``stale_inputs``  plan past ``valid_until`` or battery state too old: back to the baseline;
@@ -25,7 +26,17 @@ from datetime import datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from shared.models import Action, BatteryState, CurrentRate, GridStatus, Plan, PlanSlot, PowerwallConfig, RateSeries
+from shared.models import (
+    Action,
+    BatteryState,
+    CurrentRate,
+    GridStatus,
+    Plan,
+    PlanSlot,
+    PowerwallConfig,
+    RateSeries,
+    SessionList,
+)
 from shared.models import RuleOutcome as Outcome
 from shared.slots import in_local_window, local_date, local_window, slot_start
 
@@ -57,7 +68,7 @@ class Proposal:
 
     action: Action | None
     target_soc_pct: float | None = None
-    source: Literal["plan", "override", "mode", "leaving", "none"] = "plan"
+    source: Literal["plan", "override", "mode", "window", "session", "leaving", "none"] = "plan"
     slot: PlanSlot | None = None
 
     def to(self, action: Action | None) -> Proposal:
@@ -106,6 +117,26 @@ def peak_window(p: Proposal, now: datetime, cfg: RuleConfig, extra: Window | Non
         spans = ", ".join(f"{a:%H:%M}–{b:%H:%M}" for a, b in _windows(cfg, extra))
         return p.to(Action.SELF_USE), _out("peak_window", "blocked", f"no grid charging {spans} local")
     return p, _out("peak_window", PASS)
+
+
+def saving_session(
+    p: Proposal, now: datetime, sessions: SessionList | None, cfg: RuleConfig
+) -> tuple[Proposal, Outcome]:
+    """Octopus pays for importing less in a Saving Session: never grid-charge (nor hold, which buys the house's
+    load) in one, whatever asks (plan, override, window, mode); stopping ``peak_lead`` early, like the peak."""
+    if sessions is None:
+        return p, _out("saving_session", PASS)
+    s = sessions.at(now, "saving") or sessions.at(now + cfg.peak_lead, "saving")
+    if s is None:
+        return p, _out("saving_session", PASS)
+    until = f"{s.end.astimezone(cfg.tz):%H:%M}"
+    if p.action in (Action.CHARGE, Action.HOLD):
+        return p.to(Action.SELF_USE), _out(
+            "saving_session",
+            "blocked",
+            f"Octopus Saving Session {s.code} until {until}: no {p.action.value}, nothing bought",
+        )
+    return p, _out("saving_session", PASS, f"Octopus Saving Session {s.code} until {until}")
 
 
 # ----------------------------------------------------------------------------------------------- rule 2

@@ -26,6 +26,7 @@ from services.executor.config import WatchdogSettings
 from services.executor.journal import DB_NAME, Journal, JournalError
 from services.executor.limiter import process_limiter
 from services.executor.netzero import NetZeroClient, NetZeroError
+from services.executor.seed_import import wait_while_seed
 from services.executor.translate import diff, restore_config
 from shared.bus import Bus, Incoming
 from shared.clock import Clock
@@ -188,6 +189,7 @@ def build_client(settings: WatchdogSettings, clock: Clock) -> NetZeroClient:
 
 
 def wire(ctx: ServiceContext[WatchdogSettings]) -> None:
+    wait_while_seed(ctx.data_path(DB_NAME), 30.0, ctx.log)  # the executor moves the original app's database aside
     journal = Journal(ctx.data_path(DB_NAME))
     dog = Watchdog(ctx.settings, ctx.clock, ctx.bus, journal, build_client(ctx.settings, ctx.clock), ctx.log)
     ctx.bus.subscribe(ctx.topics.executor_heartbeat, dog.on_heartbeat, Heartbeat)

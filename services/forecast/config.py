@@ -56,6 +56,36 @@ class ForecastSettings(ServiceSettings):
     load_exclude_above_kw: Annotated[float, Field(gt=0)] | None = Field(
         6.0, description="Half-hours whose mean load is above this (an EV, a one-off) are left out of the model"
     )
+    postcode: str | None = Field(
+        None,
+        description="UK postcode of the site: its location (looked up once, then cached) is used for the PV arrays "
+        "when BATSCHED_PV_ARRAYS is not set",
+    )
+    postcode_url: str = Field("https://api.postcodes.io", description="Postcode lookup service (postcodes.io API)")
+    pv_latitude: Annotated[float, Field(ge=-90, le=90)] | None = Field(
+        None, description="Site latitude when the postcode cannot be looked up"
+    )
+    pv_longitude: Annotated[float, Field(ge=-180, le=180)] | None = Field(
+        None, description="Site longitude when the postcode cannot be looked up"
+    )
+
+    @field_validator("postcode")
+    @classmethod
+    def _postcode(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return " ".join(value.upper().split())
+
+    @field_validator("postcode_url")
+    @classmethod
+    def _base(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def pv_arrays_given(self) -> bool:
+        """Whether BATSCHED_PV_ARRAYS was set, with each array's location (the seed's PV constants carry none)."""
+        source = self.seed_resolution.sources.get("pv_arrays")
+        return source is not None and source.kind in ("env", "secret_file")
 
     @field_validator("pv_arrays", mode="before")
     @classmethod

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +18,13 @@ import structlog
 from services.forecast import load_model
 from services.forecast.config import ForecastSettings
 from services.forecast.openmeteo_client import OpenMeteoClient, OpenMeteoError
-from services.forecast.pv_model import CALIBRATED_MODEL_NAME, calibration_factor, covered_slots, slot_energy
+from services.forecast.pv_model import (
+    CALIBRATED_MODEL_NAME,
+    PvArray,
+    calibration_factor,
+    covered_slots,
+    slot_energy,
+)
 from services.forecast.pv_model import MODEL_NAME as PV_MODEL
 from services.forecast.store import ForecastStore, history_start
 from shared.bus import Bus, CommandError, Incoming
@@ -37,8 +44,11 @@ class ForecastService:
         store: ForecastStore,
         client: OpenMeteoClient,
         log: structlog.stdlib.BoundLogger,
+        arrays: Callable[[], list[PvArray] | None] | None = None,
     ) -> None:
         self.settings = settings
+        # The PV arrays placed where the site is (postcode.py); None while the location is not known yet.
+        self.arrays = arrays or (lambda: list(settings.pv_arrays))
         self.clock = clock
         self.bus = bus
         self.store = store
@@ -105,7 +115,11 @@ class ForecastService:
     def _refresh_pv(self, fresh: bool) -> dict[str, Any]:
         now = self.clock.now()
         fetched = []
-        for array in self.settings.pv_arrays:
+        arrays = self.arrays()
+        if arrays is None:
+            self.pv_ok = False
+            return {"pv": "failed", "error": "the site's location is not known yet (postcode lookup failing)"}
+        for array in arrays:
             try:
                 fetched.append((self.client.fetch(array, fresh=fresh), array))
             except OpenMeteoError as exc:

@@ -6,7 +6,7 @@ from services.planner import dp_kernel
 from services.planner.config import PlannerServiceSettings
 from services.planner.service import PlannerService
 from shared.ha import register_discovery
-from shared.models import BatteryState, EnergyForecast, PriceEstimate, RateSeries
+from shared.models import BatteryState, EnergyForecast, PriceEstimate, RateSeries, SessionList, WindowList
 from shared.runner import ServiceContext, run_service
 from shared.topics import PLANNER_SETTINGS
 
@@ -21,6 +21,8 @@ def wire(ctx: ServiceContext[PlannerServiceSettings]) -> None:
     bus.subscribe(t.forecast_pv, svc.on_pv, EnergyForecast)
     bus.subscribe(t.forecast_load, svc.on_load, EnergyForecast)
     bus.subscribe(t.battery_state, svc.on_battery, BatteryState)
+    bus.subscribe(t.executor_windows, svc.on_windows, WindowList)
+    bus.subscribe(t.pricing_sessions, svc.on_sessions, SessionList)
     for name in PLANNER_SETTINGS:
         bus.setting(t.planner_setting_set(name), svc.setter(name))
     bus.command(t.planner_replan, svc.on_replan)

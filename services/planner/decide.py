@@ -15,6 +15,7 @@ import numpy as np
 
 from services.planner.battery import BatteryModel, Limits
 from services.planner.dp import Horizon, Solution, solve, terminal_linear, value_function
+from services.planner.fixed import Fixed
 from services.planner.horizon import SLOTS_PER_DAY, TAIL_END_SHARE, estimate_paths, fill_gaps
 from shared.models import PriceEstimate
 
@@ -56,13 +57,19 @@ def decide(
     tail: Tail | None = None,
     end_value_gbp_per_kwh: float = 0.0,
     terminal: np.ndarray | None = None,
+    fixed: Fixed | None = None,
 ) -> Decision:
     """Plan the known slots. The energy left at their end is valued by (first that applies) a ``tail`` of forecast
-    slots solved with them, a ``terminal`` value function (cost per grid state), or a linear value per kWh."""
+    slots solved with them, a ``terminal`` value function (cost per grid state), or a linear value per kWh.
+    ``fixed``: known slots whose move is not chosen (manual windows, Octopus sessions; see ``fixed.py``)."""
     n_known = len(price)
     ok = charge_allowed(price, peak, max_charge_price)
     fallback = np.nanmean(tail.price) if tail is not None and np.isfinite(tail.price).any() else np.nan
     cost_price = fill_gaps(price, fallback)
+    mode = cap = None
+    if fixed is not None and fixed.any:
+        cost_price = np.where(fixed.money_price_zero, 0.0, cost_price) + fixed.price_adjust
+        mode, cap = fixed.mode, fixed.cap_kwh
     if tail is not None and len(tail.price):
         t_ok = charge_allowed(tail.price, tail.peak, max_charge_price)
         h = Horizon(
@@ -71,9 +78,11 @@ def decide(
             load=np.concatenate([load, tail.load]),
             pv=np.concatenate([pv, tail.pv]),
             charge_ok=np.concatenate([ok, t_ok]),
+            fixed=None if mode is None else np.concatenate([mode, np.zeros(len(tail.price), np.int8)]),
+            fixed_cap_kwh=None if cap is None else np.concatenate([cap, np.zeros(len(tail.price))]),
         )
     else:
-        h = Horizon(cost_price, export_price, load, pv, ok)
+        h = Horizon(cost_price, export_price, load, pv, ok, mode, cap)
     if terminal is None and end_value_gbp_per_kwh:
         terminal = terminal_linear(model, limits, end_value_gbp_per_kwh)
     sol = solve(h, soc0_kwh, model, limits, terminal)

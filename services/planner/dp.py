@@ -37,6 +37,8 @@ class Horizon:
     load: np.ndarray  # kWh
     pv: np.ndarray  # kWh
     charge_ok: np.ndarray  # bool: grid charging allowed (known price, not peak, under the limit)
+    fixed: np.ndarray | None = None  # int8 per slot: dp_kernel.FREE / FIXED_HOLD / FIXED_CHARGE / NO_GRID
+    fixed_cap_kwh: np.ndarray | None = None  # per slot: where a FIXED_CHARGE slot stops (stored kWh)
 
 
 @dataclass(frozen=True)
@@ -105,10 +107,12 @@ def _solve(
     export_price = np.ascontiguousarray(h.export_price, dtype=float)
     ok = np.ascontiguousarray(h.charge_ok, dtype=np.bool_)
     end = np.zeros(n_states) if terminal is None else np.ascontiguousarray(terminal, dtype=float)
-    values = backward(price, export_price, deficit, surplus, ok, end, par)
+    values = backward(price, export_price, deficit, surplus, ok, end, par, h.fixed, h.fixed_cap_kwh)
     if values_only:
         return values[0]
-    moves, socs, grid = forward(float(soc0_kwh), price, export_price, deficit, surplus, ok, values, par)
+    moves, socs, grid = forward(
+        float(soc0_kwh), price, export_price, deficit, surplus, ok, values, par, h.fixed, h.fixed_cap_kwh
+    )
     imp, exp_ = np.maximum(grid, 0.0), np.maximum(-grid, 0.0)
     s_start = min(max(float(soc0_kwh), 0.0), full)
     moved = float(np.abs(np.diff(socs, prepend=s_start)).sum())

@@ -46,6 +46,9 @@ def jit(**options: Any) -> Callable[[F], F]:
 
 
 TIE_GBP = 1e-12
+# Slots whose move is fixed (``mode``), not chosen: a manual window (hold, or charge to a cap), a Saving Session
+# (self-use only: the battery covers what it can, nothing is bought), a free-electricity session (charge to a cap).
+FREE, FIXED_HOLD, FIXED_CHARGE, NO_GRID = 0, 1, 2, 3
 
 
 @jit(inline="always")
@@ -109,6 +112,24 @@ def _best(
 
 
 @jit()
+def _fixed(
+    s: float, p: float, e: float, d: float, sur: float, mode: int, cap: float, v: np.ndarray, par: np.ndarray
+) -> tuple[float, int, float]:
+    """(cost + value of the next state, move, SOC after) of a slot whose move is fixed by ``mode``."""
+    q, full, lo, ec, ed, w, chg, dmax = par[0], par[1], par[2], par[4], par[5], par[6], par[7], par[8]
+    if mode == NO_GRID and d > 0.0:  # self-use: the deficit from the battery down to the reserve
+        dc = min(min(d, dmax) / ed, max(s - lo, 0.0))
+        return _interp(v, s - dc, q) + p * (d - dc * ed) + w * dc, 0, s - dc
+    pv_in = min(sur, chg, max(full - s, 0.0) / ec)
+    s1 = s + pv_in * ec
+    base = p * d - e * (sur - pv_in) + w * pv_in * ec
+    if mode == FIXED_CHARGE:
+        hi = min(s1 + min(par[9], chg - pv_in) * ec, min(cap, full))
+        if hi > s1 + 1e-12:
+            return _interp(v, hi, q) + (p / ec + w) * (hi - s1) + base, 2, hi
+    return _interp(v, s1, q) + base, 1 if mode != NO_GRID else 0, s1
+
+
 def backward(
     price: np.ndarray,
     export_price: np.ndarray,
@@ -117,6 +138,48 @@ def backward(
     charge_ok: np.ndarray,
     terminal: np.ndarray,
     par: np.ndarray,
+    mode: np.ndarray | None = None,
+    cap: np.ndarray | None = None,
+) -> np.ndarray:
+    """``backward_fixed`` with no fixed slots unless ``mode`` and ``cap`` are given."""
+    mode, cap = _fixed_arrays(price.shape[0], mode, cap)
+    return backward_fixed(price, export_price, deficit, surplus, charge_ok, terminal, par, mode, cap)
+
+
+def forward(
+    soc0: float,
+    price: np.ndarray,
+    export_price: np.ndarray,
+    deficit: np.ndarray,
+    surplus: np.ndarray,
+    charge_ok: np.ndarray,
+    values: np.ndarray,
+    par: np.ndarray,
+    mode: np.ndarray | None = None,
+    cap: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``forward_fixed`` with no fixed slots unless ``mode`` and ``cap`` are given."""
+    mode, cap = _fixed_arrays(price.shape[0], mode, cap)
+    return forward_fixed(soc0, price, export_price, deficit, surplus, charge_ok, values, par, mode, cap)
+
+
+def _fixed_arrays(n: int, mode: np.ndarray | None, cap: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    mode = np.zeros(n, np.int8) if mode is None else np.ascontiguousarray(mode, dtype=np.int8)
+    cap = np.zeros(n) if cap is None else np.ascontiguousarray(cap, dtype=float)
+    return mode, cap
+
+
+@jit()
+def backward_fixed(
+    price: np.ndarray,
+    export_price: np.ndarray,
+    deficit: np.ndarray,
+    surplus: np.ndarray,
+    charge_ok: np.ndarray,
+    terminal: np.ndarray,
+    par: np.ndarray,
+    mode: np.ndarray,
+    cap: np.ndarray,
 ) -> np.ndarray:
     """The optimal cost-to-go (T + 1, states) from every slot and grid state; row T is ``terminal``.
 
@@ -131,6 +194,10 @@ def backward(
     for t in range(t_len - 1, -1, -1):
         v = values[t + 1]
         p, e, d, sur, ok = price[t], export_price[t], deficit[t], surplus[t], charge_ok[t]
+        if mode[t] != FREE:
+            for i in range(n):
+                values[t, i] = _fixed(i * q, p, e, d, sur, mode[t], cap[t], v, par)[0]
+            continue
         per = p / ec + w
         if ok:
             for j in range(n):
@@ -163,7 +230,7 @@ def backward(
 
 
 @jit()
-def forward(
+def forward_fixed(
     soc0: float,
     price: np.ndarray,
     export_price: np.ndarray,
@@ -172,6 +239,8 @@ def forward(
     charge_ok: np.ndarray,
     values: np.ndarray,
     par: np.ndarray,
+    mode: np.ndarray,
+    cap: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """From the real SOC, each slot's cheapest move against the next slot's values: (moves, SOC after, grid kWh,
     import positive and export negative)."""
@@ -183,7 +252,10 @@ def forward(
     s = min(max(soc0, 0.0), full)
     for t in range(t_len):
         d, sur = deficit[t], surplus[t]
-        _, move, nxt = _best(s, price[t], export_price[t], d, sur, charge_ok[t], values[t + 1], par)
+        if mode[t] != FREE:
+            _, move, nxt = _fixed(s, price[t], export_price[t], d, sur, mode[t], cap[t], values[t + 1], par)
+        else:
+            _, move, nxt = _best(s, price[t], export_price[t], d, sur, charge_ok[t], values[t + 1], par)
         if nxt < s:  # discharged: the deficit less what the battery gave
             g = d - (s - nxt) * ed
         else:  # PV first (what it did not store is exported), then the grid charge
@@ -202,8 +274,9 @@ def warm_up(log: Any = None) -> float:
     par = np.array([1.0, 2.0, 0.0, 2.0, 0.95, 0.95, 0.0, 2.5, 2.5, 1.65])
     one = np.ones(1)
     ok = np.ones(1, dtype=np.bool_)
-    values = backward(one, one, one, one, ok, np.zeros(n), par)
-    forward(0.0, one, one, one, one, ok, values, par)
+    mode, cap = np.zeros(1, np.int8), np.zeros(1)
+    values = backward_fixed(one, one, one, one, ok, np.zeros(n), par, mode, cap)
+    forward_fixed(0.0, one, one, one, one, ok, values, par, mode, cap)
     seconds = time.perf_counter() - started
     if log is not None:
         log.info("dp_kernel_ready", seconds=round(seconds, 2), compiled=COMPILED)

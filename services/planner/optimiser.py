@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -17,7 +17,8 @@ import numpy as np
 
 from services.planner.baselines import horizon_baselines
 from services.planner.battery import CHARGE, HOLD, BatteryModel, limits_for
-from services.planner.decide import Tail, decide, estimate_value, tail_value
+from services.planner.decide import Tail, charge_allowed, decide, estimate_value, tail_value
+from services.planner.fixed import fixed_slots
 from services.planner.horizon import (
     DEFAULT_LOAD_KWH,
     SLOTS_PER_DAY,
@@ -38,6 +39,8 @@ from shared.models import (
     PriceEstimate,
     RateSeries,
     Reason,
+    SessionList,
+    WindowList,
 )
 from shared.slots import LONDON, SLOT, parse_hhmm, slot_overlaps_local_window, slot_start
 
@@ -70,10 +73,14 @@ def plan(
     price_history: Mapping[datetime, float] | None = None,
     price_estimate: PriceEstimate | None = None,
     config: PlannerConfig | None = None,
+    windows: WindowList | None = None,
+    sessions: SessionList | None = None,
 ) -> Plan:
     """The cheapest schedule from ``now`` given what is known. Energy beyond the known prices is valued from
     ``price_estimate`` (the pricing service's estimate, end value ``estimate``) or else from ``price_history`` (UTC
-    slot start -> GBP/kWh of past days). An estimate only ever values that energy: no slot is planned on it."""
+    slot start -> GBP/kWh of past days). An estimate only ever values that energy: no slot is planned on it.
+    Manual ``windows`` and Octopus ``sessions`` fix the slots they cover; the plan is made around them
+    (``fixed.py``)."""
     cfg = config or PlannerConfig()
     now_slot = slot_start(now)
     inputs = PlanInputs(
@@ -103,6 +110,8 @@ def plan(
             price_estimate,
             cfg,
             inputs,
+            windows,
+            sessions,
         )
     except (ArithmeticError, ValueError) as exc:  # numbers the model cannot carry (pydantic errors are ValueErrors)
         detail = f"planning failed on these inputs ({type(exc).__name__}): self-use until they change"
@@ -121,6 +130,8 @@ def _optimal(
     price_estimate: PriceEstimate | None,
     cfg: PlannerConfig,
     inputs: PlanInputs,
+    windows: WindowList | None = None,
+    sessions: SessionList | None = None,
 ) -> Plan:
     m = cfg.model
     now_slot = slot_start(now)
@@ -173,14 +184,21 @@ def _optimal(
     elif cfg.end_value == "linear":
         end_value = linear_end_value(past, m.eta_discharge)
 
-    d = decide(price, export, load, pv, peak, soc0, m, lim, settings.max_charge_price_gbp, tail, end_value, terminal)
+    fixed = fixed_slots(starts, charge_allowed(price, peak, settings.max_charge_price_gbp), m, now, windows, sessions)
+    d = decide(
+        price, export, load, pv, peak, soc0, m, lim, settings.max_charge_price_gbp, tail, end_value, terminal, fixed
+    )
     sol = d.solution
+    if fixed.any:  # the plan's money leaves out a session's reward (the DP weighs it; no one pays it)
+        sol = replace(sol, cost_gbp=sol.cost_gbp - fixed.price_adjust * sol.grid_import_kwh)
     slots = []
     soc_prev = soc0
     for k, s in enumerate(starts):
         a = int(sol.action[k])
         p = None if not np.isfinite(price[k]) else float(price[k])
-        reason, detail = _explain(a, p, bool(peak[k]), load[k], pv[k], soc_prev, float(sol.soc_kwh[k]), settings, m)
+        reason, detail = fixed.reasons[k] or _explain(
+            a, p, bool(peak[k]), load[k], pv[k], soc_prev, float(sol.soc_kwh[k]), settings, m
+        )
         soc_pct = _pct(sol.soc_kwh[k], m)
         slots.append(
             PlanSlot(

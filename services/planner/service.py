@@ -28,12 +28,15 @@ from shared.models import (
     PlanNow,
     PriceEstimate,
     RateSeries,
+    SessionList,
+    WindowList,
 )
 from shared.runner import ServiceContext
 from shared.topics import PLANNER_SETTINGS
 
 HISTORY = timedelta(days=10)  # past prices kept for the price forecast
 SETTINGS_FILE = "planner_settings.json"
+ENV_SETTINGS_FILE = "planner_settings_env.json"  # the start values the environment gave at the last start
 
 
 def planner_config(s: PlannerServiceSettings) -> PlannerConfig:
@@ -107,6 +110,8 @@ class PlannerService:
         self.pv: EnergyForecast | None = None
         self.load: EnergyForecast | None = None
         self.battery: BatteryState | None = None
+        self.windows: WindowList | None = None  # manual windows (executor/windows): fixed in the plan
+        self.sessions: SessionList | None = None  # Octopus sessions (pricing/sessions): fixed in the plan
         self.history: dict[datetime, float] = {}
         self.plan: Plan | None = None
         self._lock = threading.RLock()
@@ -139,6 +144,12 @@ class PlannerService:
     def on_battery(self, msg: Incoming) -> None:
         self._input("battery", msg)
 
+    def on_windows(self, msg: Incoming) -> None:
+        self._input("windows", msg)
+
+    def on_sessions(self, msg: Incoming) -> None:
+        self._input("sessions", msg)
+
     def _remember(self, rates: RateSeries) -> None:
         for r in rates.rates:
             self.history[r.start] = r.value_inc_vat
@@ -151,12 +162,35 @@ class PlannerService:
     def _load_settings(self) -> PlannerSettings:
         path = self.ctx.data_path(SETTINGS_FILE)
         try:
-            return PlannerSettings.model_validate_json(path.read_text())
+            stored = PlannerSettings.model_validate_json(path.read_text())
         except FileNotFoundError:
-            return PlannerSettings()
+            stored = PlannerSettings()
         except (ValueError, ValidationError) as exc:
             self.log.warning("stored planner settings unreadable; using defaults", path=str(path), error=str(exc))
-            return PlannerSettings()
+            stored = PlannerSettings()
+        return self._from_environment(stored)
+
+    def _from_environment(self, stored: PlannerSettings) -> PlannerSettings:
+        """Start values from the environment (``BATSCHED_MAX_CHARGE_PRICE_GBP``, the seed's ``MAX_AGILE_PRICE_PPK``
+        …) apply when they differ from the ones applied at the last start: a value changed on the bus since then
+        stays until the environment changes. Each change of a stored value is logged with both values."""
+        wanted = self.ctx.settings.bus_setting_values()
+        env_path = self.ctx.data_path(ENV_SETTINGS_FILE)
+        try:
+            last = json.loads(env_path.read_text())
+        except (OSError, ValueError):
+            last = {}
+        changed = {k: v for k, v in wanted.items() if not isinstance(last, dict) or last.get(k) != v}
+        if not changed:
+            return stored
+        new = PlannerSettings.model_validate({**stored.model_dump(), **changed})
+        for name, value in changed.items():
+            before = getattr(stored, name)
+            if before != getattr(new, name):
+                self.log.warning("planner setting set from the environment", setting=name, value=value, was=before)
+        self.ctx.data_path(SETTINGS_FILE).write_text(new.model_dump_json())
+        env_path.write_text(json.dumps(wanted))
+        return new
 
     def setter(self, name: str) -> Any:
         def apply(text: str) -> None:
@@ -192,6 +226,8 @@ class PlannerService:
                 price_history=self.history,
                 price_estimate=self.estimate,
                 config=self.config,
+                windows=self.windows,
+                sessions=self.sessions,
             )
             ms = (time.perf_counter() - t0) * 1000
             self.plan = p

@@ -6,10 +6,13 @@ from shared.runner import ServiceContext, run_service
 
 from .config import PricingSettings
 from .service import PricingService
+from .sessions import wire_sessions
 
 
 def wire(ctx: ServiceContext[PricingSettings]) -> None:
-    PricingService(ctx).wire()
+    service = PricingService(ctx)
+    service.wire()
+    wire_sessions(ctx, service.client)  # Saving Sessions and free-electricity sessions (GraphQL)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,18 @@ class PricingSettings(ServiceSettings):
         validation_alias=env("octopus_account", "OCTOPUS_ACCOUNT_NUMBER"),
         description="Account number (A-…) for tariff discovery",
     )
+    octopus_mpan: str | None = Field(
+        None, description="Import MPAN for free-electricity sessions (default: found from the account)"
+    )
+    octopus_graphql_url: str | None = Field(
+        None, description="Octopus GraphQL endpoint for Saving Sessions (default: <base URL>/v1/graphql/)"
+    )
+    sessions_refresh_s: Annotated[float, Field(ge=60, le=86400)] = Field(
+        1800.0, description="How often to read Saving Sessions and free-electricity sessions (needs account + API key)"
+    )
+    octopoints_per_gbp: Annotated[float, Field(gt=0)] = Field(
+        800.0, description="OctoPoints worth £1 (values a Saving Session's reward)"
+    )
     http_timeout_s: Annotated[float, Field(gt=0, le=60)] = Field(10.0, description="Timeout of each HTTP call")
     http_attempts: Annotated[int, Field(ge=1, le=10)] = Field(3, description="Tries per call on 5xx/timeouts")
     http_backoff_s: Annotated[float, Field(ge=0, le=60)] = Field(1.0, description="First retry delay (doubles)")
@@ -85,3 +97,7 @@ class PricingSettings(ServiceSettings):
     @classmethod
     def _base(cls, value: str) -> str:
         return value.rstrip("/")
+
+    @property
+    def graphql_url(self) -> str:
+        return self.octopus_graphql_url or f"{self.octopus_base_url}/v1/graphql/"

@@ -24,7 +24,9 @@ CLIENT_SECRET = "test-client-secret"
 
 
 class FakeOIDC:
-    def __init__(self) -> None:
+    def __init__(self, client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET) -> None:
+        self.client_id, self.client_secret = client_id, client_secret
+        self.redirects: list[str] = []  # every redirect_uri asked for (a provider checks it against its list)
         self.key = RSAKey.generate_key(2048, parameters={"kid": "test-key", "use": "sig", "alg": "RS256"})
         self.user: dict[str, Any] = {"sub": "u-1", "email": "alice@example.org", "email_verified": True}
         self.signing_key: RSAKey | None = None  # set to sign with a key the JWKS does not publish
@@ -94,7 +96,8 @@ class FakeOIDC:
                 elif url.path == "/jwks":
                     self._json(200, {"keys": [provider.key.as_dict(private=False)]})
                 elif url.path == "/authorize":
-                    if q.get("client_id") != CLIENT_ID or q.get("response_type") != "code":
+                    provider.redirects.append(q.get("redirect_uri", ""))
+                    if q.get("client_id") != provider.client_id or q.get("response_type") != "code":
                         self._json(400, {"error": "invalid_request"})
                         return
                     code = secrets.token_urlsafe(16)
@@ -116,7 +119,8 @@ class FakeOIDC:
                     return
                 provider.token_requests += 1
                 basic = self.headers.get("Authorization", "")
-                expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+                pair = f"{provider.client_id}:{provider.client_secret}"
+                expected = "Basic " + base64.b64encode(pair.encode()).decode()
                 if basic != expected:
                     self._json(401, {"error": "invalid_client"})
                     return
@@ -135,7 +139,7 @@ class FakeOIDC:
                         "access_token": secrets.token_urlsafe(16),
                         "token_type": "Bearer",
                         "expires_in": 300,
-                        "id_token": provider.id_token(CLIENT_ID, grant.get("nonce"), grant["user"]),
+                        "id_token": provider.id_token(provider.client_id, grant.get("nonce"), grant["user"]),
                     },
                 )
 

@@ -58,7 +58,7 @@ def test_backward_pass_values_every_grid_state_by_the_forward_pass_rule(seed: in
 def test_the_kernel_runs_compiled() -> None:
     """Without numba the planner still plans, a hundred times slower: the installed product must not be that."""
     dp_kernel.warm_up()
-    assert dp_kernel.COMPILED and dp_kernel.backward.signatures and dp_kernel.forward.signatures
+    assert dp_kernel.COMPILED and dp_kernel.backward_fixed.signatures and dp_kernel.forward_fixed.signatures
 
 
 def test_exact_model_takes_away_the_relaxations_the_battery_does_not_have() -> None:

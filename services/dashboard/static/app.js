@@ -99,6 +99,17 @@
         $("summary").classList.remove("muted");
       }
     }
+    if ($("sessions-card") && now.sessions) {
+      const ss = now.sessions;
+      $("sessions-card").hidden = false;
+      $("sessions").innerHTML = ss.sessions.length ? ss.sessions.map((x) => "<tr><th>" + (x.kind === "saving" ? "Saving Session" : "Free electricity") + (x.active ? " (now)" : "") + "</th><td>" + esc(x.start_local) + "–" + esc(x.end_local) + "</td><td>" + (x.reward_p_per_kwh != null ? esc(x.reward_p_per_kwh) + "p/kWh" : "") + "</td></tr>").join("") : '<tr><td class="muted">none coming</td></tr>';
+      set("sessions-status", ss.status === "failing" ? "cannot be read: " + ss.error : ss.status === "disabled" ? "no Octopus account number and API key" : "");
+      $("sessions-status").classList.toggle("bad", ss.status === "failing");
+    }
+    if ($("windows-card") && now.windows) {
+      $("windows-card").hidden = !now.windows.length;
+      $("now-windows").innerHTML = now.windows.map((w) => "<tr><th>" + esc(w.action) + (w.target_soc_pct != null ? " to " + esc(w.target_soc_pct) + " %" : "") + (w.active ? " (now)" : "") + "</th><td>" + esc(w.start_local) + "–" + esc(w.end_local) + "</td></tr>").join("");
+    }
     if ($("external-card") && now.external && now.external.length) {
       $("external-card").hidden = false;
       $("external").innerHTML = now.external.map((e) => "<tr><th>" + esc(e.source) + "</th><td>" + esc(e.status) + "</td><td>" + esc(e.detail) + '</td><td class="muted">' + esc(e.at) + "</td></tr>").join("");
@@ -185,6 +196,19 @@
       if (!changed) result(false, "nothing changed");
     });
     $("ov-until").addEventListener("input", () => { $("ov-until").dataset.touched = "1"; });
+    on("f-window", (b) => {
+      const start = $("w-start").value, end = $("w-end").value, target = $("w-target").value;
+      if (!start || !end) { result(false, "error: choose a start and an end"); return; }
+      send("/api/control/window", { action: $("w-action").value, start: new Date(start).toISOString(), end: new Date(end).toISOString(), target_soc_pct: target === "" ? null : Number(target) }, b);
+    });
+    $("windows").addEventListener("click", (ev) => {
+      const btn = ev.target.closest("button[data-window]");
+      if (btn) send("/api/control/window/delete", { window_id: Number(btn.dataset.window) }, btn);
+    });
+  }
+  function renderWindows(list) {
+    const body = $("windows").querySelector("tbody");
+    body.innerHTML = list.length ? list.map((w) => '<tr data-id="' + esc(w.id) + '"><td>' + esc(w.id) + "</td><td>" + esc(w.start_local) + "</td><td>" + esc(w.end_local) + '</td><td><span class="tag ' + esc(w.action) + '">' + esc(w.action) + "</span>" + (w.active ? " now" : "") + "</td><td>" + (w.target_soc_pct == null ? "" : esc(w.target_soc_pct) + " %") + "</td><td>" + esc(w.origin || w.source) + '</td><td><button type="button" class="secondary" data-window="' + esc(w.id) + '">Delete</button></td></tr>').join("") : '<tr><td colspan="7" class="muted">no windows</td></tr>';
   }
   // The default end time is two hours after the SERVER's time (the demo runs a simulated clock).
   function defaultUntil(serverNow) {
@@ -196,6 +220,7 @@
   }
   function renderControl(now) {
     defaultUntil(now.now);
+    if (now.windows) renderWindows(now.windows);
     set("cur-mode", now.mode || "unknown");
     set("cur-dry", now.dry_run === null ? "unknown" : now.dry_run ? "on" : "off");
     for (const [name, value] of Object.entries(now.settings)) {
