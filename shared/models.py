@@ -427,6 +427,31 @@ class DailySummary(Message):
     since_install: CostTotals | None = None  # every day in the accounting history up to ``date``
 
 
+class BusHealth(Message):
+    """``<service>/health``: the service's bus client counters, so a message it could not take is never silent.
+
+    ``dropped_overflow`` counts messages dropped because its inbox was full (a handler too slow for the traffic);
+    ``dropped_invalid`` payloads that did not validate; ``handler_errors`` messages whose handler raised."""
+
+    received: int = 0
+    dropped_overflow: int = 0
+    dropped_invalid: int = 0
+    handler_errors: int = 0
+    inbox_max: int = 0
+    connects: int = 0
+
+
+class FleetStats(Message):
+    """``<fleet root>/fleet/<worker>/stats``: what one fleet planner process has done."""
+
+    worker: str
+    homes: int = 0
+    homes_with_battery: int = 0
+    planned: int = 0
+    failed: int = 0
+    mean_plan_ms: Finite | None = None
+
+
 # --------------------------------------------------------------------------------------------- commands
 
 
@@ -462,24 +487,3 @@ class CommandResult(Message):
     status: Literal["ok", "error"]
     data: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
-
-
-# Models whose JSON Schema is published under schemas/ (file stem -> model).
-SCHEMA_MODELS: dict[str, type[BaseModel]] = {
-    "rate_series": RateSeries,
-    "current_rate": CurrentRate,
-    "pricing_alert": PricingAlert,
-    "energy_forecast": EnergyForecast,
-    "pv_today": PvToday,
-    "battery_state": BatteryState,
-    "plan": Plan,
-    "plan_now": PlanNow,
-    "planner_settings": PlannerSettings,
-    "applied_decision": AppliedDecision,
-    "heartbeat": Heartbeat,
-    "watchdog_report": WatchdogReport,
-    "daily_summary": DailySummary,
-    "command": Command,
-    "override_command": OverrideCommand,
-    "command_result": CommandResult,
-}

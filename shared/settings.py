@@ -51,6 +51,9 @@ class ServiceSettings(BaseSettings):
     mqtt_protocol: Literal["5", "3.1.1"] = Field("5", description="MQTT protocol version")
     mqtt_prefix: str = Field("batsched", description="Topic prefix, e.g. batsched/site-0042 for a fleet")
     mqtt_keepalive_s: Annotated[int, Field(ge=5, le=3600)] = Field(30, description="MQTT keepalive (s)")
+    mqtt_inbox_max: Annotated[int, Field(ge=100, le=1_000_000)] = Field(
+        10_000, description="Messages queued for the handlers; more are dropped and counted on <service>/health"
+    )
     ha_discovery: bool = Field(True, description="Publish Home Assistant discovery")
     ha_discovery_prefix: str = Field("homeassistant", description="Home Assistant discovery prefix")
     ha_discovery_retain: bool = Field(False, description="Retain discovery messages (default: republish on HA birth)")

@@ -26,6 +26,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from shared.bus import Bus
 from shared.clock import Clock
 from shared.slots import local_date
+from shared.topics import EXECUTOR_APPLIED, PLANNER_SETTING
 
 from . import views
 from .auth import Auth, csrf_token
@@ -36,15 +37,10 @@ from .store import Store
 
 HERE = Path(__file__).resolve().parent
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+# Topics (below the prefix) whose change redraws the Plan chart: its inputs and the peak window it shades.
 PLAN_TOPICS = frozenset(
-    {
-        "planner/plan",
-        "pricing/import/rates",
-        "forecast/pv",
-        "forecast/load",
-        "planner/peak_start_local",
-        "planner/peak_end_local",
-    }
+    [c.path for c in views.CHART_INPUTS]
+    + [PLANNER_SETTING.at(setting=name).path for name in ("peak_start_local", "peak_end_local")]
 )
 STOP = "\x00stop"  # not a topic name: tells an event stream to end
 TICK_S = 5.0  # the Now page's ages move on even when nothing arrives
@@ -249,7 +245,7 @@ def create_app(
                     yield sse("now", now_doc())
                     if names & PLAN_TOPICS:
                         yield sse("plan", plan_doc())
-                    if "executor/applied" in names:
+                    if EXECUTOR_APPLIED.path in names:
                         yield sse("applied", {"day": local_date(clock.now(), tz).isoformat()})
             finally:
                 live.remove_listener(listener)
@@ -321,7 +317,7 @@ def create_app(
         entries = live.snapshot()
         reasons = [] if bus.connected else ["MQTT broker not connected"]
         for f in views.freshness(entries, clock.now()):
-            if f.name in ("battery/state", "planner/plan", "pricing/import/rates") and f.state != "fresh":
+            if f.name in views.FRESHNESS_FOR_HEALTH and f.state != "fresh":
                 reasons.append(f"{f.label}: {f.state} ({f.detail})")
         body = {"status": "ok" if not reasons else "unhealthy", "reasons": reasons}
         return JSONResponse(body, status_code=200 if not reasons else 503)

@@ -20,11 +20,10 @@ from pydantic import ValidationError
 from shared.bus import Bus
 from shared.clock import Clock
 from shared.models import Command, ExecutorMode, OverrideCommand, PlannerSettings
+from shared.plain import bool_text, parse_bool
 from shared.topics import PLANNER_SETTINGS
 
 from .live import LiveState
-
-TRUE_WORDS = ("true", "on", "1", "yes")
 
 
 @dataclass
@@ -47,7 +46,10 @@ def _same_number(a: str, b: str) -> bool:
 
 
 def _same_bool(a: str, b: str) -> bool:
-    return (a.strip().lower() in TRUE_WORDS) == (b.strip().lower() in TRUE_WORDS)
+    try:
+        return parse_bool(a) == parse_bool(b)
+    except ValueError:
+        return a.strip().lower() == b.strip().lower()
 
 
 class Controller:
@@ -96,7 +98,7 @@ class Controller:
         )
 
     def set_dry_run(self, enabled: bool) -> Outcome:
-        value = "true" if enabled else "false"
+        value = bool_text(enabled)
         return self._set("dry-run", self.topics.executor_dry_run_set, self.topics.executor_dry_run, value, _same_bool)
 
     def set_planner(self, name: str, value: str) -> Outcome:

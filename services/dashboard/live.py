@@ -21,7 +21,7 @@ from shared.bus import Incoming
 from shared.clock import Clock
 from shared.logging import get_logger
 from shared.models import AppliedDecision, BatteryState, RateSeries
-from shared.topics import Topics
+from shared.topics import BATTERY_STATE, EXECUTOR_APPLIED, IMPORT_RATES, Topics, is_state
 
 from .store import Store
 
@@ -60,10 +60,9 @@ class LiveState:
         self._cond = threading.Condition()
         self._listeners: list[Listener] = []
         self._seq = 0
-        self._root = f"{topics.prefix}/"
 
     def short(self, topic: str) -> str:
-        return topic[len(self._root) :] if topic.startswith(self._root) else topic
+        return self.topics.relative(topic)
 
     # ------------------------------------------------------------------ input
 
@@ -80,8 +79,8 @@ class LiveState:
 
     def on_message(self, msg: Incoming) -> None:
         name = self.short(msg.topic)
-        if name.endswith("/set") or name.endswith("/result") or "/cmd/" in f"/{name}/":
-            return  # commands and their answers are not state
+        if not is_state(name):
+            return  # commands, setters and their answers are not state
         now = self.clock.now()
         with self._cond:
             self._seq += 1
@@ -102,15 +101,15 @@ class LiveState:
         if not self.store:
             return
         try:
-            if name not in ("executor/applied",):
+            if name != EXECUTOR_APPLIED.path:
                 self.store.save_latest(name, msg.payload, now)
             if not msg.payload:
                 return
-            if name == "battery/state":
+            if name == BATTERY_STATE.path:
                 self.store.record_battery(BatteryState.model_validate_json(msg.payload))
-            elif name == "pricing/import/rates":
+            elif name == IMPORT_RATES.path:
                 self.store.record_rates(RateSeries.model_validate_json(msg.payload))
-            elif name == "executor/applied":
+            elif name == EXECUTOR_APPLIED.path:
                 self.store.record_decision(AppliedDecision.model_validate_json(msg.payload))
                 self.store.save_latest(name, msg.payload, now)
         except ValueError as exc:

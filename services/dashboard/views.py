@@ -17,25 +17,32 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from shared.models import (
-    SLOT,
-    AppliedDecision,
-    BatteryState,
-    CurrentRate,
-    DailySummary,
-    EnergyForecast,
-    Heartbeat,
-    Plan,
-    PlannerSettings,
-    PlanNow,
-    PricingAlert,
-    RateSeries,
-    WatchdogReport,
-)
+from shared.models import SLOT, AppliedDecision, DailySummary, Plan, PlannerSettings
+from shared.plain import parse_bool
 from shared.slots import local_day_bounds, local_window, parse_hhmm, slot_start
-from shared.topics import PLANNER_SETTINGS, SERVICES
+from shared.topics import (
+    BATTERY_STATE,
+    EXECUTOR_APPLIED,
+    EXECUTOR_DAILY_SUMMARY,
+    EXECUTOR_DRY_RUN,
+    EXECUTOR_HEARTBEAT,
+    EXECUTOR_MODE,
+    FORECAST_LOAD,
+    FORECAST_PV,
+    IMPORT_CURRENT,
+    IMPORT_RATES,
+    PLAN,
+    PLAN_CURRENT,
+    PLANNER_SETTING,
+    PLANNER_SETTINGS,
+    PRICING_ALERT,
+    SERVICES,
+    STATUS,
+    WATCHDOG_REPORT,
+    Channel,
+)
 
 from .live import Entry
 
@@ -53,23 +60,32 @@ class Freshness:
 
 
 INPUTS = (
-    ("pricing/import/rates", "Prices", RateSeries),
-    ("forecast/pv", "PV forecast", EnergyForecast),
-    ("forecast/load", "Load forecast", EnergyForecast),
-    ("battery/state", "Battery state", BatteryState),
-    ("planner/plan", "Plan", Plan),
+    (IMPORT_RATES, "Prices"),
+    (FORECAST_PV, "PV forecast"),
+    (FORECAST_LOAD, "Load forecast"),
+    (BATTERY_STATE, "Battery state"),
+    (PLAN, "Plan"),
 )
+FRESHNESS_FOR_HEALTH = (BATTERY_STATE.path, PLAN.path, IMPORT_RATES.path)  # /healthz fails when one is not fresh
+CHART_INPUTS = (PLAN, IMPORT_RATES, FORECAST_PV, FORECAST_LOAD)  # the Plan chart is redrawn when one changes
 
 
-def parse(entries: Mapping[str, Entry], name: str, model: type[BaseModel]) -> Any:
-    """The validated model on topic ``name``, or None when absent or invalid."""
-    entry = entries.get(name)
-    if entry is None:
+def parse(entries: Mapping[str, Entry], channel: Channel) -> Any:
+    """The validated model on ``channel`` (entries are keyed by the topic below the prefix), or None when absent
+    or invalid."""
+    entry = entries.get(channel.path)
+    if entry is None or channel.model is None:
         return None
     try:
-        return model.model_validate_json(entry.payload)
+        return channel.model.model_validate_json(entry.payload)
     except (ValidationError, ValueError):
         return None
+
+
+def text(entries: Mapping[str, Entry], channel: Channel) -> str | None:
+    """The plain-text value on ``channel``, or None when absent."""
+    entry = entries.get(channel.path)
+    return entry.text if entry is not None else None
 
 
 def age_text(seconds: float | None) -> str:
@@ -96,12 +112,13 @@ def local_naive(t: datetime, tz: ZoneInfo) -> str:
 def freshness(entries: Mapping[str, Entry], now: datetime) -> list[Freshness]:
     """Age and state of each input. Stale = past its own ``valid_until``; missing = never seen."""
     out = []
-    for name, label, model in INPUTS:
+    for channel, label in INPUTS:
+        name = channel.path
         entry = entries.get(name)
         if entry is None:
             out.append(Freshness(name, label, "missing", None, "nothing received yet"))
             continue
-        doc = parse(entries, name, model)
+        doc = parse(entries, channel)
         if doc is None:
             out.append(Freshness(name, label, "invalid", None, "last message did not validate"))
             continue
@@ -117,39 +134,35 @@ def freshness(entries: Mapping[str, Entry], now: datetime) -> list[Freshness]:
 def service_status(entries: Mapping[str, Entry]) -> dict[str, str]:
     out = {}
     for svc in SERVICES:
-        entry = entries.get(f"{svc}/status")
-        out[svc] = entry.text if entry and entry.text in ("online", "offline") else "unknown"
+        value = text(entries, STATUS.at(service=svc))
+        out[svc] = value if value in ("online", "offline") else "unknown"
     return out
 
 
-def _bool_text(entry: Entry | None) -> bool | None:
-    if entry is None:
+def _bool_text(value: str | None) -> bool | None:
+    if value is None:
         return None
-    value = entry.text.lower()
-    if value in ("true", "on", "1", "yes"):
-        return True
-    if value in ("false", "off", "0", "no"):
-        return False
-    return None
+    try:
+        return parse_bool(value)
+    except ValueError:
+        return None
 
 
 def planner_settings(entries: Mapping[str, Entry]) -> dict[str, str | None]:
-    return {
-        name: (entries[f"planner/{name}"].text if f"planner/{name}" in entries else None) for name in PLANNER_SETTINGS
-    }
+    return {name: text(entries, PLANNER_SETTING.at(setting=name)) for name in PLANNER_SETTINGS}
 
 
 def now_view(
     entries: Mapping[str, Entry], now: datetime, tz: ZoneInfo, heartbeat_stale_s: float, bus_connected: bool
 ) -> dict[str, Any]:
     """Everything the Now page (and every page's status strip) shows."""
-    battery = parse(entries, "battery/state", BatteryState)
-    current = parse(entries, "pricing/import/current", CurrentRate)
-    plan = parse(entries, "planner/plan", Plan)
-    plan_now = parse(entries, "planner/plan/current", PlanNow)
-    applied = parse(entries, "executor/applied", AppliedDecision)
-    heartbeat = parse(entries, "executor/heartbeat", Heartbeat)
-    alert = parse(entries, "pricing/alert", PricingAlert)
+    battery = parse(entries, BATTERY_STATE)
+    current = parse(entries, IMPORT_CURRENT)
+    plan = parse(entries, PLAN)
+    plan_now = parse(entries, PLAN_CURRENT)
+    applied = parse(entries, EXECUTOR_APPLIED)
+    heartbeat = parse(entries, EXECUTOR_HEARTBEAT)
+    alert = parse(entries, PRICING_ALERT)
     inputs = freshness(entries, now)
     services = service_status(entries)
     warnings: list[str] = []
@@ -188,7 +201,7 @@ def now_view(
             "error": applied.error,
         }
     price = None
-    rates = parse(entries, "pricing/import/rates", RateSeries)
+    rates = parse(entries, IMPORT_RATES)
     if current is None and rates is not None:
         # No current-price message yet: read the slot in progress from the series (never guess a missing one).
         start = slot_start(now)
@@ -213,7 +226,7 @@ def now_view(
             "lease_until": local_text(heartbeat.lease_until, tz, "%H:%M") if heartbeat.lease_until else None,
             "age": age_text((now - heartbeat.generated_at).total_seconds()),
         }
-    watchdog = parse(entries, "executor/watchdog", WatchdogReport)
+    watchdog = parse(entries, WATCHDOG_REPORT)
     return {
         "executor": executor,
         "watchdog": None if watchdog is None else {"state": watchdog.state, "detail": watchdog.detail},
@@ -235,8 +248,8 @@ def now_view(
         "price": price,
         "action": action,
         "last_decision": last_decision,
-        "mode": entries["executor/mode"].text if "executor/mode" in entries else None,
-        "dry_run": _bool_text(entries.get("executor/dry_run")),
+        "mode": text(entries, EXECUTOR_MODE),
+        "dry_run": _bool_text(text(entries, EXECUTOR_DRY_RUN)),
         "settings": planner_settings(entries),
         "services": services,
         "inputs": [{"label": f.label, "state": f.state, "age": age_text(f.age_s), "detail": f.detail} for f in inputs],
@@ -249,10 +262,10 @@ def now_view(
 def summary_view(entries: Mapping[str, Entry]) -> dict[str, Any] | None:
     """``executor/daily_summary``: yesterday's figures, plus any extra totals the executor adds
     (e.g. ``month``/``since_install`` blocks) shown as they are."""
-    entry = entries.get("executor/daily_summary")
+    entry = entries.get(EXECUTOR_DAILY_SUMMARY.path)
     if entry is None:
         return None
-    summary = parse(entries, "executor/daily_summary", DailySummary)
+    summary: DailySummary | None = parse(entries, EXECUTOR_DAILY_SUMMARY)
     if summary is None:
         return {"error": "the last daily summary did not validate"}
     doc = entry.doc if isinstance(entry.doc, dict) else {}
@@ -312,10 +325,10 @@ def _peak_shapes(start: datetime, end: datetime, peak: tuple[str, str], tz: Zone
 
 def plan_figure(entries: Mapping[str, Entry], now: datetime, tz: ZoneInfo) -> dict[str, Any]:
     """The Plan page's chart as a plotly figure (data + layout), and the facts shown beside it."""
-    plan = parse(entries, "planner/plan", Plan)
-    rates = parse(entries, "pricing/import/rates", RateSeries)
-    pv = parse(entries, "forecast/pv", EnergyForecast)
-    load = parse(entries, "forecast/load", EnergyForecast)
+    plan = parse(entries, PLAN)
+    rates = parse(entries, IMPORT_RATES)
+    pv = parse(entries, FORECAST_PV)
+    load = parse(entries, FORECAST_LOAD)
     settings = planner_settings(entries)
     defaults = PlannerSettings()
     peak = (

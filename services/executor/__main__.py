@@ -11,12 +11,19 @@ from services.executor.executor import Executor, hand_back_before_exit
 from services.executor.journal import DB_NAME, Journal
 from services.executor.watchdog import build_client
 from shared.ha import register_discovery
-from shared.models import CurrentRate, OverrideCommand, Plan, RateSeries
 from shared.runner import ServiceContext, run_service
+from shared.topics import (
+    EXECUTOR_DRY_RUN_SET,
+    EXECUTOR_MODE_SET,
+    EXECUTOR_OVERRIDE,
+    IMPORT_CURRENT,
+    IMPORT_RATES,
+    PLAN,
+    PLANNER_SETTING,
+)
 
 
 def wire(ctx: ServiceContext[ExecutorSettings]) -> None:
-    t = ctx.topics
     client = build_client(ctx.settings, ctx.clock)
     path = ctx.data_path(DB_NAME)
     try:
@@ -27,13 +34,13 @@ def wire(ctx: ServiceContext[ExecutorSettings]) -> None:
         raise
     executor = Executor(ctx.settings, ctx.clock, ctx.bus, journal, client, ctx.log)
 
-    ctx.bus.subscribe(t.plan, executor.on_plan, Plan)
-    ctx.bus.subscribe(t.import_current, executor.on_current_rate, CurrentRate)
-    ctx.bus.subscribe(t.import_rates, executor.on_rates, RateSeries)
-    ctx.bus.subscribe_text(t.planner_setting("max_charge_price_gbp"), executor.on_planner_max_price)
-    ctx.bus.setting(t.executor_mode_set, executor.on_mode_set)
-    ctx.bus.setting(t.executor_dry_run_set, executor.on_dry_run_set)
-    ctx.bus.command(t.executor_override, executor.on_override, OverrideCommand)
+    ctx.bus.subscribe(PLAN, executor.on_plan)
+    ctx.bus.subscribe(IMPORT_CURRENT, executor.on_current_rate)
+    ctx.bus.subscribe(IMPORT_RATES, executor.on_rates)
+    ctx.bus.subscribe(PLANNER_SETTING.at(setting="max_charge_price_gbp"), executor.on_planner_max_price)
+    ctx.bus.setting(EXECUTOR_MODE_SET, executor.on_mode_set)
+    ctx.bus.setting(EXECUTOR_DRY_RUN_SET, executor.on_dry_run_set)
+    ctx.bus.command(EXECUTOR_OVERRIDE, executor.on_override)
     ctx.bus.on_connect(executor.publish_state)
     register_discovery(ctx.bus, executor.discovery)
 

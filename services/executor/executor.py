@@ -29,7 +29,7 @@ from services.executor.journal import ForcedState, Journal, JournalError
 from services.executor.netzero import BudgetExhausted, NetZeroClient, NetZeroError, SiteStatus
 from services.executor.rules import RuleConfig, clock_off
 from services.executor.translate import desired_config, diff, is_forced, sanitize_baseline
-from shared.bus import Bus, CommandError, Incoming
+from shared.bus import Bus, CommandError
 from shared.clock import Clock, WallClockSteps, wait_until
 from shared.ha import entity
 from shared.models import (
@@ -44,10 +44,9 @@ from shared.models import (
     PowerwallConfig,
     RateSeries,
 )
+from shared.plain import bool_text, parse_bool
 from shared.slots import parse_hhmm
 
-TRUE = {"true", "on", "1", "yes"}
-FALSE = {"false", "off", "0", "no"}
 MAX_OVERRIDE = timedelta(hours=24)
 UNCONFIRMED_FORGET_S = 900  # a command not applied after this long is taken as dropped by the gateway (monotonic)
 
@@ -70,15 +69,6 @@ def rule_config(s: ExecutorSettings, clock_speed: float = 1.0) -> RuleConfig:
 
 class JournalUnwritable(Exception):
     """A forcing decision whose lease could not be committed: nothing was sent."""
-
-
-def parse_bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in TRUE:
-        return True
-    if value in FALSE:
-        return False
-    raise ValueError(f"expected true or false, got {text[:20]!r}")
 
 
 class Executor:
@@ -126,18 +116,17 @@ class Executor:
 
     # ------------------------------------------------------------------ bus inputs (worker thread)
 
-    def on_plan(self, msg: Incoming) -> None:
-        self.plan = msg.model
+    def on_plan(self, plan: Plan | None) -> None:
+        self.plan = plan
         self.wake.set()
 
-    def on_current_rate(self, msg: Incoming) -> None:
-        self.current_rate = msg.model
+    def on_current_rate(self, rate: CurrentRate | None) -> None:
+        self.current_rate = rate
 
-    def on_rates(self, msg: Incoming) -> None:
-        self.rates = msg.model
+    def on_rates(self, rates: RateSeries | None) -> None:
+        self.rates = rates
 
-    def on_planner_max_price(self, msg: Incoming) -> None:
-        text = msg.text.strip()
+    def on_planner_max_price(self, text: str | None) -> None:
         if not text:
             self.planner_max = None
             return
@@ -218,7 +207,7 @@ class Executor:
             if "settings" in pending:
                 self.journal.put("mode", self.mode.value)
                 self.journal.put("mode_until", self.mode_until.isoformat() if self.mode_until else None)
-                self.journal.put("dry_run", "true" if self.dry_run else "false")
+                self.journal.put("dry_run", bool_text(self.dry_run))
             if "baseline" in pending and self.baseline is not None and self.baseline_found is not None:
                 found, at = self.baseline_found
                 self.journal.store_baseline(self.baseline, found, at)
@@ -269,7 +258,7 @@ class Executor:
         self.bus.publish_state(self.topics.executor_mode, self.mode.value)
 
     def publish_dry_run(self) -> None:
-        self.bus.publish_state(self.topics.executor_dry_run, "true" if self.dry_run else "false")
+        self.bus.publish_state(self.topics.executor_dry_run, bool_text(self.dry_run))
 
     def publish_state(self) -> None:
         """Retained state, republished on every (re)connect."""

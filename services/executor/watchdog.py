@@ -31,6 +31,7 @@ from shared.bus import Bus, Incoming
 from shared.clock import Clock
 from shared.models import Action, GridStatus, Heartbeat, WatchdogReport
 from shared.runner import ServiceContext, run_service
+from shared.topics import EXECUTOR_HEARTBEAT
 
 
 class Watchdog:
@@ -52,8 +53,8 @@ class Watchdog:
         self.restored_unrecorded: str | None = None  # the journal's forced entry restored but not cleared
         self._lock = threading.Lock()
 
-    def on_heartbeat(self, msg: Incoming) -> None:
-        hb: Heartbeat | None = msg.model
+    def on_heartbeat(self, msg: Incoming[Heartbeat]) -> None:
+        hb = msg.model
         if hb is None:
             return
         now, mono = self.clock.now(), self.clock.monotonic()
@@ -191,7 +192,7 @@ def build_client(settings: WatchdogSettings, clock: Clock) -> NetZeroClient:
 def wire(ctx: ServiceContext[WatchdogSettings]) -> None:
     journal = Journal(ctx.data_path(DB_NAME))
     dog = Watchdog(ctx.settings, ctx.clock, ctx.bus, journal, build_client(ctx.settings, ctx.clock), ctx.log)
-    ctx.bus.subscribe(ctx.topics.executor_heartbeat, dog.on_heartbeat, Heartbeat)
+    ctx.bus.listen(EXECUTOR_HEARTBEAT, dog.on_heartbeat)
     ctx.every(ctx.settings.watchdog_check_s, dog.check, name="watch", run_now=False)
 
 

@@ -16,7 +16,6 @@ from pydantic import ValidationError
 from services.planner.battery import BatteryModel
 from services.planner.config import PlannerServiceSettings
 from services.planner.optimiser import PlannerConfig, plan
-from shared.bus import Incoming
 from shared.ha import entity
 from shared.models import (
     Action,
@@ -112,27 +111,27 @@ class PlannerService:
 
     # ------------------------------------------------------------------ inputs
 
-    def _input(self, attr: str, msg: Incoming) -> None:
+    def _input(self, attr: str, value: object) -> None:
         with self._lock:
-            setattr(self, attr, msg.model)  # an empty (cleared) payload forgets the input
-            if attr == "rates" and msg.model is not None:
-                self._remember(msg.model)
+            setattr(self, attr, value)  # None (a cleared retained topic) forgets the input
+            if attr == "rates" and isinstance(value, RateSeries):
+                self._remember(value)
         self.debouncer.kick()
 
-    def on_rates(self, msg: Incoming) -> None:
-        self._input("rates", msg)
+    def on_rates(self, rates: RateSeries | None) -> None:
+        self._input("rates", rates)
 
-    def on_export_rates(self, msg: Incoming) -> None:
-        self._input("export_rates", msg)
+    def on_export_rates(self, rates: RateSeries | None) -> None:
+        self._input("export_rates", rates)
 
-    def on_pv(self, msg: Incoming) -> None:
-        self._input("pv", msg)
+    def on_pv(self, forecast: EnergyForecast | None) -> None:
+        self._input("pv", forecast)
 
-    def on_load(self, msg: Incoming) -> None:
-        self._input("load", msg)
+    def on_load(self, forecast: EnergyForecast | None) -> None:
+        self._input("load", forecast)
 
-    def on_battery(self, msg: Incoming) -> None:
-        self._input("battery", msg)
+    def on_battery(self, state: BatteryState | None) -> None:
+        self._input("battery", state)
 
     def _remember(self, rates: RateSeries) -> None:
         for r in rates.rates:

@@ -24,6 +24,7 @@ from shared.ha import entity, register_discovery
 from shared.models import Command, CurrentRate, Message, PricingAlert, RateSeries
 from shared.runner import ServiceContext
 from shared.slots import SLOT, local_date, local_midnight, next_slot_boundary, parse_hhmm, slot_start
+from shared.topics import PRICING_REFRESH
 
 from .config import PricingSettings
 from .octopus import OctopusClient, OctopusError, Tariff, tariff_code
@@ -87,7 +88,7 @@ class PricingService:
 
     def wire(self) -> None:
         ctx = self.ctx
-        ctx.bus.command(ctx.topics.pricing_refresh, self.on_refresh, Command)
+        ctx.bus.command(PRICING_REFRESH, self.on_refresh)
         ctx.bus.on_connect(self._republish)
         register_discovery(ctx.bus, self.discovery)
         # Each task is a loop on absolute instants of the injected clock (``every`` restarts it if it ever ends).

@@ -9,14 +9,13 @@ import pytest
 from pydantic import ValidationError
 
 from shared.models import (
-    SCHEMA_MODELS,
     BatteryState,
     CurrentRate,
     OverrideCommand,
     Rate,
     RateSeries,
 )
-from shared.topics import Topics
+from shared.topics import SCHEMA_MODELS, Topics
 from tools.gen_schemas import main as gen_schemas
 
 T0 = datetime(2025, 1, 15, 16, tzinfo=UTC)
