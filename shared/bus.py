@@ -29,7 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from shared.bus_core import HEALTH_EVERY_S, BusCore, CommandError, Incoming, Route, Unsubscribe
+from shared.bus_core import BusCore, CommandError, Incoming, Route, Unsubscribe
 from shared.settings import ServiceSettings
 from shared.topics import Topics
 
@@ -178,7 +178,7 @@ class Bus(BusCore):
     def _work(self) -> None:
         while True:
             try:
-                item = self._inbox.get(timeout=HEALTH_EVERY_S)
+                item = self._inbox.get(timeout=self.health_every_s)
             except queue.Empty:  # quiet: only the health check below
                 item = _IDLE
             if item is None:

@@ -73,6 +73,7 @@ class BusCore:
         self.topics = topics or Topics(settings.mqtt_prefix, settings.ha_discovery_prefix)
         self.log = get_logger(f"batsched.{service}.bus")
         self.inbox_max = settings.mqtt_inbox_max
+        self.health_every_s = HEALTH_EVERY_S
         self.status_topic = self.topics.status(service)
         self.health_topic = self.topics.health(service)
         self._counts = {"received": 0, "dropped_overflow": 0, "dropped_invalid": 0, "handler_errors": 0}
@@ -372,10 +373,10 @@ class BusCore:
         )
 
     def publish_health(self, force: bool = False, now_s: float | None = None) -> None:
-        """``<service>/health`` (retained) when the counters changed and ``HEALTH_EVERY_S`` has passed, or now."""
+        """``<service>/health`` (retained) when the counters changed and ``health_every_s`` has passed, or now."""
         key = (*self._counts.values(), self._connects)
         now_s = RealClock().monotonic() if now_s is None else now_s
-        if not force and (key == self._health_sent or now_s - self._health_at < HEALTH_EVERY_S):
+        if not force and (key == self._health_sent or now_s - self._health_at < self.health_every_s):
             return
         if self.connected:
             if self._counts["dropped_overflow"] and key != self._health_sent:

@@ -137,8 +137,16 @@ class LiveState:
         with self._cond:
             return self._seq
 
-    def wait_for(self, name: str, accept: Callable[[Entry], bool], timeout: float, after_seq: int) -> Entry | None:
-        """Wait until topic ``name`` holds a message that arrived after mark ``after_seq`` and ``accept`` likes."""
+    def wait_for(
+        self,
+        name: str,
+        accept: Callable[[Entry], bool],
+        timeout: float,
+        after_seq: int,
+        give_up: Callable[[], bool] = lambda: False,
+    ) -> Entry | None:
+        """Wait until topic ``name`` holds a message that arrived after mark ``after_seq`` and ``accept`` likes;
+        None after ``timeout`` or as soon as ``give_up()`` is true (checked on every change and ``wake``)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -146,6 +154,11 @@ class LiveState:
                 if entry is not None and entry.seq > after_seq and accept(entry):
                     return entry
                 left = deadline - time.monotonic()
-                if left <= 0:
+                if left <= 0 or give_up():
                     return None
                 self._cond.wait(left)
+
+    def wake(self) -> None:
+        """Let waiters look at their ``give_up`` again."""
+        with self._cond:
+            self._cond.notify_all()

@@ -1,7 +1,8 @@
 """A minimal service built on the shared runner, for the bus and runner tests.
 
 It validates ``<prefix>/echo/in`` as a ``BatteryState`` and republishes its SOC on ``<prefix>/echo/out``;
-it serves ``<prefix>/echo/cmd/ping``; it counts what it processed on ``<prefix>/echo/count``.
+it serves ``<prefix>/echo/cmd/ping`` and the setter ``<prefix>/echo/level/set`` (a number from 0 to 10, echoed
+on ``<prefix>/echo/level``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from shared.topics import Channel
 
 ECHO_IN = Channel("echo_in", "echo/in", BatteryState, "test", False, "event", "a battery state to echo")
 ECHO_PING = Channel("echo_ping", "echo/cmd/ping", Command, "echo", False, "command", "ping")
+ECHO_LEVEL = Channel("echo_level", "echo/level", None, "echo", True, "state", "a level")
+ECHO_LEVEL_SET = Channel("echo_level_set", "echo/level/set", None, "echo", False, "set", "a level, 0 to 10")
 
 
 def wire(ctx: ServiceContext[ServiceSettings]) -> None:
@@ -33,7 +36,14 @@ def wire(ctx: ServiceContext[ServiceSettings]) -> None:
             raise RuntimeError("handler bug")
         return {"pong": True}
 
+    def set_level(text: str) -> None:
+        level = float(text)  # ValueError: refused
+        if not 0 <= level <= 10:
+            raise ValueError(f"level {level:g} outside 0-10")
+        ctx.bus.publish(ECHO_LEVEL, text)
+
     ctx.bus.subscribe(ECHO_IN, on_state)
+    ctx.bus.setting(ECHO_LEVEL_SET, set_level)
     ctx.bus.command(ECHO_PING, on_ping)
 
 
