@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 SCHEMA_VERSION = 1
+HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"  # a local wall-clock time
 SLOT = timedelta(minutes=30)
 MAX_SLOTS = 2000  # ~6 weeks of half-hours: far beyond any horizon we publish; caps hostile payloads
 
@@ -302,6 +303,10 @@ class Plan(Expiring):
     expected_cost_gbp: Finite = 0.0
     baseline_costs_gbp: dict[str, Finite] = Field(default_factory=dict)  # no_battery, self_use, seed_rule
     end_value_gbp: Finite = 0.0  # value credited for the energy left at the horizon's end
+    # The rules it was made with (None in a plan from before they were recorded): the executor enforces them too.
+    peak_start_local: Annotated[str, Field(pattern=HHMM)] | None = None
+    peak_end_local: Annotated[str, Field(pattern=HHMM)] | None = None
+    max_charge_price_gbp: Annotated[float, Field(ge=-1, le=2), AfterValidator(_finite)] | None = None  # GBP/kWh
 
     _check = field_validator("slots")(_sorted_unique)
 
@@ -328,8 +333,8 @@ class PlannerSettings(BaseModel):
     min_soc_pct: Annotated[float, Field(ge=0, le=100)] = 10.0
     max_charge_price_gbp: Annotated[float, Field(ge=-1, le=2)] = 0.20  # GBP/kWh
     target_soc_cap_pct: Annotated[float, Field(ge=0, le=100)] = 100.0
-    peak_start_local: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "16:00"
-    peak_end_local: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "19:00"
+    peak_start_local: Annotated[str, Field(pattern=HHMM)] = "16:00"
+    peak_end_local: Annotated[str, Field(pattern=HHMM)] = "19:00"
 
 
 # --------------------------------------------------------------------------------------------- executor

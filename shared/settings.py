@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -85,6 +85,27 @@ class ServiceSettings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+class SafetySettings(ServiceSettings):
+    """The safety values the planner and the executor share, from one place (one environment variable each).
+
+    The planner starts from them (a person may then change its copy on the bus: ``planner/<setting>/set``); the
+    executor enforces them on its own, and also the stricter of its own and the plan's."""
+
+    peak_start_local: str = Field("16:00", description="Local start of the no-grid-charging peak window")
+    peak_end_local: str = Field("19:00", description="Local end of the peak window")
+    max_charge_price_gbp: Annotated[float, Field(ge=-1, le=2)] = Field(
+        0.20, description="Never grid-charge above this price (GBP/kWh inc VAT); the planner's lower limit also holds"
+    )
+
+    @field_validator("peak_start_local", "peak_end_local")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        try:
+            return f"{time.fromisoformat(value.strip().zfill(5)):%H:%M}"
+        except ValueError:
+            raise ValueError(f"expected a local time HH:MM, got {value!r}") from None
 
 
 S = TypeVar("S", bound=ServiceSettings)

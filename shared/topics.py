@@ -185,7 +185,7 @@ PLAN = _ch(
     Plan,
     "planner",
     "state",
-    "Plan: slots with action, reason, expected SOC, import, cost; valid_until",
+    "Plan: slots with action, reason, expected SOC, import, cost; valid_until; the peak window and price limit used",
     readers=("executor", "accounting"),
 )
 PLAN_CURRENT = _ch(

@@ -43,14 +43,13 @@ from datetime import UTC, datetime, time, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from shared.clock import Clock
-from shared.slots import SLOT, local_wall_time
+from shared.peak import AGILE_PEAK
+from shared.slots import LONDON, SLOT, local_wall_time
 
-LONDON = ZoneInfo("Europe/London")
 VAT = 1.05
 REGIONS = "ABCDEFGHJKLMNP"
 IMPORT_PRODUCT = "AGILE-24-10-01"
@@ -157,8 +156,7 @@ def _key(t: datetime | str) -> datetime:
 
 def synthetic_export_pence(import_inc_vat_p: float, start: datetime) -> float:
     """An Agile-Outgoing-like export price (p/kWh, no VAT, floored at 0) from an Agile import price. Synthetic."""
-    local_hour = start.astimezone(LONDON).hour
-    peak = 16 <= local_hour < 19
+    peak = AGILE_PEAK.contains(start)
     wholesale = (import_inc_vat_p / VAT - (12.0 if peak else 0.0)) / 2.2
     return round(max(0.0, 0.95 * wholesale + 4.0 + (2.5 if peak else 0.0)), 4)
 

@@ -20,8 +20,10 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from shared.models import SLOT, AppliedDecision, DailySummary, Plan, PlannerSettings
+from shared.peak import PeakWindow
 from shared.plain import parse_bool
-from shared.slots import local_day_bounds, local_window, parse_hhmm, slot_start
+from shared.prices import price_now
+from shared.slots import local_day_bounds, slot_start
 from shared.topics import (
     BATTERY_STATE,
     EXECUTOR_APPLIED,
@@ -205,7 +207,7 @@ def now_view(
     if current is None and rates is not None:
         # No current-price message yet: read the slot in progress from the series (never guess a missing one).
         start = slot_start(now)
-        value = rates.price_at(start)
+        value = price_now(now, None, rates)
         price = {
             "known": value is not None,
             "p_per_kwh": round(value * 100, 2) if value is not None else None,
@@ -297,13 +299,13 @@ def plan_costs(plan: Plan | None) -> dict[str, Any] | None:
 
 def _peak_shapes(start: datetime, end: datetime, peak: tuple[str, str], tz: ZoneInfo) -> list[dict[str, Any]]:
     try:
-        p0, p1 = parse_hhmm(peak[0]), parse_hhmm(peak[1])
+        window = PeakWindow.parse(peak[0], peak[1], tz)
     except ValueError:
         return []
     shapes = []
     day = start.astimezone(tz).date() - timedelta(days=1)
     while local_day_bounds(day, tz)[0] < end:
-        w0, w1 = local_window(day, p0, p1, tz)
+        w0, w1 = window.on(day)
         if w1 > start and w0 < end:
             shapes.append(
                 {

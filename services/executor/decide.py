@@ -101,7 +101,7 @@ def _lease(i: DecisionInputs, p: Proposal, cfg: RuleConfig) -> datetime | None:
     if p.source == "mode" and i.mode_until is not None:
         lease = min(lease, i.mode_until)
     if p.action == Action.CHARGE:
-        lease = min(lease, rules.next_peak_start(i.now, cfg) - cfg.peak_lead)
+        lease = min(lease, rules.next_peak_start(i.now, cfg, i.plan) - cfg.peak_lead)
     return max(lease, i.now)
 
 
@@ -121,11 +121,11 @@ def decide(i: DecisionInputs, cfg: RuleConfig) -> Decision:
     outcomes.append(o)
     p, o = rules.clock_skew(p, i.clock_skew, cfg)
     outcomes.append(o)
-    p, o = rules.peak_window(p, i.now, cfg)
+    p, o = rules.peak_window(p, i.now, cfg, i.plan)
     outcomes.append(o)
     price = rules.current_price(i.now, i.current_rate, i.rates)
     upcoming = rules.next_price(i.now, i.rates, cfg.peak_lead)
-    p, o = rules.price_limit(p, i.now, price, rules.price_limit_gbp(cfg, i.planner_max_price_gbp), upcoming)
+    p, o = rules.price_limit(p, i.now, price, rules.price_limit_gbp(cfg, i.planner_max_price_gbp, i.plan), upcoming)
     outcomes.append(o)
     p, o = rules.bounds(p, i.battery, cfg)
     outcomes.append(o)

@@ -27,7 +27,7 @@ from services.executor.config import ExecutorSettings
 from services.executor.decide import Decision, DecisionInputs, Override, decide
 from services.executor.journal import ForcedState, Journal, JournalError
 from services.executor.netzero import BudgetExhausted, NetZeroClient, NetZeroError, SiteStatus
-from services.executor.rules import RuleConfig, clock_off
+from services.executor.rules import RuleConfig, clock_off, grid_unsafe
 from services.executor.translate import desired_config, diff, is_forced, sanitize_baseline
 from shared.bus import Bus, CommandError
 from shared.clock import Clock, WallClockSteps, wait_until
@@ -37,7 +37,6 @@ from shared.models import (
     AppliedDecision,
     CurrentRate,
     ExecutorMode,
-    GridStatus,
     Heartbeat,
     OverrideCommand,
     Plan,
@@ -700,8 +699,8 @@ def hand_back_before_exit(client: NetZeroClient, path: Path, log: Any) -> str:
     want = desired_config(Action.SELF_USE, baseline)
     try:
         status = client.get()
-        if status.grid_status == GridStatus.OFF_GRID or status.storm_mode_active:
-            return "grid down or storm watch: touching nothing"
+        if (why := grid_unsafe(status)) is not None:
+            return f"{why}: touching nothing"
         found = status.config
         ours = is_forced(found, baseline) or (forced is not None and diff(want, found) is not None)
         if not ours:

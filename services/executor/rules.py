@@ -1,29 +1,37 @@
-"""The executor's safety rules (architecture §4), each a named pure check that may block or change a proposal.
+"""The executor's safety rules, each a named pure check that may block or change a proposal (docs/architecture.md).
 
-The executor trusts nothing upstream: whatever the plan or an override asks, these run in this order and each
-says what it did in the decision (a ``RuleOutcome``). ``decide.decide`` chains them.
+The executor trusts nothing upstream: whatever the plan, the mode or an override asks, ``decide.decide`` runs these
+in this order and each says what it did in the decision (a ``RuleOutcome``):
 
-1. ``peak_window``   never grid-charge in the local peak (and for ``peak_lead`` before it: the gateway lags);
-2. ``price_limit``   never grid-charge when the pricing service's price for now is unknown or above the limit;
-3. ``off_grid``      grid down, islanded or storm watch: stand aside, touch nothing;
-4. ``stale_inputs``  plan past ``valid_until`` or battery state too old: back to the baseline;
-   ``clock_skew``    this host's clock and NetZero's disagree (peak, slots, leases misread): no charge or hold;
-5. ``bounds``        target SOC within limits, charge → hold once reached, never a reserve of 81–99 %;
-6. ``budget``        no write without a request token, and no re-send before the mismatch backoff ends;
-7. ``leaving``       SIGTERM and mode ``off``: the baseline when a state of ours is active, else hands off;
-8. overrides pass 1–6 like the plan (``proposal_from_override``), and dry-run writes nothing (the executor).
+1. ``leaving``       SIGTERM or mode ``off``: the baseline when a state of ours is active, else stand aside;
+2. ``off_grid``      grid down, islanded or storm watch (``grid_unsafe``): stand aside, touch nothing;
+3. ``stale_inputs``  battery state too old, or (for the plan) no plan, an expired one or no slot now: baseline;
+4. ``clock_skew``    this host's clock and NetZero's disagree (peak, slots, leases misread): no charge or hold;
+5. ``peak_window``   never grid-charge in the local peak, ours or the plan's (and for ``peak_lead`` before it);
+6. ``price_limit``   never grid-charge when the price now is unknown or above the lowest limit (ours, the
+                     planner's, the plan's), or when the next slot's known price is (near a slot's end);
+7. ``bounds``        target SOC within limits, charge → hold once reached;
+   then on the configuration about to be sent:
+8. ``reserve_bounds`` never a reserve of 81–99 % (``translate.coerced_reserve``), reported as ``bounds``;
+9. ``budget``        no write without a request token, and no re-send before the mismatch backoff ends.
+
+An override is a proposal like the plan's (``decide.requested``) and passes the same rules; dry-run decides the
+same and writes nothing (the executor).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
+from services.executor.translate import coerced_reserve, safe_reserve
 from shared.models import Action, BatteryState, CurrentRate, GridStatus, Plan, PlanSlot, PowerwallConfig, RateSeries
 from shared.models import RuleOutcome as Outcome
-from shared.slots import in_local_window, local_date, local_window, slot_start
+from shared.peak import PeakWindow
+from shared.prices import price_now
+from shared.slots import slot_start
 
 PASS = "pass"
 
@@ -39,6 +47,10 @@ class RuleConfig:
     max_target_soc_pct: float = 100.0
     battery_max_age: timedelta = timedelta(minutes=3)
     max_clock_skew: timedelta = timedelta(minutes=1)
+
+    @property
+    def peak(self) -> PeakWindow:
+        return PeakWindow(self.peak_start, self.peak_end, self.tz)
 
 
 @dataclass(frozen=True)
@@ -61,27 +73,34 @@ def _out(rule: str, verdict: str, detail: str = "") -> Outcome:
 # ----------------------------------------------------------------------------------------------- rule 1
 
 
-def in_peak(now: datetime, cfg: RuleConfig) -> bool:
-    """In the peak window, or within ``peak_lead`` of its start."""
-    return in_local_window(now, cfg.peak_start, cfg.peak_end, cfg.tz) or in_local_window(
-        now + cfg.peak_lead, cfg.peak_start, cfg.peak_end, cfg.tz
-    )
+def plan_peak(plan: Plan | None, cfg: RuleConfig) -> PeakWindow | None:
+    """The peak window the plan was made with, when it records one (the planner's setting may differ from ours)."""
+    if plan is None or plan.peak_start_local is None or plan.peak_end_local is None:
+        return None
+    return PeakWindow.parse(plan.peak_start_local, plan.peak_end_local, cfg.tz)
 
 
-def next_peak_start(now: datetime, cfg: RuleConfig) -> datetime:
-    day = local_date(now, cfg.tz)
-    for offset in range(3):
-        start, _ = local_window(day + timedelta(days=offset), cfg.peak_start, cfg.peak_end, cfg.tz)
-        if start > now:
-            return start
-    return now + timedelta(days=1)  # unreachable for any real window
+def _windows(cfg: RuleConfig, plan: Plan | None) -> list[PeakWindow]:
+    theirs = plan_peak(plan, cfg)
+    return [cfg.peak] + ([theirs] if theirs is not None and theirs != cfg.peak else [])
 
 
-def peak_window(p: Proposal, now: datetime, cfg: RuleConfig) -> tuple[Proposal, Outcome]:
-    if p.action == Action.CHARGE and in_peak(now, cfg):
-        return p.to(Action.SELF_USE), _out(
-            "peak_window", "blocked", f"no grid charging {cfg.peak_start:%H:%M}–{cfg.peak_end:%H:%M} local"
-        )
+def in_peak(now: datetime, cfg: RuleConfig, plan: Plan | None = None) -> bool:
+    """In our peak window or the plan's, or within ``peak_lead`` of either's start."""
+    return any(w.contains(now, cfg.peak_lead) for w in _windows(cfg, plan))
+
+
+def next_peak_start(now: datetime, cfg: RuleConfig, plan: Plan | None = None) -> datetime:
+    return min(w.next_start(now) for w in _windows(cfg, plan))
+
+
+def peak_window(p: Proposal, now: datetime, cfg: RuleConfig, plan: Plan | None = None) -> tuple[Proposal, Outcome]:
+    """Our own window always holds; the one the plan was made with too (the stricter of the two wins)."""
+    if p.action == Action.CHARGE:
+        for w in _windows(cfg, plan):
+            if w.contains(now, cfg.peak_lead):
+                whose = "" if w == cfg.peak else " (the plan's peak window)"
+                return p.to(Action.SELF_USE), _out("peak_window", "blocked", f"no grid charging {w}{whose}")
     return p, _out("peak_window", PASS)
 
 
@@ -90,17 +109,13 @@ def peak_window(p: Proposal, now: datetime, cfg: RuleConfig) -> tuple[Proposal, 
 
 def current_price(now: datetime, current: CurrentRate | None, rates: RateSeries | None) -> float | None:
     """The pricing service's price for the slot containing ``now``; None when it is unknown or expired."""
-    start = slot_start(now)
-    if current is not None and current.known and current.is_valid(now) and current.slot_start <= now < current.slot_end:
-        return current.value_inc_vat
-    if rates is not None and rates.is_valid(now):
-        return rates.price_at(start)
-    return None
+    return price_now(now, current, rates)
 
 
-def price_limit_gbp(cfg: RuleConfig, planner_max: float | None) -> float:
-    """The executor's own limit, or the planner's if that is lower."""
-    return min(cfg.max_price_gbp, planner_max) if planner_max is not None else cfg.max_price_gbp
+def price_limit_gbp(cfg: RuleConfig, planner_max: float | None, plan: Plan | None = None) -> float:
+    """The executor's own limit, or the planner's (its setting, or the one the plan was made with) if lower."""
+    theirs = [x for x in (planner_max, plan.max_charge_price_gbp if plan is not None else None) if x is not None]
+    return min([cfg.max_price_gbp, *theirs])
 
 
 def next_price(now: datetime, rates: RateSeries | None, lead: timedelta) -> float | None:
@@ -134,13 +149,26 @@ def price_limit(
 # ----------------------------------------------------------------------------------------------- rule 3
 
 
+class GridReading(Protocol):
+    grid_status: GridStatus
+    storm_mode_active: bool | None
+
+
+def grid_unsafe(reading: GridReading) -> str | None:
+    """Why the Powerwall must not be touched now (grid down, islanded, storm watch), or None. The executor's rule,
+    its hand-back before exit and the watchdog's restore all ask this."""
+    if reading.grid_status == GridStatus.OFF_GRID:
+        return "grid down or islanded"
+    if reading.storm_mode_active:
+        return "storm watch active"
+    return None
+
+
 def off_grid(p: Proposal, battery: BatteryState | None) -> tuple[Proposal, Outcome]:
     if battery is None:
         return p, _out("off_grid", PASS, "grid state unknown (no battery state)")
-    if battery.grid_status == GridStatus.OFF_GRID:
-        return p.to(None), _out("off_grid", "stand_aside", "grid down or islanded: touching nothing")
-    if battery.storm_mode_active:
-        return p.to(None), _out("off_grid", "stand_aside", "storm watch active: touching nothing")
+    if (why := grid_unsafe(battery)) is not None:
+        return p.to(None), _out("off_grid", "stand_aside", f"{why}: touching nothing")
     if battery.grid_status == GridStatus.UNKNOWN and p.action == Action.CHARGE:
         return p.to(Action.SELF_USE), _out("off_grid", "blocked", "grid status unknown: no grid charging")
     return p, _out("off_grid", PASS)
@@ -211,8 +239,8 @@ def bounds(p: Proposal, battery: BatteryState | None, cfg: RuleConfig) -> tuple[
 
 def reserve_bounds(change: PowerwallConfig | None) -> tuple[PowerwallConfig | None, Outcome]:
     """Last check on what is about to be sent: never a reserve of 81–99 % (Tesla would store 80 %)."""
-    if change is not None and change.backup_reserve_pct is not None and 81 <= change.backup_reserve_pct <= 99:
-        fixed = replace_config(change, backup_reserve_pct=80)
+    if change is not None and change.backup_reserve_pct is not None and coerced_reserve(change.backup_reserve_pct):
+        fixed = replace_config(change, backup_reserve_pct=safe_reserve(change.backup_reserve_pct))
         return fixed, _out("bounds", "changed", f"reserve {change.backup_reserve_pct}% → 80% (81–99 are coerced)")
     return change, _out("bounds", PASS, "reserve within 0–80 or 100")
 

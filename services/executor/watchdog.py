@@ -26,10 +26,11 @@ from services.executor.config import WatchdogSettings
 from services.executor.journal import DB_NAME, Journal, JournalError
 from services.executor.limiter import process_limiter
 from services.executor.netzero import NetZeroClient, NetZeroError
+from services.executor.rules import grid_unsafe
 from services.executor.translate import desired_config, diff
 from shared.bus import Bus, Incoming
 from shared.clock import Clock
-from shared.models import Action, GridStatus, Heartbeat, WatchdogReport
+from shared.models import Action, Heartbeat, WatchdogReport
 from shared.runner import ServiceContext, run_service
 from shared.topics import EXECUTOR_HEARTBEAT
 
@@ -132,8 +133,8 @@ class Watchdog:
         forced = self.journal.forced_raw()
         try:
             status = self.client.get()
-            if status.grid_status == GridStatus.OFF_GRID or status.storm_mode_active:
-                self.report("watching", f"{why}; grid down or storm watch: waiting, touching nothing")
+            if (unsafe := grid_unsafe(status)) is not None:
+                self.report("watching", f"{why}; {unsafe}: waiting, touching nothing")
                 return "waiting"
             # The whole baseline is sent even when the read shows it already: a forcing command of the executor's
             # may still be on its way to the gateway, and the last command sent is the one that sticks.

@@ -1,7 +1,8 @@
 """One fleet planner process: caches every home's state, plans the homes whose new prices the shared subscription
 hands to it, and publishes each plan on that home's own ``planner/plan`` topic.
 
-The pure ``services.planner.optimiser.plan`` does the planning, exactly as for a single home."""
+Each home is planned by ``services.planner.home.plan_home``, the single home's entry point (price history
+included)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 from services.fleet.cache import FleetCache, site_of
 from services.fleet.config import FleetSettings
-from services.planner.optimiser import plan
+from services.planner.home import initial_settings, plan_home
 from services.planner.service import planner_config
 from shared.bus import Bus, Incoming, Route
 from shared.clock import Clock
@@ -47,7 +48,7 @@ class FleetPlanner:
         self.clock = clock
         self.bus = bus
         self.log = log
-        self.cache = FleetCache()
+        self.cache = FleetCache(initial_settings(settings))
         self.config = planner_config(settings)
         self._lock = threading.Lock()
         self.planned = 0
@@ -87,7 +88,7 @@ class FleetPlanner:
                 if msg.payload and not self.cache.set_setting(site, attr.split(":", 1)[1], msg.text):
                     self.log.warning("home setting ignored", site=site, topic=msg.topic, payload=msg.text[:40])
                 return
-            self.cache.set(site, attr, msg.model)
+            self.cache.set(site, attr, msg.model, self.clock.now())
 
         return handle
 
@@ -95,7 +96,7 @@ class FleetPlanner:
         site = site_of(msg.topic, self.root)
         if site is None:
             return
-        self.cache.set(site, "rates", msg.model)
+        self.cache.set(site, "rates", msg.model, self.clock.now())
         if msg.model is not None:
             self.plan_home(site)
 
@@ -103,16 +104,7 @@ class FleetPlanner:
         home = self.cache.home(site)
         t0 = time.perf_counter()
         try:
-            p = plan(
-                home.rates,
-                home.pv,
-                home.load,
-                home.battery,
-                home.settings,
-                self.clock.now(),
-                export_prices=home.export_rates,
-                config=self.config,
-            )
+            p = plan_home(home, home.settings, self.clock.now(), self.config)
         except Exception:
             with self._lock:
                 self.failed += 1

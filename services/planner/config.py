@@ -1,4 +1,5 @@
-"""Planner service settings (env prefix ``BATSCHED_``). The bus-settable knobs live in ``PlannerSettings``."""
+"""Planner service settings (env prefix ``BATSCHED_``). The bus-settable knobs live in ``PlannerSettings``; the peak
+window and the price limit start from ``SafetySettings`` (shared with the executor)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from shared.settings import ServiceSettings
+from shared.settings import SafetySettings
 
 
-class PlannerServiceSettings(ServiceSettings):
+class PlannerServiceSettings(SafetySettings):
     planner_debounce_s: Annotated[float, Field(ge=0, le=10)] = Field(
         0.2, description="Wait this long after a new input before replanning (bursts make one plan)"
     )

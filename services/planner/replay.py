@@ -29,9 +29,9 @@ from services.planner.horizon import (
     same_time_mean,
 )
 from shared.models import PlannerSettings
-from shared.slots import parse_hhmm
+from shared.peak import PeakWindow
+from shared.slots import LONDON
 
-LONDON = "Europe/London"
 PUBLISH_HOUR_LOCAL = 16
 Forecasts = Literal["perfect", "own"]
 
@@ -60,14 +60,9 @@ def published_end(slots: pd.DatetimeIndex) -> np.ndarray:
 
 
 def peak_mask(slots: pd.DatetimeIndex, settings: PlannerSettings) -> np.ndarray:
-    """Slots that overlap the local peak window (wrapping midnight when end <= start)."""
-    local = slots.tz_convert(LONDON)
-    m = local.hour.to_numpy() * 60 + local.minute.to_numpy()
-    s, e = parse_hhmm(settings.peak_start_local), parse_hhmm(settings.peak_end_local)
-    s_m, e_m = s.hour * 60 + s.minute, e.hour * 60 + e.minute
-    if e_m > s_m:
-        return (m < e_m) & (s_m < m + 30)
-    return (m + 30 > s_m) | (m < e_m)
+    """Slots that overlap the local peak window (``shared.peak``, as the planner service uses it)."""
+    window = PeakWindow.parse(settings.peak_start_local, settings.peak_end_local, LONDON)
+    return window.mask(list(slots.to_pydatetime()))
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """The planner service's state and reactions: keep the latest inputs, replan (debounced) and publish.
 
-All planning goes through the pure ``optimiser.plan``; this module only holds inputs, settings and timing.
+All planning goes through ``home.plan_home`` (as for every home of a fleet); this module only holds the inputs,
+the settings and the timing.
 """
 
 from __future__ import annotations
@@ -8,14 +9,15 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from services.planner.battery import BatteryModel
 from services.planner.config import PlannerServiceSettings
-from services.planner.optimiser import PlannerConfig, plan
+from services.planner.home import HomeInputs, initial_settings, plan_home
+from services.planner.optimiser import PlannerConfig
 from shared.ha import entity
 from shared.models import (
     Action,
@@ -30,7 +32,6 @@ from shared.models import (
 from shared.runner import ServiceContext
 from shared.topics import PLANNER_SETTINGS
 
-HISTORY = timedelta(days=10)  # past prices kept for the price forecast
 SETTINGS_FILE = "planner_settings.json"
 
 
@@ -99,12 +100,7 @@ class PlannerService:
         self.log = ctx.log
         self.config = planner_config(ctx.settings)
         self.settings = self._load_settings()
-        self.rates: RateSeries | None = None
-        self.export_rates: RateSeries | None = None
-        self.pv: EnergyForecast | None = None
-        self.load: EnergyForecast | None = None
-        self.battery: BatteryState | None = None
-        self.history: dict[datetime, float] = {}
+        self.inputs = HomeInputs()
         self.plan: Plan | None = None
         self._lock = threading.RLock()
         self.debouncer = Debouncer(ctx.settings.planner_debounce_s, self.replan, ctx.stop, ctx.log)
@@ -113,9 +109,7 @@ class PlannerService:
 
     def _input(self, attr: str, value: object) -> None:
         with self._lock:
-            setattr(self, attr, value)  # None (a cleared retained topic) forgets the input
-            if attr == "rates" and isinstance(value, RateSeries):
-                self._remember(value)
+            self.inputs.set(attr, value, self.ctx.now())  # None (a cleared retained topic) forgets the input
         self.debouncer.kick()
 
     def on_rates(self, rates: RateSeries | None) -> None:
@@ -133,13 +127,6 @@ class PlannerService:
     def on_battery(self, state: BatteryState | None) -> None:
         self._input("battery", state)
 
-    def _remember(self, rates: RateSeries) -> None:
-        for r in rates.rates:
-            self.history[r.start] = r.value_inc_vat
-        cutoff = self.ctx.now() - HISTORY
-        for start in [s for s in self.history if s < cutoff]:
-            del self.history[start]
-
     # ------------------------------------------------------------------ settings
 
     def _load_settings(self) -> PlannerSettings:
@@ -147,10 +134,10 @@ class PlannerService:
         try:
             return PlannerSettings.model_validate_json(path.read_text())
         except FileNotFoundError:
-            return PlannerSettings()
+            return initial_settings(self.ctx.settings)
         except (ValueError, ValidationError) as exc:
             self.log.warning("stored planner settings unreadable; using defaults", path=str(path), error=str(exc))
-            return PlannerSettings()
+            return initial_settings(self.ctx.settings)
 
     def setter(self, name: str) -> Any:
         def apply(text: str) -> None:
@@ -175,17 +162,7 @@ class PlannerService:
         with self._lock:
             now = self.ctx.now()
             t0 = time.perf_counter()
-            p = plan(
-                self.rates,
-                self.pv,
-                self.load,
-                self.battery,
-                self.settings,
-                now,
-                export_prices=self.export_rates,
-                price_history=self.history,
-                config=self.config,
-            )
+            p = plan_home(self.inputs, self.settings, now, self.config)
             ms = (time.perf_counter() - t0) * 1000
             self.plan = p
         self.ctx.bus.publish_state(self.ctx.topics.plan, p)

@@ -22,6 +22,7 @@ from shared.clock import wait_until
 from shared.cooldown import Cooldown
 from shared.ha import entity, register_discovery
 from shared.models import Command, CurrentRate, Message, PricingAlert, RateSeries
+from shared.prices import price_now
 from shared.runner import ServiceContext
 from shared.slots import SLOT, local_date, local_midnight, next_slot_boundary, parse_hhmm, slot_start
 from shared.topics import PRICING_REFRESH
@@ -311,7 +312,7 @@ class PricingService:
     def current_rate(self, now: datetime) -> CurrentRate:
         start = slot_start(now)
         series = self._series.get("import")
-        value = series.price_at(start) if series else None
+        value = price_now(now, None, series)
         cheapest = None
         if series:
             upcoming = [r for r in series.rates if r.start >= start]
