@@ -1,6 +1,6 @@
 """Every message on the bus, as pydantic v2 models: the only definition of the payloads.
 
-Conventions (architecture §2): aware datetimes sent in UTC with ``Z``; units in field names
+Conventions (docs/architecture.md, "Messages"): aware datetimes sent in UTC with ``Z``; units in field names
 (``_kwh``, ``_w``, ``_pct``, ``_gbp``); prices are ``value_inc_vat`` in GBP/kWh; battery power positive =
 discharging, grid power positive = importing; slots are half-open ``[start, end)`` of 30 minutes keyed by their
 UTC start. Data that can go stale carries ``valid_until``; consumers treat expired data as missing.

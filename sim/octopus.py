@@ -1,6 +1,6 @@
 """A fake Octopus Energy REST API that replays the real Agile prices bundled in ``sim/data``.
 
-It answers on the real paths with the real response shape (apis.md §A):
+It answers on the real paths with the real response shape (docs/architecture.md, "The outside world"):
 
 - ``GET /v1/products/`` (filters ``is_variable``, ``brand``, ``is_business`` … are accepted; paginated),
 - ``GET /v1/products/{code}/`` (regional tariffs under ``single_register_electricity_tariffs["_A".."_P"]``),

@@ -1,5 +1,5 @@
 """``make bench-load``: QoS 1 state traffic through a real Mosquitto into the real services, and the end-to-end
-latency from a price publication to the executor's decision (reliability.md §4.3, issue #10 "Load").
+latency from a price publication to the executor's decision (issue #10 "Load").
 
 Phase A (throughput and loss): ``--rate`` battery-state messages a second (QoS 1, each with a unique
 ``observed_at``) for ``--duration`` seconds into the planner and the dashboard. Counted:

@@ -1,5 +1,6 @@
 """Write the bus contract from the channel registry (``shared/topics.py``): the JSON Schema of every payload to
-``schemas/`` and the topic tree in the README (Node-RED, Home Assistant and dashboard authors read these).
+``schemas/``, the topic tree in the README and the channel table in docs/architecture.md (Node-RED, Home
+Assistant and dashboard authors read these).
 
 ``python -m tools.gen_schemas`` (``make schemas``) rewrites them; ``--check`` exits 1 when one is out of date.
 """
@@ -16,7 +17,9 @@ from shared.topics import CHANNELS, HA_DISCOVERY, SCHEMA_MODELS, Channel, Topics
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_DIR = ROOT / "schemas"
 README = ROOT / "README.md"
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
 TREE_START, TREE_END = "<!-- topic-tree:start -->", "<!-- topic-tree:end -->"
+TABLE_START, TABLE_END = "<!-- channel-table:start -->", "<!-- channel-table:end -->"
 DOC_COLUMN = 35
 
 
@@ -73,16 +76,41 @@ def render_tree(prefix: str = "batsched") -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_channel_table() -> str:
+    """docs/architecture.md's table of every channel: topic, payload, retained, owner, readers, QoS."""
+    roots = {"home": "", "discovery": "<discovery prefix>/", "fleet": "<fleet root>/"}
+    rows = ["| topic | payload | R | owner | readers | QoS |", "|---|---|---|---|---|---|"]
+    for ch in CHANNELS:
+        topic = roots[ch.scope] + ch.path.replace("{", "<").replace("}", ">")
+        payload = f"`{ch.model.__name__}`" if ch.model else "text"
+        owner = "each service" if ch.owner.startswith("{") else ch.owner
+        row = [f"`{topic}`", payload, "R" if ch.retained else "", owner, ", ".join(ch.readers), str(ch.qos)]
+        rows.append("| " + " | ".join(row) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def between(start: str, end: str, block: str, text: str) -> str:
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{block}{end}{tail}"
+
+
 def readme_with(tree: str, text: str) -> str:
-    head, rest = text.split(TREE_START, 1)
-    _, tail = rest.split(TREE_END, 1)
-    return f"{head}{TREE_START}\n```\n{tree}```\n{TREE_END}{tail}"
+    return between(TREE_START, TREE_END, f"```\n{tree}```\n", text)
+
+
+def documents() -> dict[Path, str]:
+    """The generated parts of the README and docs/architecture.md, in place."""
+    return {
+        README: readme_with(render_tree(), README.read_text()),
+        ARCHITECTURE: between(TABLE_START, TABLE_END, render_channel_table(), ARCHITECTURE.read_text()),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     wanted = render_schemas()
-    readme = readme_with(render_tree(), README.read_text())
+    docs = documents()
     if "--check" in argv:
         stale = [
             n for n, text in wanted.items() if not (SCHEMA_DIR / n).exists() or (SCHEMA_DIR / n).read_text() != text
@@ -90,17 +118,19 @@ def main(argv: list[str] | None = None) -> int:
         extra = sorted(p.name for p in SCHEMA_DIR.glob("*.json") if p.name not in wanted)
         for name in stale + extra:
             print(f"schemas/{name} is out of date: run `make schemas`")
-        if README.read_text() != readme:
-            print("the README's topic tree is out of date: run `make schemas`")
-        return 1 if stale or extra or README.read_text() != readme else 0
+        stale_docs = [p for p, text in docs.items() if p.read_text() != text]
+        for path in stale_docs:
+            print(f"{path.relative_to(ROOT)}: a generated table is out of date: run `make schemas`")
+        return 1 if stale or extra or stale_docs else 0
     SCHEMA_DIR.mkdir(exist_ok=True)
     for old in SCHEMA_DIR.glob("*.json"):
         if old.name not in wanted:
             old.unlink()
     for name, text in wanted.items():
         (SCHEMA_DIR / name).write_text(text)
-    README.write_text(readme)
-    print(f"wrote {len(wanted)} schemas to schemas/ and the README's topic tree")
+    for path, text in docs.items():
+        path.write_text(text)
+    print(f"wrote {len(wanted)} schemas to schemas/, the README's topic tree and docs/architecture.md's channel table")
     return 0
 
 

@@ -1,4 +1,5 @@
-"""NetZero API client: one resource, ``GET``/``POST /{site_id}/config`` with a bearer token (apis.md §C).
+"""NetZero API client: one resource, ``GET``/``POST /{site_id}/config`` with a bearer token
+(docs/architecture.md, "The outside world").
 
 Every call goes through the process-wide ``RateLimiter``; a 429 blocks the limiter until the server's reset time.
 Errors are typed so the executor can say what went wrong: ``AuthError`` (403: bad token or site id),

@@ -34,7 +34,7 @@ from tools import mqtt_acl
 T = Topics()
 NOT_AUTHORIZED = 135
 
-# A state topic each service owns (architecture §1), and one HA discovery topic under its own node id.
+# A state topic each service owns (docs/architecture.md, "Channels"), and one HA discovery topic under its own node id.
 OWN = {
     "pricing": [T.import_current, T.import_rates],
     "forecast": [T.forecast_pv, T.forecast_pv_today],

@@ -468,7 +468,7 @@ def test_a_journal_that_cannot_be_opened_at_start_hands_back_a_forced_state_befo
 def test_a_host_clock_off_netzeros_forces_nothing_until_it_is_right(
     tmp_path: Path, broker, probe, off: timedelta
 ) -> None:
-    """reliability.md T5: a Pi without a real-time clock, a wrong zone, an NTP step. The simulator keeps the true
+    """A Pi without a real-time clock, a wrong zone, an NTP step. The simulator keeps the true
     time (its HTTP Date); this executor's clock is off by ``off`` and its plan says charge now. Nothing is sent and
     every decision on the bus says why; once the clock is right, the next decision charges."""
     rig = Rig(tmp_path, broker.port)
