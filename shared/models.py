@@ -1,7 +1,9 @@
 """Every message on the bus, as pydantic v2 models: the only definition of the payloads.
 
 Conventions (docs/architecture.md, "Messages"): aware datetimes sent in UTC with ``Z``; units in field names
-(``_kwh``, ``_w``, ``_pct``, ``_gbp``); prices are ``value_inc_vat`` in GBP/kWh; battery power positive =
+(``_kwh``, ``_w``, ``_pct``, ``_gbp``). Two price fields keep their published names without a suffix, both GBP/kWh:
+``value_inc_vat`` (the shape of Home Assistant's Octopus integration; Octopus's own API sends pence under that name,
+converted at the edge) and ``PlanSlot.export_value``. Battery power positive =
 discharging, grid power positive = importing; slots are half-open ``[start, end)`` of 30 minutes keyed by their
 UTC start. Data that can go stale carries ``valid_until``; consumers treat expired data as missing.
 Unknown fields are ignored so that an older consumer can read a newer producer's message.
@@ -114,7 +116,7 @@ class Rate(_Slot):
 
     # GBP/kWh, VAT included. Agile is capped at 1 GBP; +-10 leaves room for any tariff and keeps the planner's
     # sums finite (a fuzzed 1e300 price overflowed its baseline costs).
-    value_inc_vat: Annotated[Finite, Field(ge=-10, le=10)]
+    value_inc_vat: Annotated[float, Field(ge=-10, le=10), AfterValidator(_finite)]
 
 
 class RateSeries(Expiring):

@@ -295,20 +295,20 @@ class FakeOctopus:
         overrides = {_key(t): float(v) for t, v in f.overrides.items()}
         tomorrow_start = local_wall_time(now.astimezone(LONDON).date(), time(23), LONDON)
         rows: list[dict] = []
-        for ts, gbp in window.items():
+        for ts, inc_gbp in window.items():
             start = ts.to_pydatetime().astimezone(UTC)
             if start in missing:
                 continue
             if f.partial_tomorrow is not None and start >= tomorrow_start + f.partial_tomorrow * SLOT:
                 continue
-            inc = overrides.get(start, round(float(gbp) * 100.0, 6))
+            inc_p = overrides.get(start, round(float(inc_gbp) * 100.0, 6))  # the API's unit: pence
             if export:
-                inc = synthetic_export_pence(inc, start)
-            rows.append(_row(start, inc, 1.0 if export else VAT))
+                inc_p = synthetic_export_pence(inc_p, start)
+            rows.append(_row(start, inc_p, 1.0 if export else VAT))
             if start in duplicate:
-                rows.append(_row(start, inc, 1.0 if export else VAT))
+                rows.append(_row(start, inc_p, 1.0 if export else VAT))
             if start in conflict:
-                rows.append(_row(start, inc + 7.5, 1.0 if export else VAT))
+                rows.append(_row(start, inc_p + 7.5, 1.0 if export else VAT))
         rows.reverse()  # newest first, like the real API
         return rows
 
