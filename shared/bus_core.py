@@ -1,5 +1,8 @@
 """What every bus has, whatever carries the messages: typed subscriptions, commands, setters, publishing by channel.
 
+Longer than 400 lines: subscriptions, validation, commands, setters, publishing and the counters are one
+object's contract, shared by the MQTT bus and the in-memory double.
+
 ``shared.bus.Bus`` carries it over MQTT (paho); ``tests/support/memory_bus.MemoryBus`` in memory, for fast tests of
 handlers. Both feed ``BusCore.dispatch`` from one thread at a time, so handlers never run concurrently.
 

@@ -1,5 +1,8 @@
 """Every message on the bus, as pydantic v2 models: the only definition of the payloads.
 
+Longer than 400 lines: the whole message contract reads top to bottom in one file, in sections by concept
+(prices, forecasts, battery, plan, executor, commands); each model is small.
+
 Conventions (docs/architecture.md, "Messages"): aware datetimes sent in UTC with ``Z``; units in field names
 (``_kwh``, ``_w``, ``_pct``, ``_gbp``). Two price fields keep their published names without a suffix, both GBP/kWh:
 ``value_inc_vat`` (the shape of Home Assistant's Octopus integration; Octopus's own API sends pence under that name,

@@ -1,5 +1,8 @@
 """The channel registry: every topic on the bus, defined once, with its payload model, retained flag, owner and QoS.
 
+Longer than 400 lines: the registry is one table, one entry per channel, and the prefix-bound ``Topics`` that
+reads it; splitting it would put topics in two places.
+
 A ``Channel`` is a topic's definition relative to a root (the home prefix, Home Assistant's discovery prefix or a
 fleet's root): ``batsched`` by default, ``batsched/site-0042`` for one home of a fleet. ``Topics`` binds the
 channels to a prefix and is the only place a topic string is built. The bus subscribes and publishes by channel;

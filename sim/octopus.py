@@ -1,5 +1,8 @@
 """A fake Octopus Energy REST API that replays the real Agile prices bundled in ``sim/data``.
 
+Longer than 400 lines: one faked API in one file (its paths, its paging, its failure switches, its server), so
+a test author reads the whole fake Octopus in one place.
+
 It answers on the real paths with the real response shape (docs/architecture.md, "The outside world"):
 
 - ``GET /v1/products/`` (filters ``is_variable``, ``brand``, ``is_business`` … are accepted; paginated),

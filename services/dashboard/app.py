@@ -28,7 +28,7 @@ from shared.clock import Clock
 from shared.slots import local_date
 from shared.topics import EXECUTOR_APPLIED, PLANNER_SETTING
 
-from . import views
+from . import charts, history, views
 from .auth import Auth, csrf_token
 from .config import DashboardSettings
 from .control import Controller, Outcome
@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
 # Topics (below the prefix) whose change redraws the Plan chart: its inputs and the peak window it shades.
 PLAN_TOPICS = frozenset(
-    [c.path for c in views.CHART_INPUTS]
+    [c.path for c in charts.CHART_INPUTS]
     + [PLANNER_SETTING.at(setting=name).path for name in ("peak_start_local", "peak_end_local")]
 )
 STOP = "\x00stop"  # not a topic name: tells an event stream to end
@@ -102,7 +102,7 @@ def create_app(
         return doc
 
     def plan_doc() -> dict[str, Any]:
-        return views.plan_figure(live.snapshot(), clock.now(), tz)
+        return charts.plan_figure(live.snapshot(), clock.now(), tz)
 
     # ------------------------------------------------------------------ middleware (order: last added runs first)
 
@@ -184,8 +184,8 @@ def create_app(
             chosen = parse_day(day)
         except ValueError:
             return JSONResponse({"error": f"bad day {day!r}: use YYYY-MM-DD"}, status_code=422)
-        start, end = views.day_range(chosen, tz)
-        rows = views.decision_rows(store.decisions_between(start, end), tz)
+        start, end = history.day_range(chosen, tz)
+        rows = history.decision_rows(store.decisions_between(start, end), tz)
         return JSONResponse({"day": chosen.isoformat(), "rows": rows})
 
     @app.get("/api/history.csv")
@@ -194,8 +194,8 @@ def create_app(
             chosen = parse_day(day)
         except ValueError:
             return PlainTextResponse(f"bad day {day!r}: use YYYY-MM-DD", status_code=422)
-        start, end = views.day_range(chosen, tz)
-        body = views.decisions_csv(views.decision_rows(store.decisions_between(start, end), tz))
+        start, end = history.day_range(chosen, tz)
+        body = history.decisions_csv(history.decision_rows(store.decisions_between(start, end), tz))
         return Response(
             body,
             media_type="text/csv",
@@ -207,7 +207,7 @@ def create_app(
         days = max(1, min(days, settings.dashboard_history_days))
         end = clock.now()
         start = end - timedelta(days=days)
-        return views.history_figure(store.battery_between(start, end), store.prices_between(start, end), tz)
+        return charts.history_figure(store.battery_between(start, end), store.prices_between(start, end), tz)
 
     streams: set[Callable[[str], None]] = set()
 
