@@ -126,24 +126,18 @@ def plan_figure(entries: Mapping[str, Entry], now: datetime, tz: ZoneInfo) -> di
             "yaxis": "y2",
             "hoverinfo": "skip",
         },
-        {
-            "type": "scatter",
-            "mode": "lines",
-            "name": "PV (kWh)",
-            "x": x,
-            "y": [r.get("pv") for r in rows],
-            "line": {"color": "#e6b800", "shape": "hv"},
-            "yaxis": "y3",
-        },
-        {
-            "type": "scatter",
-            "mode": "lines",
-            "name": "load (kWh)",
-            "x": x,
-            "y": [r.get("load") for r in rows],
-            "line": {"color": "#444", "shape": "hv"},
-            "yaxis": "y3",
-        },
+        *(
+            {
+                "type": "scatter",
+                "mode": "lines",
+                "name": name,
+                "x": x,
+                "y": [r.get(key) for r in rows],
+                "line": {"color": colour, "shape": "hv"},
+                "yaxis": "y3",
+            }
+            for key, name, colour in (("pv", "PV (kWh)", "#e6b800"), ("load", "load (kWh)", "#444"))
+        ),
     ]
     # A legend entry per action so the bar colours are explained.
     for action, colour in ACTION_COLOURS.items():

@@ -63,13 +63,16 @@ class MemoryBus(BusCore):
 
     def _send(self, topic: str, body: bytes, is_json: bool, retain: bool, qos: int, expiry_s: int | None) -> _Done:
         self.sent.append(Sent(topic, body, retain, qos))
-        if retain:
-            if body:
-                self.retained[topic] = body
-            else:
-                self.retained.pop(topic, None)
+        self._keep(topic, body, retain)
         self._deliver(topic, body, False)
         return _Done()
+
+    def _keep(self, topic: str, body: bytes, retain: bool) -> None:
+        """As a broker does: a retained message replaces the topic's value, an empty one clears it."""
+        if retain and body:
+            self.retained[topic] = body
+        elif retain:
+            self.retained.pop(topic, None)
 
     def _transport_subscribe(self, topic: str, qos: int) -> None:
         for t, body in list(self.retained.items()):
@@ -116,11 +119,7 @@ class MemoryBus(BusCore):
         """A message from another client (not recorded in ``sent``)."""
         topic = self.topics.of(target) if isinstance(target, Channel) else target
         body, _ = encode(payload)
-        if retain:
-            if body:
-                self.retained[topic] = body
-            else:
-                self.retained.pop(topic, None)
+        self._keep(topic, body, retain)
         self._deliver(topic, body, retain)
 
     def on(self, target: Channel | str) -> list[Sent]:
