@@ -21,6 +21,14 @@ from .views import local_naive, local_text, parse, plan_costs, planner_settings
 
 ACTION_COLOURS = {"charge": "#2e9d4f", "hold": "#e08a1e", "self_use": "#6f8fb3", None: "#b9bec7"}
 CHART_INPUTS = (PLAN, IMPORT_RATES, FORECAST_PV, FORECAST_LOAD)  # the Plan chart is redrawn when one changes
+SOC_AXIS = {  # the right-hand axis of both charts
+    "title": {"text": "SOC %"},
+    "overlaying": "y",
+    "side": "right",
+    "range": [0, 100],
+    "tickvals": [0, 20, 40, 60, 80, 100],
+    "showgrid": False,
+}
 
 
 def _peak_shapes(start: datetime, end: datetime, peak: tuple[str, str], tz: ZoneInfo) -> list[dict[str, Any]]:
@@ -174,14 +182,7 @@ def plan_figure(entries: Mapping[str, Entry], now: datetime, tz: ZoneInfo) -> di
         "legend": {"orientation": "h", "y": -0.12},
         "xaxis": {"type": "date", "anchor": "y3"},
         "yaxis": {"title": {"text": "p/kWh"}, "domain": [0.35, 1]},
-        "yaxis2": {
-            "title": {"text": "SOC %"},
-            "overlaying": "y",
-            "side": "right",
-            "range": [0, 100],
-            "tickvals": [0, 20, 40, 60, 80, 100],
-            "showgrid": False,
-        },
+        "yaxis2": SOC_AXIS,
         "yaxis3": {"title": {"text": "kWh"}, "domain": [0, 0.28]},
         "shapes": shapes,
         "annotations": [
@@ -242,13 +243,6 @@ def history_figure(battery: list[Any], prices: list[tuple[str, float]], tz: Zone
         "legend": {"orientation": "h", "y": -0.15},
         "xaxis": {"type": "date"},
         "yaxis": {"title": {"text": "p/kWh"}},
-        "yaxis2": {
-            "title": {"text": "SOC %"},
-            "overlaying": "y",
-            "side": "right",
-            "range": [0, 100],
-            "tickvals": [0, 20, 40, 60, 80, 100],
-            "showgrid": False,
-        },
+        "yaxis2": SOC_AXIS,
     }
     return {"data": data, "layout": layout}

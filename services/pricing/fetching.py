@@ -33,25 +33,20 @@ class FetchOutcome:
     problem: Problem | None = None
 
 
+@dataclass
 class Fetcher:
-    def __init__(
-        self,
-        settings: PricingSettings,
-        client: OctopusClient,
-        store: RateStore,
-        window: Callable[[datetime], tuple[datetime, datetime]],
-        published: Callable[[str, str, str, datetime], Any],
-        log: Any,
-    ) -> None:
-        self.s = settings
-        self.client = client
-        self.store = store
-        self.window = window
-        self.published = published  # (direction, tariff code, source, fetched_at): publish what is stored
-        self.log = log
-        self.directions = ["import"] + (["export"] if settings.octopus_export_product else [])
-        self.lock = threading.Lock()  # one fetch at a time (the schedule and a refresh command)
-        self._tariffs: dict[str, Tariff] = {}
+    s: PricingSettings
+    client: OctopusClient
+    store: RateStore
+    window: Callable[[datetime], tuple[datetime, datetime]]
+    published: Callable[[str, str, str, datetime], Any]  # (direction, tariff code, source, fetched_at)
+    log: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)  # one fetch at a time (schedule, command)
+    _tariffs: dict[str, Tariff] = field(default_factory=dict)
+
+    @property
+    def directions(self) -> list[str]:
+        return ["import"] + (["export"] if self.s.octopus_export_product else [])
 
     def fetch_all(self, now: datetime) -> FetchOutcome:
         """Fetch, validate, store and publish every configured direction (the caller holds ``lock``)."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
 from shared.bus_core import BusCore
@@ -24,26 +25,18 @@ from .octopus import tariff_code
 from .store import RateStore
 
 
+@dataclass
 class Publisher:
-    def __init__(
-        self,
-        settings: PricingSettings,
-        bus: BusCore,
-        store: RateStore,
-        now: Callable[[], datetime],
-        window: Callable[[datetime], tuple[datetime, datetime]],
-        log: Any,
-    ) -> None:
-        self.s = settings
-        self.bus = bus
-        self.store = store
-        self.now = now
-        self.window = window
-        self.log = log
-        self.lock = threading.Lock()
-        self.series: dict[str, RateSeries] = {}  # by direction
-        self.published_day: Any = None  # the local day the series were last published on
-        self._published: dict[str, Message] = {}  # topic -> last state, republished after a reconnect
+    s: PricingSettings
+    bus: BusCore
+    store: RateStore
+    now: Callable[[], datetime]
+    window: Callable[[datetime], tuple[datetime, datetime]]
+    log: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    series: dict[str, RateSeries] = field(default_factory=dict)  # by direction
+    published_day: date | None = None  # the local day the series were last published on
+    _published: dict[str, Message] = field(default_factory=dict)  # topic -> last state, for a reconnect
 
     def coverage_end(self) -> datetime | None:
         series = self.series.get("import")
