@@ -115,7 +115,7 @@ def test_a_thousand_malformed_payloads_do_not_stop_the_service(spawn, probe: Pro
     assert svc.log().count("invalid payload dropped") >= 900
 
 
-def test_commands_answer_on_the_result_topic(spawn, probe: Probe) -> None:
+def test_commands_and_setters_answer_on_their_result_topics(spawn, probe: Probe) -> None:
     start_echo(spawn)
     probe.wait_for(f"{PREFIX}/echo/status", online, timeout=15)
     topic = f"{PREFIX}/echo/cmd/ping"
@@ -131,6 +131,18 @@ def test_commands_answer_on_the_result_topic(spawn, probe: Probe) -> None:
     probe.publish(topic, "not json")
     bad = probe.wait_json(f"{topic}/result", lambda d: d["request_id"] == "unknown")
     assert bad["status"] == "error"
+
+    # A setter answers on its result topic too: ok, or why it refused (and the refused value changes nothing).
+    topic = f"{PREFIX}/echo/level/set"
+    probe.publish(topic, "7")
+    ok = probe.wait_json(f"{topic}/result", lambda d: d["data"].get("value") == "7")
+    assert ok["status"] == "ok"
+    assert probe.wait_for(f"{PREFIX}/echo/level").text == "7"
+    for value, why in (("11", "outside 0-10"), ("loud", "could not convert")):
+        probe.publish(topic, value)
+        answer = probe.wait_json(f"{topic}/result", lambda d, v=value: d["data"].get("value") == v)
+        assert answer["status"] == "error" and why in answer["error"], answer
+    assert probe.latest(f"{PREFIX}/echo/level").text == "7"  # a refused value changes nothing
 
 
 def test_a_retained_command_is_cleared_and_not_executed(spawn, probe: Probe) -> None:
@@ -161,21 +173,6 @@ def test_fleet_prefix(spawn, probe: Probe) -> None:
     probe.wait_for("batsched/site-0042/echo/status", online, timeout=15)
     probe.publish("batsched/site-0042/echo/in", STATE)
     assert probe.wait_json("batsched/site-0042/echo/out")["soc_pct"] == 41.0
-
-
-def test_a_setter_answers_on_its_result_topic_ok_or_why_it_refused(spawn, probe: Probe) -> None:
-    start_echo(spawn)
-    probe.wait_for(f"{PREFIX}/echo/status", online, timeout=15)
-    topic = f"{PREFIX}/echo/level/set"
-    probe.publish(topic, "7")
-    ok = probe.wait_json(f"{topic}/result", lambda d: d["data"].get("value") == "7")
-    assert ok["status"] == "ok"
-    assert probe.wait_for(f"{PREFIX}/echo/level").text == "7"
-    for bad, why in (("11", "outside 0-10"), ("loud", "could not convert")):
-        probe.publish(topic, bad)
-        answer = probe.wait_json(f"{topic}/result", lambda d, b=bad: d["data"].get("value") == b)
-        assert answer["status"] == "error" and why in answer["error"], answer
-    assert probe.latest(f"{PREFIX}/echo/level").text == "7"  # a refused value changes nothing
 
 
 def test_a_full_inbox_drops_and_counts_and_the_service_says_so_on_its_health_topic(
