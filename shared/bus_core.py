@@ -48,7 +48,8 @@ class CommandError(Exception):
 
 @dataclass(frozen=True)
 class Incoming(Generic[M]):
-    """A received message, after decoding: ``model`` is the validated value (None when cleared or untyped)."""
+    """A received message, after decoding: ``model`` is the validated model (the stripped text on a plain-text or
+    untyped route), or None when the payload is empty (a cleared retained value)."""
 
     topic: str
     payload: bytes
@@ -60,7 +61,7 @@ class Incoming(Generic[M]):
         return self.payload.decode("utf-8", errors="replace")
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: each subscription unsubscribes itself only
 class _Sub:
     route: Route
     handler: Callable[[Incoming[Any]], None]
