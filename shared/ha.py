@@ -1,7 +1,8 @@
-"""Home Assistant MQTT discovery payloads (mqtt-conventions §2): one "batsched" device, per-service entities.
+"""Home Assistant MQTT discovery payloads: one "batsched" device, per-service entities (docs/integrations.md).
 
-Sent on every connect and again when Home Assistant announces ``homeassistant/status = online``.
-Not retained by default (retained discovery leaves ghost entities); a setting turns retain on.
+Each service's discovery table names its entities' topics by channel (``shared.topics``). Sent on every connect and
+again when Home Assistant announces ``homeassistant/status = online`` (its birth message). Not retained by default
+(retained discovery leaves ghost entities); a setting turns retain on.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import threading
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from shared.bus import Bus, Incoming
+from shared.bus import Bus
+from shared.topics import HA_STATUS, Channel, is_status_topic
 
 SUPPORT_URL = "https://github.com/batsched/batsched"
 
@@ -39,11 +41,13 @@ def entity(
     component: str,
     object_id: str,
     name: str,
-    state_topic: str,
+    state_topic: Channel | str,
     **extra: Any,
 ) -> tuple[str, dict[str, Any]]:
-    """A discovery (topic, payload) for one entity owned by ``bus.service``."""
+    """A discovery (topic, payload) for one entity owned by ``bus.service``; every ``…_topic`` may be a channel."""
     node = bus.topics.node_prefix
+    state_topic = bus.topics.of(state_topic) if isinstance(state_topic, Channel) else state_topic
+    extra = {k: bus.topics.of(v) if isinstance(v, Channel) else v for k, v in extra.items()}
     unique_id = f"{node}_{object_id}"
     payload: dict[str, Any] = {
         "name": name,
@@ -70,12 +74,12 @@ def register_discovery(bus: Bus, build: Any, with_status: bool = True) -> None:
         for topic, payload in [*([status_entity(bus)] if with_status else []), *build()]:
             bus.publish(topic, payload, retain=retain)
 
-    def on_ha_status(msg: Incoming) -> None:
-        if msg.text.strip() == "online":
+    def on_ha_status(text: str | None) -> None:
+        if text == "online":
             threading.Timer(random.uniform(0, 5), send).start()
 
     bus.on_connect(send)
-    bus.subscribe_text(bus.topics.ha_status, on_ha_status)
+    bus.subscribe(HA_STATUS, on_ha_status)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -87,8 +91,8 @@ _ID = re.compile(r"^[A-Za-z0-9_-]+$")
 ENERGY_UNITS = {"Wh", "kWh", "MWh", "GWh", "mWh", "MJ", "GJ", "cal", "kcal", "Mcal", "Gcal"}
 POWER_UNITS = {"mW", "W", "kW", "MW", "GW", "TW", "BTU/h"}
 STATE_CLASSES = {"measurement", "measurement_angle", "total", "total_increasing"}
-# sensor device_class -> (allowed units, allowed state classes); None = any. From HA core sensor/const.py
-# (DEVICE_CLASS_UNITS, DEVICE_CLASS_STATE_CLASSES) as summarised in mqtt-conventions §2.
+# sensor device_class -> (allowed units, allowed state classes); None = any. From Home Assistant core's
+# sensor/const.py (DEVICE_CLASS_UNITS, DEVICE_CLASS_STATE_CLASSES), the part our entities can use.
 SENSOR_CLASSES: dict[str, tuple[set[str] | None, set[str]]] = {
     "energy": (ENERGY_UNITS, {"total", "total_increasing"}),
     "energy_storage": (ENERGY_UNITS, {"measurement"}),
@@ -165,7 +169,7 @@ def check_discovery(
     name = payload.get("name")
     if isinstance(name, str) and name.lower().startswith(DEVICE_NAME.lower()):
         problems.append(f"name {name!r} repeats the device name")
-    is_status = str(payload.get("state_topic", "")).endswith("/status") and component == "binary_sensor"
+    is_status = is_status_topic(str(payload.get("state_topic", ""))) and component == "binary_sensor"
     avail = payload.get("availability") or payload.get("availability_topic")
     if not avail and not is_status:
         problems.append("no availability")

@@ -1,7 +1,12 @@
 """Every message on the bus, as pydantic v2 models: the only definition of the payloads.
 
-Conventions (architecture §2): aware datetimes sent in UTC with ``Z``; units in field names
-(``_kwh``, ``_w``, ``_pct``, ``_gbp``); prices are ``value_inc_vat`` in GBP/kWh; battery power positive =
+Longer than 400 lines: the whole message contract reads top to bottom in one file, in sections by concept
+(prices, forecasts, battery, plan, executor, commands); each model is small.
+
+Conventions (docs/architecture.md, "Messages"): aware datetimes sent in UTC with ``Z``; units in field names
+(``_kwh``, ``_w``, ``_pct``, ``_gbp``). Two price fields keep their published names without a suffix, both GBP/kWh:
+``value_inc_vat`` (the shape of Home Assistant's Octopus integration; Octopus's own API sends pence under that name,
+converted at the edge) and ``PlanSlot.export_value``. Battery power positive =
 discharging, grid power positive = importing; slots are half-open ``[start, end)`` of 30 minutes keyed by their
 UTC start. Data that can go stale carries ``valid_until``; consumers treat expired data as missing.
 Unknown fields are ignored so that an older consumer can read a newer producer's message.
@@ -26,6 +31,7 @@ from pydantic import (
 )
 
 SCHEMA_VERSION = 1
+HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"  # a local wall-clock time
 SLOT = timedelta(minutes=30)
 MAX_SLOTS = 2000  # ~6 weeks of half-hours: far beyond any horizon we publish; caps hostile payloads
 
@@ -113,7 +119,7 @@ class Rate(_Slot):
 
     # GBP/kWh, VAT included. Agile is capped at 1 GBP; +-10 leaves room for any tariff and keeps the planner's
     # sums finite (a fuzzed 1e300 price overflowed its baseline costs).
-    value_inc_vat: Annotated[Finite, Field(ge=-10, le=10)]
+    value_inc_vat: Annotated[float, Field(ge=-10, le=10), AfterValidator(_finite)]
 
 
 class RateSeries(Expiring):
@@ -166,7 +172,7 @@ class PricingAlert(Message):
     since: UtcDatetime | None = None
 
 
-PriceValue = Annotated[Finite, Field(ge=-10, le=10)]  # GBP/kWh, the bounds of ``Rate.value_inc_vat``
+PriceValue = Annotated[float, Field(ge=-10, le=10), AfterValidator(_finite)]  # GBP/kWh, ``Rate.value_inc_vat``'s bounds
 
 
 class EstimateSlot(_Slot):
@@ -353,6 +359,10 @@ class Plan(Expiring):
     expected_cost_gbp: Finite = 0.0
     baseline_costs_gbp: dict[str, Finite] = Field(default_factory=dict)  # no_battery, self_use, seed_rule
     end_value_gbp: Finite = 0.0  # value credited for the energy left at the horizon's end
+    # The rules it was made with (None in a plan from before they were recorded): the executor enforces them too.
+    peak_start_local: Annotated[str, Field(pattern=HHMM)] | None = None
+    peak_end_local: Annotated[str, Field(pattern=HHMM)] | None = None
+    max_charge_price_gbp: Annotated[float, Field(ge=-1, le=2), AfterValidator(_finite)] | None = None  # GBP/kWh
 
     _check = field_validator("slots")(_sorted_unique)
 
@@ -379,8 +389,8 @@ class PlannerSettings(BaseModel):
     min_soc_pct: Annotated[float, Field(ge=0, le=100)] = 10.0
     max_charge_price_gbp: Annotated[float, Field(ge=-1, le=2)] = 0.20  # GBP/kWh
     target_soc_cap_pct: Annotated[float, Field(ge=0, le=100)] = 100.0
-    peak_start_local: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "16:00"
-    peak_end_local: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "19:00"
+    peak_start_local: Annotated[str, Field(pattern=HHMM)] = "16:00"
+    peak_end_local: Annotated[str, Field(pattern=HHMM)] = "19:00"
 
 
 # --------------------------------------------------------------------------------------------- executor
@@ -587,6 +597,34 @@ class SessionList(Message):
         return next((s for s in self.sessions if s.covers(t) and (kind is None or s.kind == kind)), None)
 
 
+# --------------------------------------------------------------------------------------------- bus health
+
+
+class BusHealth(Message):
+    """``<service>/health``: the service's bus client counters, so a message it could not take is never silent.
+
+    ``dropped_overflow`` counts messages dropped because its inbox was full (a handler too slow for the traffic);
+    ``dropped_invalid`` payloads that did not validate; ``handler_errors`` messages whose handler raised."""
+
+    received: int = 0
+    dropped_overflow: int = 0
+    dropped_invalid: int = 0
+    handler_errors: int = 0
+    inbox_max: int = 0
+    connects: int = 0
+
+
+class FleetStats(Message):
+    """``<fleet root>/fleet/<worker>/stats``: what one fleet planner process has done."""
+
+    worker: str
+    homes: int = 0
+    homes_with_battery: int = 0
+    planned: int = 0
+    failed: int = 0
+    mean_plan_ms: Finite | None = None
+
+
 # --------------------------------------------------------------------------------------------- commands
 
 
@@ -638,31 +676,3 @@ class CommandResult(Message):
     status: Literal["ok", "error"]
     data: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
-
-
-# Models whose JSON Schema is published under schemas/ (file stem -> model).
-SCHEMA_MODELS: dict[str, type[BaseModel]] = {
-    "rate_series": RateSeries,
-    "current_rate": CurrentRate,
-    "pricing_alert": PricingAlert,
-    "price_estimate": PriceEstimate,
-    "energy_forecast": EnergyForecast,
-    "pv_today": PvToday,
-    "battery_state": BatteryState,
-    "plan": Plan,
-    "plan_now": PlanNow,
-    "planner_settings": PlannerSettings,
-    "applied_decision": AppliedDecision,
-    "heartbeat": Heartbeat,
-    "executor_alert": ExecutorAlert,
-    "watchdog_report": WatchdogReport,
-    "daily_summary": DailySummary,
-    "command": Command,
-    "override_command": OverrideCommand,
-    "command_result": CommandResult,
-    "window_list": WindowList,
-    "window_add_command": WindowAddCommand,
-    "window_delete_command": WindowDeleteCommand,
-    "imported_history": ImportedHistory,
-    "session_list": SessionList,
-}

@@ -55,6 +55,8 @@ class ServiceContext(Generic[S]):
     log: structlog.stdlib.BoundLogger
     stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
+    # ``every`` tasks by name: (interval, function), so a test can drive a service's schedule on its own clock.
+    periodic: dict[str, tuple[float | Callable[[], float], Callable[[], Any]]] = field(default_factory=dict)
     _stop_hooks: list[Callable[[], None]] = field(default_factory=list)
 
     @property
@@ -80,6 +82,7 @@ class ServiceContext(Generic[S]):
         Scheduled on absolute instants of the clock, so a clock that jumps (tests, simulation) wakes it on time; a
         wall clock stepped back further than the wait had left runs it at once (``wait_until``), and so does a
         step while ``fn`` ran."""
+        self.periodic[name] = (seconds, fn)
 
         def loop() -> None:
             if not run_now and self._wait(seconds):

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,11 +23,14 @@ from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationErro
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 from pydantic_settings.sources.utils import parse_env_vars
 
+from shared.models import PlannerSettings
+from shared.peak import PeakWindow
 from shared.seed_settings import Resolution, SeedSettingError, resolve, seed_names_of
 
 ENV_PREFIX = "BATSCHED_"
 DEFAULT_SECRETS_DIR = "/run/secrets"
 SECRETS_DIR_ENV = "BATSCHED_SECRETS_DIR"
+_PLANNER_DEFAULTS = PlannerSettings()  # the defaults of the safety values (SafetySettings)
 
 
 def env(name: str, *aliases: str) -> AliasChoices:
@@ -82,6 +85,9 @@ class ServiceSettings(BaseSettings):
     mqtt_protocol: Literal["5", "3.1.1"] = Field("5", description="MQTT protocol version")
     mqtt_prefix: str = Field("batsched", description="Topic prefix, e.g. batsched/site-0042 for a fleet")
     mqtt_keepalive_s: Annotated[int, Field(ge=5, le=3600)] = Field(30, description="MQTT keepalive (s)")
+    mqtt_inbox_max: Annotated[int, Field(ge=100, le=1_000_000)] = Field(
+        10_000, description="Messages queued for the handlers; more are dropped and counted on <service>/health"
+    )
     ha_discovery: bool = Field(True, description="Publish Home Assistant discovery")
     ha_discovery_prefix: str = Field("homeassistant", description="Home Assistant discovery prefix")
     ha_discovery_retain: bool = Field(False, description="Retain discovery messages (default: republish on HA birth)")
@@ -151,6 +157,43 @@ class ServiceSettings(BaseSettings):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+class SafetySettings(ServiceSettings):
+    """The safety values the planner and the executor share, from one place (one environment variable each, or the
+    original app's name: ``MAX_AGILE_PRICE_PPK``, ``PEAK_START_HOUR``, ``PEAK_END_HOUR``; ``shared/seed_settings.py``).
+    Their defaults are the planner's (``PlannerSettings``).
+
+    The planner starts from them (a person may then change its copy on the bus: ``planner/<setting>/set``; a value
+    the environment changes is applied again at the next start); the executor enforces them on its own, and also
+    the stricter of its own, the planner's and the plan's."""
+
+    peak_start_local: str = Field(
+        _PLANNER_DEFAULTS.peak_start_local, description="Local start of the no-grid-charging peak window"
+    )
+    peak_end_local: str = Field(_PLANNER_DEFAULTS.peak_end_local, description="Local end of the peak window")
+    max_charge_price_gbp: Annotated[float, Field(ge=-1, le=2)] = Field(
+        _PLANNER_DEFAULTS.max_charge_price_gbp,
+        description="Never grid-charge above this price (GBP/kWh inc VAT); the planner's lower limit also holds",
+    )
+
+    @field_validator("peak_start_local", "peak_end_local")
+    @classmethod
+    def _hhmm(cls, value: str) -> str:
+        try:
+            return f"{time.fromisoformat(value.strip().zfill(5)):%H:%M}"
+        except ValueError:
+            raise ValueError(f"expected a local time HH:MM, got {value!r}") from None
+
+    @property
+    def peak(self) -> PeakWindow:
+        """The peak window these settings give, in the local time zone (``shared.peak``)."""
+        return PeakWindow.parse(self.peak_start_local, self.peak_end_local, self.tz)
+
+    def given(self, names: tuple[str, ...]) -> dict[str, Any]:
+        """The values among ``names`` that the environment gave (its own name, a seed name or a secret file), not
+        the defaults."""
+        return {n: getattr(self, n) for n in names if n in self.model_fields_set}
 
 
 S = TypeVar("S", bound=ServiceSettings)

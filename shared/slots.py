@@ -6,7 +6,8 @@ All arithmetic is done on UTC instants: local wall-clock times only mark boundar
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -110,15 +111,32 @@ def in_local_window(t: datetime, start: time, end: time, tz: ZoneInfo = LONDON) 
     return False
 
 
+def slots_overlapping_local_window(
+    starts: Sequence[datetime], start: time, end: time, tz: ZoneInfo = LONDON
+) -> list[bool]:
+    """For each slot starting at ``starts[i]``, whether any part of it lies in the daily local window.
+
+    The window is placed on every local day the slots touch (exact instants, so clock-change days are right),
+    then each slot is checked against the first window that ends after the slot starts: one pass for a year."""
+    if not starts:
+        return []
+    firsts = [slot_start(t) for t in starts]
+    day, last = local_date(min(firsts), tz) - timedelta(days=1), local_date(max(firsts), tz) + timedelta(days=1)
+    windows = []
+    while day <= last:
+        windows.append(local_window(day, start, end, tz))
+        day += timedelta(days=1)
+    ends = [we for _, we in windows]
+    out = []
+    for s in firsts:
+        i = bisect_right(ends, s)  # the first window ending after the slot starts
+        out.append(i < len(windows) and windows[i][0] < s + SLOT)
+    return out
+
+
 def slot_overlaps_local_window(start_utc: datetime, start: time, end: time, tz: ZoneInfo = LONDON) -> bool:
     """Whether any part of the slot starting at ``start_utc`` lies in the daily local window."""
-    s = slot_start(start_utc)
-    d = local_date(s, tz)
-    for day in (d - timedelta(days=1), d, d + timedelta(days=1)):
-        ws, we = local_window(day, start, end, tz)
-        if s < we and ws < s + SLOT:
-            return True
-    return False
+    return slots_overlapping_local_window([start_utc], start, end, tz)[0]
 
 
 def agile_day_bounds(day: date, tz: ZoneInfo = LONDON) -> tuple[datetime, datetime]:

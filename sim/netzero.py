@@ -1,4 +1,7 @@
-"""NetZero simulator: the one ``/{site_id}/config`` resource of the NetZero API (apis.md §C) over a battery model.
+"""NetZero simulator: the one ``/{site_id}/config`` resource of the NetZero API over a battery model
+(the API's facts: docs/architecture.md, "The outside world").
+
+Longer than 400 lines: one faked API in one file (the resource, its quirks, the battery model, the server).
 
 - Auth: ``Authorization: Bearer <token>``; a wrong token or site id → 403, like the real API.
 - Quirks: a backup reserve of 81–99 % is stored as 80 %; 5 requests a minute per account, then 429 with

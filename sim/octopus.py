@@ -1,6 +1,9 @@
 """A fake Octopus Energy REST API that replays the real Agile prices bundled in ``sim/data``.
 
-It answers on the real paths with the real response shape (apis.md §A):
+Longer than 400 lines: one faked API in one file (its paths, its paging, its failure switches, its server), so
+a test author reads the whole fake Octopus in one place.
+
+It answers on the real paths with the real response shape (docs/architecture.md, "The outside world"):
 
 - ``GET /v1/products/`` (filters ``is_variable``, ``brand``, ``is_business`` … are accepted; paginated),
 - ``GET /v1/products/{code}/`` (regional tariffs under ``single_register_electricity_tariffs["_A".."_P"]``),
@@ -45,15 +48,14 @@ from datetime import UTC, datetime, time, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 
 from shared.clock import Clock
-from shared.slots import SLOT, local_wall_time
+from shared.peak import AGILE_PEAK
+from shared.slots import LONDON, SLOT, local_wall_time
 from sim.octopus_graphql import ACCOUNT_NUMBER, API_KEY, MPAN, GraphQLState
 
-LONDON = ZoneInfo("Europe/London")
 VAT = 1.05
 REGIONS = "ABCDEFGHJKLMNP"
 IMPORT_PRODUCT = "AGILE-24-10-01"
@@ -158,8 +160,7 @@ def _key(t: datetime | str) -> datetime:
 
 def synthetic_export_pence(import_inc_vat_p: float, start: datetime) -> float:
     """An Agile-Outgoing-like export price (p/kWh, no VAT, floored at 0) from an Agile import price. Synthetic."""
-    local_hour = start.astimezone(LONDON).hour
-    peak = 16 <= local_hour < 19
+    peak = AGILE_PEAK.contains(start)
     wholesale = (import_inc_vat_p / VAT - (12.0 if peak else 0.0)) / 2.2
     return round(max(0.0, 0.95 * wholesale + 4.0 + (2.5 if peak else 0.0)), 4)
 
@@ -299,20 +300,20 @@ class FakeOctopus:
         overrides = {_key(t): float(v) for t, v in f.overrides.items()}
         tomorrow_start = local_wall_time(now.astimezone(LONDON).date(), time(23), LONDON)
         rows: list[dict] = []
-        for ts, gbp in window.items():
+        for ts, inc_gbp in window.items():
             start = ts.to_pydatetime().astimezone(UTC)
             if start in missing:
                 continue
             if f.partial_tomorrow is not None and start >= tomorrow_start + f.partial_tomorrow * SLOT:
                 continue
-            inc = overrides.get(start, round(float(gbp) * 100.0, 6))
+            inc_p = overrides.get(start, round(float(inc_gbp) * 100.0, 6))  # the API's unit: pence
             if export:
-                inc = synthetic_export_pence(inc, start)
-            rows.append(_row(start, inc, 1.0 if export else VAT))
+                inc_p = synthetic_export_pence(inc_p, start)
+            rows.append(_row(start, inc_p, 1.0 if export else VAT))
             if start in duplicate:
-                rows.append(_row(start, inc, 1.0 if export else VAT))
+                rows.append(_row(start, inc_p, 1.0 if export else VAT))
             if start in conflict:
-                rows.append(_row(start, inc + 7.5, 1.0 if export else VAT))
+                rows.append(_row(start, inc_p + 7.5, 1.0 if export else VAT))
         rows.reverse()  # newest first, like the real API
         return rows
 

@@ -1,5 +1,7 @@
 """A fake Open-Meteo forecast API: ``GET /v1/forecast`` answered in FlatBuffers (or JSON) from real PV data.
 
+Longer than 400 lines: one faked API in one file (the parameters, both encodings, the data shaping, the server).
+
 ``python -m sim.openmeteo --port N`` (``make run`` starts it). Irradiance is shaped by the real PVGIS hourly
 profile bundled in ``sim/data`` (by day of year and UTC hour, W per kWp divided by a 0.86 system efficiency to
 give a GTI-like W/m²); temperature is a smooth seasonal + daily curve. Time follows the shared clock

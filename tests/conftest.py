@@ -10,6 +10,7 @@ import pytest
 from hypothesis import settings as hyp_settings
 
 from tests.support.broker import Broker
+from tests.support.contract import violations
 from tests.support.probe import Probe
 from tests.support.procs import ServiceProcess
 
@@ -27,14 +28,18 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 def broker(tmp_path: Path) -> Iterator[Broker]:
     b = Broker(tmp_path / "broker").start()
     yield b
-    b.stop()
+    b.kill()  # no persistence to flush: SIGKILL ends it at once (SIGTERM costs mosquitto ~0.1 s per test)
 
 
 @pytest.fixture
 def probe(broker: Broker) -> Iterator[Probe]:
+    """Records every message; when the test ends, each JSON payload a service published is validated against its
+    channel's published JSON Schema (``tests/support/contract.py``)."""
     p = Probe(broker.port).start()
     yield p
     p.stop()
+    problems = violations([(m.topic, m.payload) for m in p.messages], Probe.published)
+    assert problems == [], "payloads that do not match schemas/:\n" + "\n".join(problems[:10])
 
 
 @pytest.fixture

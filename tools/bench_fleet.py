@@ -26,12 +26,19 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from shared.topics import FLEET_SYNC, PLAN, Topics, across_homes, result_topic
 from tests.reliability import docs
 from tests.reliability.system import SimWorld
 from tests.support.broker import Broker
 from tools.bench_load import Spawner, pct
 
 ROOT = "batsched"
+FLEET = Topics(ROOT)
+SYNC = FLEET.of(FLEET_SYNC)
+
+
+def home(site: str) -> Topics:
+    return Topics(f"{ROOT}/{site}")
 
 
 class PlanWatcher:
@@ -45,7 +52,7 @@ class PlanWatcher:
         self.client.on_message = self._on_message
         ready = threading.Event()
         self.client.on_connect = lambda c, *_: (
-            c.subscribe([(f"{ROOT}/+/planner/plan", 1), (f"{ROOT}/fleet/cmd/sync/result", 1)]),
+            c.subscribe([(across_homes(ROOT, PLAN).filter, 1), (result_topic(SYNC), 1)]),
             ready.set(),
         )
         self.client.connect("127.0.0.1", port)
@@ -55,7 +62,7 @@ class PlanWatcher:
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         now = time.monotonic()
-        if msg.topic.endswith("/result"):
+        if msg.topic == result_topic(SYNC):
             with self.cond:
                 self.results.append(json.loads(msg.payload))
                 self.cond.notify_all()
@@ -109,10 +116,11 @@ def run(homes: int, workers: int, root_dir: Path) -> dict[str, Any]:
         for i, site in enumerate(sites):
             state = docs.battery_state(now, soc=float(10 + i % 80))
             state["valid_until"] = docs.z(now + timedelta(hours=2))
-            infos.append(pub.publish(f"{ROOT}/{site}/battery/state", json.dumps(state), qos=1, retain=True))
-            infos.append(pub.publish(f"{ROOT}/{site}/forecast/pv", pv, qos=1, retain=True))
-            infos.append(pub.publish(f"{ROOT}/{site}/forecast/load", load, qos=1, retain=True))
-            infos.append(pub.publish(f"{ROOT}/{site}/planner/min_soc_pct", str(10 + i % 20), qos=1, retain=True))
+            t = home(site)
+            infos.append(pub.publish(t.battery_state, json.dumps(state), qos=1, retain=True))
+            infos.append(pub.publish(t.forecast_pv, pv, qos=1, retain=True))
+            infos.append(pub.publish(t.forecast_load, load, qos=1, retain=True))
+            infos.append(pub.publish(t.planner_setting("min_soc_pct"), str(10 + i % 20), qos=1, retain=True))
         for info in infos:
             info.wait_for_publish(60)
         # Barrier: every process answers once it has taken in every home (retained state also reaches a process
@@ -120,7 +128,7 @@ def run(homes: int, workers: int, root_dir: Path) -> dict[str, Any]:
         deadline = time.monotonic() + 300
         while True:
             rid = f"sync-{time.monotonic_ns()}"
-            pub.publish(f"{ROOT}/fleet/cmd/sync", json.dumps({"request_id": rid}), qos=1)
+            pub.publish(SYNC, json.dumps({"request_id": rid}), qos=1)
             try:
                 # Short: a process still starting up misses the command; the next round asks again.
                 watcher.wait(lambda r=rid: sum(1 for x in watcher.results if x.get("request_id") == r) >= workers, 3)
@@ -144,7 +152,7 @@ def run(homes: int, workers: int, root_dir: Path) -> dict[str, Any]:
         t0 = time.monotonic()
         for site in sites:
             sent[site] = time.monotonic()
-            pub.publish(f"{ROOT}/{site}/pricing/import/rates", body, qos=1, retain=True)
+            pub.publish(home(site).import_rates, body, qos=1, retain=True)
         publish_s = time.monotonic() - t0
 
         def done() -> bool:
@@ -158,7 +166,7 @@ def run(homes: int, workers: int, root_dir: Path) -> dict[str, Any]:
             counts.append(len(mine))
             latencies.append(min(mine) - sent[site])
         rid = "final-stats"
-        pub.publish(f"{ROOT}/fleet/cmd/sync", json.dumps({"request_id": rid}), qos=1)
+        pub.publish(SYNC, json.dumps({"request_id": rid}), qos=1)
         watcher.wait(lambda: sum(1 for x in watcher.results if x.get("request_id") == rid) >= workers, 60)
         per_worker = {x["data"]["worker"]: x["data"]["planned"] for x in watcher.results if x.get("request_id") == rid}
         mean_ms = [x["data"]["mean_plan_ms"] for x in watcher.results if x.get("request_id") == rid]

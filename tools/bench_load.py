@@ -1,5 +1,5 @@
 """``make bench-load``: QoS 1 state traffic through a real Mosquitto into the real services, and the end-to-end
-latency from a price publication to the executor's decision (reliability.md §4.3, issue #10 "Load").
+latency from a price publication to the executor's decision (issue #10 "Load").
 
 Phase A (throughput and loss): ``--rate`` battery-state messages a second (QoS 1, each with a unique
 ``observed_at``) for ``--duration`` seconds into the planner and the dashboard. Counted:
@@ -31,6 +31,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from shared.topics import Topics
 from tests.reliability import docs
 from tests.reliability.system import SimWorld
 from tests.support.broker import Broker
@@ -38,6 +39,7 @@ from tests.support.probe import Probe
 from tests.support.procs import ServiceProcess
 
 PREFIX = "batsched"
+T = Topics(PREFIX)
 
 
 class Spawner:
@@ -65,7 +67,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def online(probe: Probe, service: str, timeout: float = 60) -> None:
-    probe.wait_for(f"{PREFIX}/{service}/status", lambda m: m.text == "online", timeout=timeout)
+    probe.wait_for(T.status(service), lambda m: m.text == "online", timeout=timeout)
 
 
 # ------------------------------------------------------------------------------------------------ phase A
@@ -74,7 +76,7 @@ def online(probe: Probe, service: str, timeout: float = 60) -> None:
 def phase_a(root: Path, broker: Broker, rate: float, duration: float) -> dict[str, Any]:
     world = SimWorld()
     spawn = Spawner(root / "a", broker)
-    probe = Probe(broker.port, subscribe=f"{PREFIX}/#").start()
+    probe = Probe(broker.port, subscribe=T.all).start()
     try:
         spawn("services.planner", env={**world.env, "BATSCHED_PLANNER_DEBOUNCE_S": "0.2"}, name="planner")
         spawn("services.dashboard", env=world.env, name="dashboard")
@@ -100,7 +102,7 @@ def phase_a(root: Path, broker: Broker, rate: float, duration: float) -> dict[st
                 if seq in sent_at:
                     delays.append(time.monotonic() - sent_at[seq])
 
-        counter = _client(broker.port, f"{PREFIX}/battery/state", on_count)
+        counter = _client(broker.port, T.battery_state, on_count)
         pub = _client(broker.port)
         infos = []
         start = time.monotonic()
@@ -113,7 +115,7 @@ def phase_a(root: Path, broker: Broker, rate: float, duration: float) -> dict[st
             doc["load_power_w"] = float(i)  # the sequence number, checked by the counting subscriber
             doc["valid_until"] = docs.z(base + timedelta(seconds=i + 3600))
             sent_at[i] = time.monotonic()
-            infos.append(pub.publish(f"{PREFIX}/battery/state", json.dumps(doc), qos=1))
+            infos.append(pub.publish(T.battery_state, json.dumps(doc), qos=1))
         for info in infos:
             info.wait_for_publish(30)
         send_s = time.monotonic() - start
@@ -124,11 +126,11 @@ def phase_a(root: Path, broker: Broker, rate: float, duration: float) -> dict[st
         final["valid_until"] = docs.z(last + timedelta(hours=1))
         final["load_power_w"] = -1.0  # not a sequence number
         mark = probe.mark()
-        probe.publish(f"{PREFIX}/battery/state", json.dumps(final))
-        probe.publish(f"{PREFIX}/planner/cmd/replan", json.dumps(docs.command("bench-barrier")))
+        probe.publish(T.battery_state, json.dumps(final))
+        probe.publish(T.planner_replan, json.dumps(docs.command("bench-barrier")))
         want = docs.z(last)
         plan = probe.wait_json(
-            f"{PREFIX}/planner/plan",
+            T.plan,
             lambda d: (d.get("inputs") or {}).get("battery_observed_at", "").startswith(want[:19]),
             timeout=120,
             after=mark,
@@ -221,14 +223,14 @@ def phase_b(root: Path, broker: Broker, samples: int) -> dict[str, Any]:
     world = SimWorld()
     spawn = Spawner(root / "b", broker)
     world.start_sims(spawn, ("netzero",))
-    probe = Probe(broker.port, subscribe=f"{PREFIX}/#").start()
+    probe = Probe(broker.port, subscribe=T.all).start()
     try:
         env = {**world.env, "BATSCHED_PLANNER_DEBOUNCE_S": "0"}
         spawn("services.executor", env=env, name="executor")
         spawn("services.planner", env=env, name="planner")
         online(probe, "executor")
         online(probe, "planner")
-        probe.wait_json(f"{PREFIX}/battery/state", timeout=60)  # the executor has read the simulator once
+        probe.wait_json(T.battery_state, timeout=60)  # the executor has read the simulator once
         to_plan: list[float] = []
         to_decision: list[float] = []
         outcomes: dict[str, int] = {}
@@ -238,22 +240,20 @@ def phase_b(root: Path, broker: Broker, samples: int) -> dict[str, Any]:
             rates["generated_at"] = docs.z(now).replace("Z", f".{i + 1:06d}Z")
             mark = probe.mark()
             t0 = time.monotonic()
-            probe.publish(f"{PREFIX}/pricing/import/rates", json.dumps(rates), retain=True)
+            probe.publish(T.import_rates, json.dumps(rates), retain=True)
             stamp = rates["generated_at"][:-1]  # the plan names the rates it used (inputs.rates_generated_at)
             try:
-                plan_msg = probe.wait_for(
-                    f"{PREFIX}/planner/plan", lambda m, s=stamp: s in m.text, timeout=30, after=mark
-                )
+                plan_msg = probe.wait_for(T.plan, lambda m, s=stamp: s in m.text, timeout=30, after=mark)
             except TimeoutError:
-                seen = [json.loads(m.payload).get("inputs") for m in probe.on(f"{PREFIX}/planner/plan")[-3:]]
+                seen = [json.loads(m.payload).get("inputs") for m in probe.on(T.plan)[-3:]]
                 raise TimeoutError(f"no plan used rates {stamp}; last plans' inputs: {seen}") from None
 
             def for_these_rates(m: Any, s: str = stamp, since: float = mark) -> bool:
                 # The planner may replan on the same prices (a new battery state); any of those plans counts.
-                ids = {p.json()["plan_id"] for p in probe.on(f"{PREFIX}/planner/plan") if p.at >= since and s in p.text}
+                ids = {p.json()["plan_id"] for p in probe.on(T.plan) if p.at >= since and s in p.text}
                 return bool(m.payload) and m.json().get("plan_id") in ids
 
-            applied = probe.wait_for(f"{PREFIX}/executor/applied", for_these_rates, timeout=90, after=mark)
+            applied = probe.wait_for(T.executor_applied, for_these_rates, timeout=90, after=mark)
             to_plan.append(plan_msg.at - t0)
             to_decision.append(applied.at - t0)
             outcome = applied.json().get("outcome", "?")

@@ -1,5 +1,8 @@
 """Benchmark the planner on a real year (``make bench-planner``): money against baselines and an LP bound, speed.
 
+Longer than 400 lines: one report, read top to bottom: the scenarios, the end-value variants, the targets and the
+accuracy study that explains a missed one; each part prints from the same replays.
+
 Scenarios (Agile region J, the household's gross load, a 13.5 kWh battery, 3.3 kW grid charge, 5 kW discharge,
 95 %/95 % efficiency, no battery export, PV surplus exported at 15p, no grid charging 16:00-19:00 local):
 ``J-2023-noPV``, ``J-2023-3kWp`` (2023 prices, the load mapped onto 2023 by ISO week and weekday) and

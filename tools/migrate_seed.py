@@ -134,7 +134,6 @@ def _import_db(environ: Mapping[str, str], db: Path, data: Path) -> list[str]:
     from services.executor.seed_import import SeedImportError, import_seed, is_seed_db
     from services.executor.windows import WindowStore
     from shared.settings import build_settings
-    from shared.slots import parse_hhmm
 
     if not db.is_file():
         raise MigrationError(f"no such file: {db}")
@@ -160,7 +159,7 @@ def _import_db(environ: Mapping[str, str], db: Path, data: Path) -> list[str]:
             journal,
             windows,
             RealClock().now(),
-            (parse_hhmm(s.peak_start_local), parse_hhmm(s.peak_end_local)),
+            s.peak,
             s.tz,
             (s.min_target_soc_pct, s.max_target_soc_pct),
         )

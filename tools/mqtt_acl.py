@@ -1,16 +1,19 @@
-"""The broker's access control list, from one table: who may write and read which topics.
+"""The broker's access control list, generated from the channel registry (``shared/topics.py``): who may write
+and read which topics.
 
 ``python -m tools.mqtt_acl`` rewrites ``mosquitto/acl``; ``--check`` exits 1 when the committed file is stale;
 ``--prefix batsched/site-0042`` renders the ACL for another topic prefix (a fleet home); ``--users-only`` prints
 only the user sections, to append to the ACL of a broker you already run (docs/integrations.md, "Use an existing
 broker").
 
-Rules (architecture §1, mqtt-conventions §6): one user per service, named after the service, with its own
-namespace ``<prefix>/<service>/#`` (state, status, its ``cmd/…`` and ``…/set`` topics, which it must also clear
-when someone retained them) and read access to exactly what it consumes. Every service may announce Home
+Rules (docs/architecture.md): one user per service, named after the service, with its own namespace
+``<prefix>/<service>/#`` (state, status, its ``cmd/…`` and ``…/set`` topics, which it must also clear when someone
+retained them), the channels it owns elsewhere, and read access to exactly the channels it reads. A channel under
+another service's namespace that the service does not own is denied to it. Every service may announce Home
 Assistant discovery under its own ``homeassistant/+/<node>_<service>/#`` and read HA's birth message.
-Controllers (the dashboard, Home Assistant) may write only setters (``…/set``) and commands (``…/cmd/<verb>``),
-never state. ``readonly`` reads everything under the prefix (MQTT Explorer, browser dashboards, Grafana).
+Controllers (the dashboard, Home Assistant) may write only setters and commands, never state. A channel may name
+services that must never read it (``Channel.denied_to``: the price estimate is never a price, so the executor
+cannot even read it). ``readonly`` reads everything under the prefix (MQTT Explorer, browser dashboards, Grafana).
 Anonymous clients may read only the broker's uptime: mosquitto.conf admits them on one listener alone, the
 healthcheck's, on the broker container's own loopback.
 """
@@ -21,6 +24,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from shared.topics import CHANNELS, HA_STATUS, Channel, below, home_channels
+
 ACL_PATH = Path(__file__).resolve().parents[1] / "mosquitto" / "acl"
 ANONYMOUS_READ = ("$SYS/broker/uptime",)  # the broker container's healthcheck, on its loopback listener only
 
@@ -29,85 +34,74 @@ ANONYMOUS_READ = ("$SYS/broker/uptime",)  # the broker container's healthcheck, 
 class User:
     name: str
     doc: str
-    readwrite: tuple[str, ...] = ()
-    read: tuple[str, ...] = ()
-    write: tuple[str, ...] = ()
-    deny: tuple[str, ...] = ()  # mosquitto applies deny (read and write) before any grant
-    discovery: bool = False  # may publish HA discovery under its own node id and read homeassistant/status
-    raw_read: tuple[str, ...] = ()  # topics outside the prefix ("{d}" = the HA discovery prefix, $SYS)
-    raw_write: tuple[str, ...] = ()
+    service: bool = False  # its topics come from the registry (owner and readers)
+    read_all: bool = False  # reads everything under the prefix
+    controller: bool = False  # writes setters and commands
+    ha: bool = False  # Home Assistant itself: its discovery tree and birth message
 
-
-# Topic levels are relative to the prefix; "{d}" is the HA discovery prefix.
-CONTROLLER_WRITES = ("+/+/set", "+/cmd/+")
 
 USERS: tuple[User, ...] = (
-    User(
-        "pricing",
-        "Octopus prices: writes its own namespace only",
-        readwrite=("pricing/#",),
-        discovery=True,
-    ),
-    User(
-        "forecast",
-        "PV and load forecasts: reads the battery history",
-        readwrite=("forecast/#",),
-        read=("battery/state",),
-        discovery=True,
-    ),
-    User(
-        "planner",
-        "plans from prices, forecasts, battery state and its settings",
-        readwrite=("planner/#",),
-        read=("pricing/#", "forecast/#", "battery/#", "executor/#"),
-        discovery=True,
-    ),
+    User("pricing", "Octopus prices: writes its own namespace only", service=True),
+    User("forecast", "PV and load forecasts: reads the battery history", service=True),
+    User("planner", "plans from prices, forecasts, battery state and its settings", service=True),
     User(
         "executor",
         "the only NetZero poller: also owns battery/state; the watchdog's and accounting's topics are not its",
-        readwrite=("executor/#", "battery/#"),
-        read=("planner/#", "pricing/#"),
-        # the price estimate is never a price: the executor cannot even read it
-        deny=("executor/watchdog", "executor/daily_summary", "pricing/+/estimate"),
-        discovery=True,
+        service=True,
     ),
+    User("watchdog", "watches the executor's heartbeat and restores the baseline when it stops", service=True),
+    User("accounting", "daily plan-vs-actual summary, published as executor/daily_summary", service=True),
     User(
-        "watchdog",
-        "watches the executor's heartbeat and restores the baseline when it stops",
-        readwrite=("watchdog/#", "executor/watchdog"),
-        read=("executor/heartbeat", "executor/status", "battery/#"),
-        discovery=True,
-    ),
-    User(
-        "accounting",
-        "daily plan-vs-actual summary, published as executor/daily_summary",
-        readwrite=("accounting/#", "executor/daily_summary"),
-        read=("battery/#", "pricing/#", "planner/#"),
-        discovery=True,
-    ),
-    User(
-        "dashboard",
-        "reads everything, writes only setters and commands",
-        readwrite=("dashboard/#",),
-        read=("#",),
-        write=CONTROLLER_WRITES,
-        discovery=True,
+        "dashboard", "reads everything, writes only setters and commands", service=True, read_all=True, controller=True
     ),
     User(
         "homeassistant",
         "Home Assistant: its own discovery tree and birth message, reads everything, writes setters and commands",
-        read=("#",),
-        write=CONTROLLER_WRITES,
-        raw_read=("{d}/#",),
-        raw_write=("{d}/status",),
+        read_all=True,
+        controller=True,
+        ha=True,
     ),
-    User(
-        "readonly",
-        "MQTT Explorer, Node-RED read-only flows, browser dashboards: reads, never writes",
-        read=("#",),
-        raw_read=("{d}/#",),
-    ),
+    User("readonly", "MQTT Explorer, Node-RED read-only flows, browser dashboards: reads, never writes", read_all=True),
 )
+SERVICE_NAMES = frozenset(u.name for u in USERS if u.service)
+
+
+def _namespace(ch: Channel) -> str:
+    return ch.path.split("/", 1)[0]
+
+
+def owned(service: str) -> list[str]:
+    """What a service may write besides its own namespace: the channels it owns elsewhere (a namespace that is no
+    service's, like ``battery/``, as a whole)."""
+    out: list[str] = []
+    for ch in home_channels():
+        if ch.owner != service or _namespace(ch) == service:
+            continue
+        topic = below(_namespace(ch)) if _namespace(ch) not in SERVICE_NAMES else ch.path
+        if topic not in out:
+            out.append(topic)
+    return out
+
+
+def denied(service: str) -> list[str]:
+    """Channels in a service's namespace that another service owns, and channels it must never read."""
+    out = [ch.path for ch in home_channels() if _namespace(ch) == service and ch.owner != service]
+    return out + [ch.path for ch in home_channels() if service in ch.denied_to and ch.path not in out]
+
+
+def reads(service: str) -> list[str]:
+    return [ch.path for ch in home_channels() if service in ch.readers and _namespace(ch) != service]
+
+
+def controller_writes() -> list[str]:
+    """Setters and commands of every service, as filters: ``+/+/set`` and ``+/cmd/+``."""
+    out: list[str] = []
+    for ch in sorted(CHANNELS, key=lambda c: c.kind != "set"):
+        if ch.scope == "home" and ch.kind in ("set", "command"):
+            shape = "/".join(lvl if lvl in ("set", "cmd") else "+" for lvl in ch.path.split("/"))
+            if shape not in out:
+                out.append(shape)
+    return out
 
 
 def node_prefix(prefix: str) -> str:
@@ -116,7 +110,7 @@ def node_prefix(prefix: str) -> str:
 
 def render(prefix: str = "batsched", discovery_prefix: str = "homeassistant", users_only: bool = False) -> str:
     lines = [
-        "# Generated by `python -m tools.mqtt_acl` from the table in tools/mqtt_acl.py: edit that, not this file.",
+        "# Generated by `python -m tools.mqtt_acl` from the channel registry (shared/topics.py): do not edit.",
         "# mosquitto rejects the whole file on an inline comment, so comments are on their own lines.",
         "# Every user has its own password (mosquitto/make-passwords.sh reads the user names from this file).",
         "",
@@ -128,16 +122,23 @@ def render(prefix: str = "batsched", discovery_prefix: str = "homeassistant", us
             "",
         ]
     node = node_prefix(prefix)
+    ha_status = f"{discovery_prefix}/{HA_STATUS.path}"
     for user in USERS:
         lines += [f"# {user.name}: {user.doc}", f"user {user.name}"]
-        lines += [f"topic deny {prefix}/{t}" for t in user.deny]
-        lines += [f"topic readwrite {prefix}/{t}" for t in user.readwrite]
-        lines += [f"topic read {prefix}/{t}" for t in user.read]
-        lines += [f"topic write {prefix}/{t}" for t in user.write]
-        lines += [f"topic read {t.format(d=discovery_prefix)}" for t in user.raw_read]
-        lines += [f"topic write {t.format(d=discovery_prefix)}" for t in user.raw_write]
-        if user.discovery:
-            lines += [f"topic read {discovery_prefix}/status", f"topic write {discovery_prefix}/+/{node}_{user.name}/#"]
+        if user.service:
+            lines += [f"topic deny {prefix}/{t}" for t in denied(user.name)]
+            lines += [f"topic readwrite {prefix}/{t}" for t in (below(user.name), *owned(user.name))]
+            lines += [f"topic read {prefix}/{t}" for t in reads(user.name)]
+        if user.read_all:
+            lines.append(f"topic read {below(prefix)}")
+        if user.controller:
+            lines += [f"topic write {prefix}/{t}" for t in controller_writes()]
+        if user.ha:
+            lines += [f"topic read {below(discovery_prefix)}", f"topic write {ha_status}"]
+        elif user.read_all and not user.service:
+            lines.append(f"topic read {below(discovery_prefix)}")
+        if user.service:
+            lines += [f"topic read {ha_status}", f"topic write {below(f'{discovery_prefix}/+/{node}_{user.name}')}"]
         lines.append("")
     return "\n".join(lines)
 

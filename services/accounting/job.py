@@ -13,10 +13,11 @@ from typing import Any
 from services.accounting.config import AccountingSettings
 from services.accounting.daily import BatteryParams, DayAccount, Sample, account_day
 from services.accounting.store import AccountingStore, keep_from
-from shared.bus import Bus, Incoming
+from shared.bus import Bus
 from shared.clock import Clock
 from shared.models import BatteryState, CostTotals, DailySummary, Plan, RateSeries
 from shared.slots import local_date, local_day_bounds, local_midnight
+from shared.topics import EXECUTOR_DAILY_SUMMARY
 
 
 def totals(summaries: list[DailySummary]) -> CostTotals | None:
@@ -65,8 +66,7 @@ class AccountingJob:
 
     # ---------------------------------------------------------------- bus handlers
 
-    def on_state(self, msg: Incoming) -> None:
-        state: BatteryState | None = msg.model
+    def on_state(self, state: BatteryState | None) -> None:
         if state is None:
             return
         self.store.add_sample(
@@ -80,11 +80,11 @@ class AccountingJob:
             )
         )
 
-    def on_import_rates(self, msg: Incoming) -> None:
-        self._rates("import", msg.model)
+    def on_import_rates(self, series: RateSeries | None) -> None:
+        self._rates("import", series)
 
-    def on_export_rates(self, msg: Incoming) -> None:
-        self._rates("export", msg.model)
+    def on_export_rates(self, series: RateSeries | None) -> None:
+        self._rates("export", series)
 
     def _rates(self, direction: str, series: RateSeries | None) -> None:
         if series is None:
@@ -92,8 +92,7 @@ class AccountingJob:
         n = self.store.add_rates(direction, ((r.start, r.value_inc_vat) for r in series.rates))
         self.log.debug("rates stored", direction=direction, slots=n)
 
-    def on_plan(self, msg: Incoming) -> None:
-        plan: Plan | None = msg.model
+    def on_plan(self, plan: Plan | None) -> None:
         if plan is None:
             return
         self.store.add_plan(plan.plan_id, plan.generated_at, ((s.start, s.cost_gbp) for s in plan.slots))
@@ -102,7 +101,7 @@ class AccountingJob:
         """After a (re)connect: put the latest summary back as retained state (a restarted broker may lose it)."""
         latest = self.store.latest_summary()
         if latest is not None:
-            self.bus.publish_state(self.bus.topics.executor_daily_summary, latest)
+            self.bus.publish(EXECUTOR_DAILY_SUMMARY, latest)
 
     # ---------------------------------------------------------------- closing days
 

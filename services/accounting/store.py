@@ -19,7 +19,7 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS samples (
     observed_at TEXT PRIMARY KEY, grid_w REAL, load_w REAL, pv_w REAL, soc_pct REAL, capacity_kwh REAL
 );
-CREATE TABLE IF NOT EXISTS rates (direction TEXT, start TEXT, price REAL, PRIMARY KEY (direction, start));
+CREATE TABLE IF NOT EXISTS rates (direction TEXT, start TEXT, value_inc_vat_gbp REAL, PRIMARY KEY (direction, start));
 CREATE TABLE IF NOT EXISTS plan_slots (
     plan_id TEXT, generated_at TEXT, start TEXT, cost_gbp REAL, PRIMARY KEY (plan_id, start)
 );
@@ -40,7 +40,9 @@ class AccountingStore:
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
         with self._lock:
-            self._db = open_store(path, SCHEMA, synchronous="FULL")
+            self._db = open_store(
+                path, SCHEMA, synchronous="FULL", renamed_columns=(("rates", "price", "value_inc_vat_gbp"),)
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -56,7 +58,7 @@ class AccountingStore:
             )
 
     def add_rates(self, direction: str, rates: Iterable[tuple[datetime, float]]) -> int:
-        rows = [(direction, _iso(start), price) for start, price in rates]
+        rows = [(direction, _iso(start), price_gbp) for start, price_gbp in rates]
         with self._lock, self._db:
             self._db.executemany("INSERT OR REPLACE INTO rates VALUES (?, ?, ?)", rows)
         return len(rows)
@@ -97,7 +99,7 @@ class AccountingStore:
     def prices(self, direction: str, start: datetime, end: datetime) -> dict[datetime, float]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT start, price FROM rates WHERE direction = ? AND start >= ? AND start < ?",
+                "SELECT start, value_inc_vat_gbp FROM rates WHERE direction = ? AND start >= ? AND start < ?",
                 (direction, _iso(start), _iso(end)),
             ).fetchall()
         return {_dt(s): p for s, p in rows}

@@ -27,7 +27,7 @@ def wire(ctx: ServiceContext[DashboardSettings], sock: socket.socket) -> None:
     store = Store(ctx.data_path("dashboard.db"))
     live = LiveState(ctx.topics, ctx.clock, store)
     live.restore()
-    ctx.bus.subscribe(ctx.topics.all, live.on_message)
+    ctx.bus.listen(ctx.topics.all, live.on_message)
 
     local_token = secrets.token_urlsafe(24) if s.login_link else None
     session_secret = (

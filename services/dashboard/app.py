@@ -25,8 +25,9 @@ from starlette.middleware.sessions import SessionMiddleware
 from shared.bus import Bus
 from shared.clock import Clock
 from shared.slots import local_date
+from shared.topics import EXECUTOR_APPLIED, PLANNER_SETTING
 
-from . import extras_view, seed_api, views
+from . import charts, extras_view, history, seed_api, views
 from .auth import Auth, csrf_token
 from .config import DashboardSettings
 from .control import Controller, Outcome
@@ -35,15 +36,10 @@ from .store import Store
 
 HERE = Path(__file__).resolve().parent
 PLOTLY_JS = HERE / "static" / "plotly.min.js"  # plotly.js as published (MIT), see static/README.md
+# Topics (below the prefix) whose change redraws the Plan chart: its inputs and the peak window it shades.
 PLAN_TOPICS = frozenset(
-    {
-        "planner/plan",
-        "pricing/import/rates",
-        "forecast/pv",
-        "forecast/load",
-        "planner/peak_start_local",
-        "planner/peak_end_local",
-    }
+    [c.path for c in charts.CHART_INPUTS]
+    + [PLANNER_SETTING.at(setting=name).path for name in ("peak_start_local", "peak_end_local")]
 )
 STOP = "\x00stop"  # not a topic name: tells an event stream to end
 TICK_S = 5.0  # the Now page's ages move on even when nothing arrives
@@ -120,7 +116,7 @@ def create_app(
         return doc
 
     def plan_doc() -> dict[str, Any]:
-        return views.plan_figure(live.snapshot(), clock.now(), tz)
+        return charts.plan_figure(live.snapshot(), clock.now(), tz)
 
     # ------------------------------------------------------------------ middleware (order: last added runs first)
 
@@ -202,8 +198,8 @@ def create_app(
             chosen = parse_day(day)
         except ValueError:
             return JSONResponse({"error": f"bad day {day!r}: use YYYY-MM-DD"}, status_code=422)
-        start, end = views.day_range(chosen, tz)
-        rows = views.decision_rows(store.decisions_between(start, end), tz)
+        start, end = history.day_range(chosen, tz)
+        rows = history.decision_rows(store.decisions_between(start, end), tz)
         return JSONResponse({"day": chosen.isoformat(), "rows": rows})
 
     @app.get("/api/history.csv")
@@ -212,8 +208,8 @@ def create_app(
             chosen = parse_day(day)
         except ValueError:
             return PlainTextResponse(f"bad day {day!r}: use YYYY-MM-DD", status_code=422)
-        start, end = views.day_range(chosen, tz)
-        body = views.decisions_csv(views.decision_rows(store.decisions_between(start, end), tz))
+        start, end = history.day_range(chosen, tz)
+        body = history.decisions_csv(history.decision_rows(store.decisions_between(start, end), tz))
         return Response(
             body,
             media_type="text/csv",
@@ -225,7 +221,7 @@ def create_app(
         days = max(1, min(days, settings.dashboard_history_days))
         end = clock.now()
         start = end - timedelta(days=days)
-        return views.history_figure(store.battery_between(start, end), store.prices_between(start, end), tz)
+        return charts.history_figure(store.battery_between(start, end), store.prices_between(start, end), tz)
 
     streams: set[Callable[[str], None]] = set()
 
@@ -263,7 +259,7 @@ def create_app(
                     yield sse("now", now_doc())
                     if names & PLAN_TOPICS:
                         yield sse("plan", plan_doc())
-                    if "executor/applied" in names:
+                    if EXECUTOR_APPLIED.path in names:
                         yield sse("applied", {"day": local_date(clock.now(), tz).isoformat()})
             finally:
                 live.remove_listener(listener)
@@ -335,7 +331,7 @@ def create_app(
         entries = live.snapshot()
         reasons = [] if bus.connected else ["MQTT broker not connected"]
         for f in views.freshness(entries, clock.now()):
-            if f.name in ("battery/state", "planner/plan", "pricing/import/rates") and f.state != "fresh":
+            if f.name in views.FRESHNESS_FOR_HEALTH and f.state != "fresh":
                 reasons.append(f"{f.label}: {f.state} ({f.detail})")
         body = {"status": "ok" if not reasons else "unhealthy", "reasons": reasons}
         return JSONResponse(body, status_code=200 if not reasons else 503)

@@ -1,6 +1,6 @@
 """Who may see and change things: OpenID Connect login, a fail-closed allow-list, CSRF, local token, API key.
 
-Rules (reliability.md Z1/Z2 — the seed's dashboard let anyone in when its list was empty):
+Rules (the seed's dashboard let anyone in when its list was empty, and trusted any proxy header):
 - every route needs a logged-in session except the login pages, ``/healthz`` and the API-key endpoint;
   pages redirect to ``/login``, API calls get 401;
 - the allow-list of e-mails is checked at login AND on every request, and an empty list admits nobody;

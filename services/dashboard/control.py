@@ -1,8 +1,9 @@
 """Control actions: each sends one MQTT command and reports what came back.
 
 - ``…/cmd/<verb>`` topics use ``Bus.request``: the answer is the owner's ``CommandResult`` on ``…/result``.
-- ``…/set`` topics (mode, dry-run, planner settings) have no result topic: the owner answers by republishing
-  its retained state topic, so we wait for the next message there and compare it with what we asked for.
+- ``…/set`` topics (mode, dry-run, planner settings): the owner applies the value and republishes its retained
+  state topic, so we wait for the next message there and compare it with what we asked for; a refusal also comes
+  on ``…/set/result`` with the reason, which ends the wait at once.
 Either way the page gets ``ok`` with the confirmed value, or an error saying what went wrong (refused, a
 different value, or no answer within the timeout). Nothing is swallowed. Calls block: run them off the event
 loop (FastAPI runs plain ``def`` endpoints in its thread pool).
@@ -17,21 +18,21 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.bus import Bus
+from shared.bus import Bus, Incoming, Route
 from shared.clock import Clock
 from shared.models import (
     Command,
+    CommandResult,
     ExecutorMode,
     OverrideCommand,
     PlannerSettings,
     WindowAddCommand,
     WindowDeleteCommand,
 )
-from shared.topics import PLANNER_SETTINGS
+from shared.plain import bool_text, parse_bool
+from shared.topics import ANSWERS, PLANNER_SETTINGS, result_topic
 
 from .live import LiveState
-
-TRUE_WORDS = ("true", "on", "1", "yes")
 
 
 @dataclass
@@ -54,7 +55,10 @@ def _same_number(a: str, b: str) -> bool:
 
 
 def _same_bool(a: str, b: str) -> bool:
-    return (a.strip().lower() in TRUE_WORDS) == (b.strip().lower() in TRUE_WORDS)
+    try:
+        return parse_bool(a) == parse_bool(b)
+    except ValueError:
+        return a.strip().lower() == b.strip().lower()
 
 
 class Controller:
@@ -71,9 +75,23 @@ class Controller:
         self, label: str, set_topic: str, state_topic: str, value: str, same: Callable[[str, str], bool]
     ) -> Outcome:
         state_name = self.live.short(state_topic)
-        mark = self.live.seq
-        self.bus.publish(set_topic, value)
-        entry = self.live.wait_for(state_name, lambda _e: True, self.timeout_s, mark)
+        refused: list[str] = []
+
+        def on_answer(msg: Incoming[CommandResult]) -> None:
+            answer = msg.model
+            if answer is not None and answer.status == "error" and answer.data.get("value") == value:
+                refused.append(answer.error or "refused")
+                self.live.wake()
+
+        stop_listening = self.bus.listen(Route(result_topic(set_topic), ANSWERS), on_answer)
+        try:
+            mark = self.live.seq
+            self.bus.publish(set_topic, value)
+            entry = self.live.wait_for(state_name, lambda _e: True, self.timeout_s, mark, give_up=lambda: bool(refused))
+        finally:
+            stop_listening()
+        if refused:
+            return Outcome(False, f"{label} = {value} {refused[0]}", 502)
         if entry is None:
             current = self.live.get(state_name)
             if current is not None and same(current.text, value):
@@ -103,7 +121,7 @@ class Controller:
         )
 
     def set_dry_run(self, enabled: bool) -> Outcome:
-        value = "true" if enabled else "false"
+        value = bool_text(enabled)
         return self._set("dry-run", self.topics.executor_dry_run_set, self.topics.executor_dry_run, value, _same_bool)
 
     def set_planner(self, name: str, value: str) -> Outcome:

@@ -8,21 +8,10 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError
-
-from shared.models import SessionList, WindowList
+from shared.topics import EXECUTOR_WINDOWS, PRICING_SESSIONS
 
 from .live import Entry
-
-
-def _parse(entries: Mapping[str, Entry], name: str, model: Any) -> Any:
-    entry = entries.get(name)
-    if entry is None:
-        return None
-    try:
-        return model.model_validate_json(entry.payload)
-    except (ValidationError, ValueError):
-        return None
+from .views import parse
 
 
 def _local(t: datetime, tz: ZoneInfo, fmt: str = "%a %d %b %H:%M") -> str:
@@ -30,7 +19,7 @@ def _local(t: datetime, tz: ZoneInfo, fmt: str = "%a %d %b %H:%M") -> str:
 
 
 def windows_view(entries: Mapping[str, Entry], now: datetime, tz: ZoneInfo) -> list[dict[str, Any]]:
-    found = _parse(entries, "executor/windows", WindowList)
+    found = parse(entries, EXECUTOR_WINDOWS)
     if found is None:
         return []
     return [
@@ -53,7 +42,7 @@ def windows_view(entries: Mapping[str, Entry], now: datetime, tz: ZoneInfo) -> l
 
 
 def sessions_view(entries: Mapping[str, Entry], now: datetime, tz: ZoneInfo) -> dict[str, Any] | None:
-    found = _parse(entries, "pricing/sessions", SessionList)
+    found = parse(entries, PRICING_SESSIONS)
     if found is None:
         return None
     return {

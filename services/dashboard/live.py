@@ -21,7 +21,7 @@ from shared.bus import Incoming
 from shared.clock import Clock
 from shared.logging import get_logger
 from shared.models import AppliedDecision, BatteryState, ImportedHistory, RateSeries
-from shared.topics import Topics
+from shared.topics import BATTERY_STATE, EXECUTOR_APPLIED, EXECUTOR_HISTORY_IMPORTED, IMPORT_RATES, Topics, is_state
 
 from .store import Store
 
@@ -60,10 +60,9 @@ class LiveState:
         self._cond = threading.Condition()
         self._listeners: list[Listener] = []
         self._seq = 0
-        self._root = f"{topics.prefix}/"
 
     def short(self, topic: str) -> str:
-        return topic[len(self._root) :] if topic.startswith(self._root) else topic
+        return self.topics.relative(topic)
 
     # ------------------------------------------------------------------ input
 
@@ -80,8 +79,8 @@ class LiveState:
 
     def on_message(self, msg: Incoming) -> None:
         name = self.short(msg.topic)
-        if name.endswith("/set") or name.endswith("/result") or "/cmd/" in f"/{name}/":
-            return  # commands and their answers are not state
+        if not is_state(name):
+            return  # commands, setters and their answers are not state
         now = self.clock.now()
         with self._cond:
             self._seq += 1
@@ -102,20 +101,20 @@ class LiveState:
         if not self.store:
             return
         try:
-            if name == "executor/history/imported":  # the original app's decisions: into the history, not "latest"
+            if name == EXECUTOR_HISTORY_IMPORTED.path:  # the original app's decisions: the history, not "latest"
                 if msg.payload:
                     for d in ImportedHistory.model_validate_json(msg.payload).decisions:
                         self.store.record_decision(d)
                 return
-            if name not in ("executor/applied",):
+            if name != EXECUTOR_APPLIED.path:
                 self.store.save_latest(name, msg.payload, now)
             if not msg.payload:
                 return
-            if name == "battery/state":
+            if name == BATTERY_STATE.path:
                 self.store.record_battery(BatteryState.model_validate_json(msg.payload))
-            elif name == "pricing/import/rates":
+            elif name == IMPORT_RATES.path:
                 self.store.record_rates(RateSeries.model_validate_json(msg.payload))
-            elif name == "executor/applied":
+            elif name == EXECUTOR_APPLIED.path:
                 self.store.record_decision(AppliedDecision.model_validate_json(msg.payload))
                 self.store.save_latest(name, msg.payload, now)
         except ValueError as exc:
@@ -143,8 +142,16 @@ class LiveState:
         with self._cond:
             return self._seq
 
-    def wait_for(self, name: str, accept: Callable[[Entry], bool], timeout: float, after_seq: int) -> Entry | None:
-        """Wait until topic ``name`` holds a message that arrived after mark ``after_seq`` and ``accept`` likes."""
+    def wait_for(
+        self,
+        name: str,
+        accept: Callable[[Entry], bool],
+        timeout: float,
+        after_seq: int,
+        give_up: Callable[[], bool] = lambda: False,
+    ) -> Entry | None:
+        """Wait until topic ``name`` holds a message that arrived after mark ``after_seq`` and ``accept`` likes;
+        None after ``timeout`` or as soon as ``give_up()`` is true (checked on every change and ``wake``)."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -152,6 +159,11 @@ class LiveState:
                 if entry is not None and entry.seq > after_seq and accept(entry):
                     return entry
                 left = deadline - time.monotonic()
-                if left <= 0:
+                if left <= 0 or give_up():
                     return None
                 self._cond.wait(left)
+
+    def wake(self) -> None:
+        """Let waiters look at their ``give_up`` again."""
+        with self._cond:
+            self._cond.notify_all()

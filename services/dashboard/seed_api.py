@@ -34,8 +34,17 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
-from shared.models import AppliedDecision, BatteryState, CurrentRate, Plan, PlanNow, RateSeries, WindowList
 from shared.slots import slot_start
+from shared.topics import (
+    BATTERY_STATE,
+    EXECUTOR_APPLIED,
+    EXECUTOR_WINDOWS,
+    IMPORT_CURRENT,
+    IMPORT_RATES,
+    PLAN,
+    PLAN_CURRENT,
+    Channel,
+)
 
 from . import views
 from .control import Controller
@@ -110,8 +119,8 @@ def register(
 ) -> None:  # fmt: skip
     started = time.monotonic()
 
-    def parse(name: str, model: Any) -> Any:
-        return views.parse(live.snapshot(), name, model)
+    def parse(channel: Channel) -> Any:
+        return views.parse(live.snapshot(), channel)
 
     @app.get("/health")
     def health() -> dict[str, str]:
@@ -146,8 +155,8 @@ def register(
 
     @app.get("/getPendingSchedules")
     def pending_schedules() -> list[dict[str, Any]]:
-        listed = parse("executor/windows", WindowList)
-        rates = parse("pricing/import/rates", RateSeries)
+        listed = parse(EXECUTOR_WINDOWS)
+        rates = parse(IMPORT_RATES)
         now = clock.now()
         out = []
         for w in listed.windows if listed else []:
@@ -179,12 +188,12 @@ def register(
 
     @app.get("/status")
     def status() -> dict[str, Any]:
-        battery = parse("battery/state", BatteryState)
-        current = parse("pricing/import/current", CurrentRate)
-        applied = parse("executor/applied", AppliedDecision)
-        plan = parse("planner/plan", Plan)
-        plan_now = parse("planner/plan/current", PlanNow)
-        listed = parse("executor/windows", WindowList)
+        battery = parse(BATTERY_STATE)
+        current = parse(IMPORT_CURRENT)
+        applied = parse(EXECUTOR_APPLIED)
+        plan = parse(PLAN)
+        plan_now = parse(PLAN_CURRENT)
+        listed = parse(EXECUTOR_WINDOWS)
         now = clock.now()
         active = listed.at(now) if listed else None
         upcoming = [w.start for w in (listed.windows if listed else []) if w.start > now]

@@ -40,7 +40,7 @@ class WebServer:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=2,
-            proxy_headers=False,  # no trust in X-Forwarded-* by default (reliability.md Z1)
+            proxy_headers=False,  # no trust in X-Forwarded-* by default: anyone could claim to be local
         )
         self.server = uvicorn.Server(config)
         self.sock = sock

@@ -25,7 +25,7 @@ CREATE TABLE IF NOT EXISTS battery (
     observed_at TEXT PRIMARY KEY, soc_pct REAL, battery_power_w REAL, grid_power_w REAL,
     solar_power_w REAL, load_power_w REAL
 );
-CREATE TABLE IF NOT EXISTS prices (slot_start TEXT PRIMARY KEY, value_inc_vat REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS prices (slot_start TEXT PRIMARY KEY, value_inc_vat_gbp REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS decisions (
     decision_id TEXT PRIMARY KEY, generated_at TEXT NOT NULL, doc TEXT NOT NULL
 );
@@ -46,7 +46,7 @@ class BatteryRow:
 class Store:
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
-        self._db = open_store(path, SCHEMA)
+        self._db = open_store(path, SCHEMA, renamed_columns=(("prices", "value_inc_vat", "value_inc_vat_gbp"),))
 
     def close(self) -> None:
         with self._lock:
@@ -119,7 +119,7 @@ class Store:
     def prices_between(self, start: datetime, end: datetime) -> list[tuple[str, float]]:
         with self._lock:
             return self._db.execute(
-                "SELECT slot_start, value_inc_vat FROM prices WHERE slot_start >= ? AND slot_start < ? "
+                "SELECT slot_start, value_inc_vat_gbp FROM prices WHERE slot_start >= ? AND slot_start < ? "
                 "ORDER BY slot_start",
                 (start.isoformat(), end.isoformat()),
             ).fetchall()

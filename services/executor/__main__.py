@@ -14,35 +14,39 @@ from services.executor.watchdog import build_client
 from services.executor.windows import WindowBoard, WindowStore
 from shared.bus import Bus
 from shared.ha import register_discovery
-from shared.models import (
-    CurrentRate,
-    OverrideCommand,
-    Plan,
-    RateSeries,
-    SessionList,
-    WindowAddCommand,
-    WindowDeleteCommand,
-)
 from shared.runner import ServiceContext, run_service
-from shared.slots import parse_hhmm
+from shared.topics import (
+    EXECUTOR_DRY_RUN_SET,
+    EXECUTOR_MODE_SET,
+    EXECUTOR_OVERRIDE,
+    EXECUTOR_WINDOW_ADD,
+    EXECUTOR_WINDOW_DELETE,
+    IMPORT_CURRENT,
+    IMPORT_RATES,
+    PLAN,
+    PLANNER_SETTING,
+    PRICING_SESSIONS,
+)
+
+# The planner's settings the executor enforces too (charging is kept out of its peak and above its price limit).
+PLANNER_PEAK = ("peak_start_local", "peak_end_local")
 
 
 def subscribe(executor: Executor, bus: Bus) -> None:
     """The executor's inputs and commands on the bus."""
-    t = bus.topics
-    bus.subscribe(t.plan, executor.on_plan, Plan)
-    bus.subscribe(t.import_current, executor.on_current_rate, CurrentRate)
-    bus.subscribe(t.import_rates, executor.on_rates, RateSeries)
-    bus.subscribe(t.pricing_sessions, executor.on_sessions, SessionList)
-    bus.subscribe_text(t.planner_setting("max_charge_price_gbp"), executor.on_planner_max_price)
-    for name in ("peak_start_local", "peak_end_local"):
-        bus.subscribe_text(t.planner_setting(name), executor.on_planner_peak(name))
-    bus.setting(t.executor_mode_set, executor.on_mode_set)
-    bus.setting(t.executor_dry_run_set, executor.on_dry_run_set)
-    bus.command(t.executor_override, executor.on_override, OverrideCommand)
+    bus.subscribe(PLAN, executor.on_plan)
+    bus.subscribe(IMPORT_CURRENT, executor.on_current_rate)
+    bus.subscribe(IMPORT_RATES, executor.on_rates)
+    bus.subscribe(PRICING_SESSIONS, executor.on_sessions)
+    bus.subscribe(PLANNER_SETTING.at(setting="max_charge_price_gbp"), executor.on_planner_max_price)
+    for name in PLANNER_PEAK:
+        bus.subscribe(PLANNER_SETTING.at(setting=name), executor.on_planner_peak(name))
+    bus.setting(EXECUTOR_MODE_SET, executor.on_mode_set)
+    bus.setting(EXECUTOR_DRY_RUN_SET, executor.on_dry_run_set)
+    bus.command(EXECUTOR_OVERRIDE, executor.on_override)
     if executor.windows is not None:
-        bus.command(t.executor_window_add, executor.windows.on_add, WindowAddCommand)
-        bus.command(t.executor_window_delete, executor.windows.on_delete, WindowDeleteCommand)
+        bus.command(EXECUTOR_WINDOW_ADD, executor.windows.on_add)
+        bus.command(EXECUTOR_WINDOW_DELETE, executor.windows.on_delete)
         bus.on_connect(executor.windows.publish)
     bus.on_connect(executor.publish_state)
 
@@ -62,9 +66,8 @@ def wire(ctx: ServiceContext[ExecutorSettings]) -> None:
         import_on_start(seed, journal, windows, ctx.settings, ctx.clock.now(), ctx.log)
     s = ctx.settings
     board = WindowBoard(
-        windows, ctx.bus, ctx.clock, (parse_hhmm(s.peak_start_local), parse_hhmm(s.peak_end_local)), s.tz,
-        (s.min_target_soc_pct, s.max_target_soc_pct), ctx.log,
-    )  # fmt: skip
+        windows, ctx.bus, ctx.clock, s.peak, s.tz, (s.min_target_soc_pct, s.max_target_soc_pct), ctx.log
+    )
     executor = Executor(s, ctx.clock, ctx.bus, journal, client, ctx.log, windows=board)
     board.wake = executor.wake.set
 

@@ -6,8 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 
-from shared.settings import ServiceSettings, env
-from shared.slots import parse_hhmm
+from shared.settings import SafetySettings, ServiceSettings, env
 
 
 class NetZeroSettings(ServiceSettings):
@@ -46,16 +45,11 @@ class NetZeroSettings(ServiceSettings):
         return value.rstrip("/")
 
 
-class ExecutorSettings(NetZeroSettings):
+class ExecutorSettings(NetZeroSettings, SafetySettings):
     decision_interval_s: Annotated[float, Field(ge=1, le=900)] = Field(60.0, description="Seconds between decisions")
     dry_run: bool = Field(False, description="Initial dry-run state when the journal has none (decide, never write)")
-    peak_start_local: str = Field("16:00", description="Local start of the no-grid-charging peak window")
-    peak_end_local: str = Field("19:00", description="Local end of the peak window")
     peak_lead_s: Annotated[float, Field(ge=0, le=3600)] = Field(
         300.0, description="Stop grid-charging this long before the peak (covers the gateway's apply delay)"
-    )
-    max_charge_price_gbp: Annotated[float, Field(ge=-1, le=2)] = Field(
-        0.20, description="Never grid-charge above this price (GBP/kWh inc VAT); the planner's lower limit also holds"
     )
     min_target_soc_pct: Annotated[float, Field(ge=0, le=100)] = Field(10.0, description="Lowest charge target")
     max_target_soc_pct: Annotated[float, Field(ge=0, le=100)] = Field(100.0, description="Highest charge target")
@@ -82,12 +76,6 @@ class ExecutorSettings(NetZeroSettings):
     restore_wait_s: Annotated[float, Field(ge=0, le=120)] = Field(
         20.0, description="On SIGTERM, how long to wait for a request token before using the API's spare request"
     )
-
-    @field_validator("peak_start_local", "peak_end_local")
-    @classmethod
-    def _hhmm(cls, value: str) -> str:
-        parse_hhmm(value)
-        return value
 
 
 class WatchdogSettings(NetZeroSettings):

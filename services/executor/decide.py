@@ -7,7 +7,7 @@ tests drive this function directly.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 from services.executor import rules
@@ -26,6 +26,7 @@ from shared.models import (
     RuleOutcome,
     SessionList,
 )
+from shared.peak import PeakWindow
 from shared.slots import slot_end
 
 
@@ -58,7 +59,7 @@ class DecisionInputs:
     lease_margin: timedelta = timedelta(minutes=2)
     clock_skew: timedelta | None = None  # this host's clock minus NetZero's, as last measured (None: unknown)
     why_no_request: str | None = None  # why ``budget_available`` is 0 (NetZero's 429 wait, a 403 back-off, …)
-    planner_peak: tuple[time, time] | None = None  # the planner's published peak window (charging kept out of both)
+    planner_peak: PeakWindow | None = None  # the planner's published peak window (charging kept out of it too)
     window: ManualWindow | None = None  # the manual window covering ``now`` (windows.py), if any
     sessions: SessionList | None = None  # Octopus Saving Sessions and free-electricity sessions (pricing/sessions)
 
@@ -118,7 +119,7 @@ def _lease(i: DecisionInputs, p: Proposal, cfg: RuleConfig) -> datetime | None:
     if free is not None:
         lease = min(lease, free.end)
     if p.action == Action.CHARGE:
-        lease = min(lease, rules.next_peak_start(i.now, cfg, i.planner_peak) - cfg.peak_lead)
+        lease = min(lease, rules.next_peak_start(i.now, cfg, i.plan, i.planner_peak) - cfg.peak_lead)
     return max(lease, i.now)
 
 
@@ -144,11 +145,11 @@ def decide(i: DecisionInputs, cfg: RuleConfig) -> Decision:
     outcomes.append(o)
     p, o = rules.saving_session(p, i.now, i.sessions, cfg)
     outcomes.append(o)
-    p, o = rules.peak_window(p, i.now, cfg, i.planner_peak)
+    p, o = rules.peak_window(p, i.now, cfg, i.plan, i.planner_peak)
     outcomes.append(o)
     price = rules.current_price(i.now, i.current_rate, i.rates)
     upcoming = rules.next_price(i.now, i.rates, cfg.peak_lead)
-    p, o = rules.price_limit(p, i.now, price, rules.price_limit_gbp(cfg, i.planner_max_price_gbp), upcoming)
+    p, o = rules.price_limit(p, i.now, price, rules.price_limit_gbp(cfg, i.planner_max_price_gbp, i.plan), upcoming)
     outcomes.append(o)
     p, o = rules.bounds(p, i.battery, cfg)
     outcomes.append(o)
@@ -199,7 +200,7 @@ def write_outcome(sent: PowerwallConfig, response: BatteryState) -> tuple[WriteO
     """What a write's response (the read-back) says happened: ``grid_down_after_write`` when it shows the site
     off-grid, islanded or in storm watch, whatever it shows of the configuration (what was sent may be in force,
     or land once the grid is back), else ``applied`` or ``mismatch``; and the reason."""
-    down = rules.grid_down(response.grid_status, response.storm_mode_active)
+    down = rules.grid_unsafe(response)
     if down:
         return "grid_down_after_write", (
             f"the write's response shows {down}: what was sent may be in force, and nothing more is sent until a "

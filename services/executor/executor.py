@@ -31,7 +31,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +40,10 @@ from services.executor.config import ExecutorSettings
 from services.executor.decide import Decision, DecisionInputs, Override, decide, write_outcome
 from services.executor.journal import ForcedState, Journal, JournalError
 from services.executor.netzero import BudgetExhausted, NetZeroClient, NetZeroError, SiteStatus
-from services.executor.rules import RuleConfig, clock_off, grid_down, restorable_reserve, unrestorable_text
+from services.executor.rules import RuleConfig, clock_off, grid_unsafe, restorable_reserve, unrestorable_text
 from services.executor.translate import desired_config, diff, is_forced, restore_config, user_baseline
 from services.executor.windows import WindowBoard
-from shared.bus import Bus, CommandError, Incoming
+from shared.bus import Bus, CommandError
 from shared.clock import Clock, WallClockSteps, wait_until
 from shared.ha import entity
 from shared.models import (
@@ -52,7 +52,6 @@ from shared.models import (
     CurrentRate,
     ExecutorAlert,
     ExecutorMode,
-    GridStatus,
     Heartbeat,
     OverrideCommand,
     Plan,
@@ -60,10 +59,10 @@ from shared.models import (
     RateSeries,
     SessionList,
 )
+from shared.peak import PeakWindow
+from shared.plain import bool_text, parse_bool
 from shared.slots import parse_hhmm, slot_end
 
-TRUE = {"true", "on", "1", "yes"}
-FALSE = {"false", "off", "0", "no"}
 MAX_OVERRIDE = timedelta(hours=24)
 UNCONFIRMED_FORGET_S = 900  # a command not applied after this long is taken as dropped by the gateway (monotonic)
 FRESH_READ_S = 5.0  # the oldest read a charge or hold is sent on (see ``RuleConfig.fresh_read``)
@@ -91,15 +90,6 @@ def rule_config(s: ExecutorSettings, clock_speed: float = 1.0) -> RuleConfig:
 
 class JournalUnwritable(Exception):
     """A forcing decision whose lease could not be committed: nothing was sent."""
-
-
-def parse_bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in TRUE:
-        return True
-    if value in FALSE:
-        return False
-    raise ValueError(f"expected true or false, got {text[:20]!r}")
 
 
 class Executor:
@@ -161,24 +151,23 @@ class Executor:
 
     # ------------------------------------------------------------------ bus inputs (worker thread)
 
-    def on_plan(self, msg: Incoming) -> None:
-        self.plan = msg.model
+    def on_plan(self, plan: Plan | None) -> None:
+        self.plan = plan
         self.wake.set()
 
-    def on_current_rate(self, msg: Incoming) -> None:
-        self.current_rate = msg.model
+    def on_current_rate(self, rate: CurrentRate | None) -> None:
+        self.current_rate = rate
         self._wake_on_change()
 
-    def on_rates(self, msg: Incoming) -> None:
-        self.rates = msg.model
+    def on_rates(self, rates: RateSeries | None) -> None:
+        self.rates = rates
         self._wake_on_change()
 
-    def on_sessions(self, msg: Incoming) -> None:
-        self.sessions = msg.model
+    def on_sessions(self, sessions: SessionList | None) -> None:
+        self.sessions = sessions
         self.wake.set()
 
-    def on_planner_max_price(self, msg: Incoming) -> None:
-        text = msg.text.strip()
+    def on_planner_max_price(self, text: str | None) -> None:
         if not text:
             self.planner_max = None
         else:
@@ -190,12 +179,11 @@ class Executor:
             self.planner_max = value if -1 <= value <= 2 else None
         self._wake_on_change()
 
-    def on_planner_peak(self, name: str) -> Callable[[Incoming], None]:
+    def on_planner_peak(self, name: str) -> Callable[[str | None], None]:
         """``planner/peak_start_local`` / ``peak_end_local``: charging is kept out of the planner's peak window
-        as well as the executor's own, so a change there stops a charge at once."""
+        as well as the executor's own (and the plan's), so a change there stops a charge at once."""
 
-        def handle(msg: Incoming) -> None:
-            text = msg.text.strip()
+        def handle(text: str | None) -> None:
             if not text:
                 self.planner_peak_text.pop(name, None)
             else:
@@ -210,9 +198,9 @@ class Executor:
         return handle
 
     @property
-    def planner_peak(self) -> tuple[time, time] | None:
+    def planner_peak(self) -> PeakWindow | None:
         start, end = self.planner_peak_text.get("peak_start_local"), self.planner_peak_text.get("peak_end_local")
-        return (parse_hhmm(start), parse_hhmm(end)) if start and end else None
+        return PeakWindow.parse(start, end, self.cfg.tz) if start and end else None
 
     def _wake_on_change(self) -> None:
         """An input changed: decide at once when the decision would now differ (a charge the price, the limit or
@@ -296,7 +284,7 @@ class Executor:
             if "settings" in pending:
                 self.journal.put("mode", self.mode.value)
                 self.journal.put("mode_until", self.mode_until.isoformat() if self.mode_until else None)
-                self.journal.put("dry_run", "true" if self.dry_run else "false")
+                self.journal.put("dry_run", bool_text(self.dry_run))
             if "baseline" in pending and self.baseline is not None and self.baseline_found is not None:
                 found, at = self.baseline_found
                 self.journal.store_baseline(self.baseline, found, at)
@@ -347,7 +335,7 @@ class Executor:
         self.bus.publish_state(self.topics.executor_mode, self.mode.value)
 
     def publish_dry_run(self) -> None:
-        self.bus.publish_state(self.topics.executor_dry_run, "true" if self.dry_run else "false")
+        self.bus.publish_state(self.topics.executor_dry_run, bool_text(self.dry_run))
 
     def publish_state(self) -> None:
         """Retained state, republished on every (re)connect."""
@@ -462,7 +450,7 @@ class Executor:
             edges.append(now + timedelta(seconds=self.budget_wait_s))
         if self.forced is not None:
             edges.append(slot_end(now))
-            edges.append(rules.next_peak_start(now, self.cfg, self.planner_peak) - self.cfg.peak_lead)
+            edges.append(rules.next_peak_start(now, self.cfg, self.plan, self.planner_peak) - self.cfg.peak_lead)
             for t in (
                 self.plan.valid_until if self.plan is not None else None,
                 self.mode_until,
@@ -627,7 +615,7 @@ class Executor:
 
     @staticmethod
     def _down(status: SiteStatus) -> str | None:
-        return grid_down(status.grid_status, status.storm_mode_active)
+        return grid_unsafe(status)
 
     def _settle(self, now: datetime) -> None:
         """A fresh read: confirm a pending command that has applied, forget a forced state that is gone, and
@@ -952,8 +940,8 @@ def hand_back_before_exit(client: NetZeroClient, path: Path, log: Any) -> str:
         return "no baseline in the journal: nothing of ours was ever on the Powerwall"
     try:
         status = client.get()
-        if status.grid_status == GridStatus.OFF_GRID or status.storm_mode_active:
-            return "grid down or storm watch: touching nothing"
+        if (why := grid_unsafe(status)) is not None:
+            return f"{why}: touching nothing"
         found = status.config
         # Only a state the journal records as ours: anything else on the Powerwall is the user's own.
         if forced is None or diff(desired_config(Action.SELF_USE, baseline), found) is None:

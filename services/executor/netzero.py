@@ -1,4 +1,5 @@
-"""NetZero API client: one resource, ``GET``/``POST /{site_id}/config`` with a bearer token.
+"""NetZero API client: one resource, ``GET``/``POST /{site_id}/config`` with a bearer token
+(docs/architecture.md, "The outside world").
 
 Every call goes through the process-wide ``RateLimiter``; a 429 blocks the limiter until the server's reset time
 (``X-RateLimit-Reset``, else ``Retry-After``). A 401/403 (token or site refused) is not retried at once: the client
@@ -20,6 +21,7 @@ from typing import Any
 import requests
 
 from services.executor.limiter import RateLimiter
+from services.executor.translate import coerced_reserve
 from shared.clock import Clock
 from shared.models import BatteryState, GridStatus, PowerwallConfig
 
@@ -170,7 +172,7 @@ def config_body(change: PowerwallConfig) -> dict[str, Any]:
     """The POST body for the fields that are set; refuses a reserve NetZero would silently coerce (81–99)."""
     body: dict[str, Any] = {}
     if change.backup_reserve_pct is not None:
-        if 81 <= change.backup_reserve_pct <= 99:
+        if coerced_reserve(change.backup_reserve_pct):
             raise ValueError(f"reserve {change.backup_reserve_pct}% would be coerced to 80% by Tesla: not sent")
         body["backup_reserve_percent"] = change.backup_reserve_pct
     if change.operational_mode is not None:

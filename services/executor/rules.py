@@ -1,31 +1,40 @@
-"""The executor's safety rules (architecture §4), each a named pure check that may block or change a proposal.
+"""The executor's safety rules, each a named pure check that may block or change a proposal (docs/architecture.md).
 
-The executor trusts nothing upstream: whatever the plan or an override asks, these run in this order and each
-says what it did in the decision (a ``RuleOutcome``). ``decide.decide`` chains them.
+The executor trusts nothing upstream: whatever the plan, the mode or an override asks, ``decide.decide`` runs these
+in this order and each says what it did in the decision (a ``RuleOutcome``):
 
-1. ``peak_window``   never grid-charge in the local peak (and for ``peak_lead`` before it: the gateway lags);
-   ``saving_session`` never grid-charge or hold in an Octopus Saving Session (and ``peak_lead`` before it);
-2. ``price_limit``   never grid-charge when the pricing service's price for now is unknown or above the limit;
-3. ``off_grid``      grid down, islanded or storm watch: stand aside, touch nothing;
-4. ``stale_inputs``  plan past ``valid_until`` or battery state too old: back to the baseline;
-   ``clock_skew``    this host's clock and NetZero's disagree (peak, slots, leases misread): no charge or hold;
-   ``baseline``      the user's own configuration cannot be restored exactly (a reserve of 81–99 %): no charge
+1. ``leaving``       SIGTERM or mode ``off``: the baseline when a state of ours is active, else stand aside;
+   (a manual window, when one asked, is named first: ``windows.window_outcome``)
+2. ``off_grid``      grid down, islanded or storm watch (``grid_unsafe``): stand aside, touch nothing;
+3. ``stale_inputs``  battery state too old, or (for the plan) no plan, an expired one or no slot now: baseline;
+4. ``clock_skew``    this host's clock and NetZero's disagree (peak, slots, leases misread): no charge or hold;
+5. ``baseline``      the user's own configuration cannot be restored exactly (a reserve of 81–99 %): no charge
                      or hold, unless the user accepted the nearest restorable reserve (80 %);
-5. ``bounds``        target SOC within limits, charge → hold once reached, never a reserve of 81–99 %;
-6. ``budget``        no write without a request token, and no re-send before the mismatch backoff ends;
-   ``fresh_read``    a charge or hold is sent only within ``fresh_read`` of a read that showed the grid up (and
-                     the write's own response is read the same way: ``write_outcome``);
-7. ``leaving``       SIGTERM and mode ``off``: the baseline when a state of ours is active, else hands off;
-8. overrides pass 1–6 like the plan (``proposal_from_override``), and dry-run writes nothing (the executor).
+6. ``saving_session`` never grid-charge or hold in an Octopus Saving Session (and ``peak_lead`` before it);
+7. ``peak_window``   never grid-charge in the local peak: ours, the planner's setting or the plan's (and for
+                     ``peak_lead`` before it);
+8. ``price_limit``   never grid-charge when the price now is unknown or above the lowest limit (ours, the
+                     planner's, the plan's), or when the next slot's known price is (near a slot's end);
+9. ``bounds``        target SOC within limits, charge → hold once reached;
+   then on the configuration about to be sent:
+10. ``reserve_bounds`` never a reserve of 81–99 % (``translate.coerced_reserve``), reported as ``bounds``;
+11. ``budget``       no write without a request token (NetZero's own 429 wait or 403 back-off named first), and
+                     no re-send before the mismatch backoff ends;
+12. ``fresh_read``   a charge or hold is sent only within ``fresh_read`` of a read that showed the grid up (and
+                     the write's own response is read the same way: ``decide.write_outcome``).
+
+An override, the mode, a manual window or a free-electricity session is a proposal like the plan's
+(``decide.requested``) and passes the same rules; dry-run decides the same and writes nothing (the executor).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
+from services.executor.translate import coerced_reserve, safe_reserve
 from shared.models import (
     Action,
     BatteryState,
@@ -38,7 +47,9 @@ from shared.models import (
     SessionList,
 )
 from shared.models import RuleOutcome as Outcome
-from shared.slots import in_local_window, local_date, local_window, slot_start
+from shared.peak import PeakWindow, with_lead
+from shared.prices import price_now
+from shared.slots import slot_start
 
 PASS = "pass"
 
@@ -61,6 +72,10 @@ class RuleConfig:
     fresh_read: timedelta = timedelta(seconds=5)
     accept_nearest_reserve: bool = False  # the user accepts 80 % back after forcing, for their own 81–99 %
 
+    @property
+    def peak(self) -> PeakWindow:
+        return PeakWindow(self.peak_start, self.peak_end, self.tz)
+
 
 @dataclass(frozen=True)
 class Proposal:
@@ -82,40 +97,45 @@ def _out(rule: str, verdict: str, detail: str = "") -> Outcome:
 # ----------------------------------------------------------------------------------------------- rule 1
 
 
-Window = tuple[time, time]
+def plan_peak(plan: Plan | None, cfg: RuleConfig) -> PeakWindow | None:
+    """The peak window the plan was made with, when it records one (the planner's setting may differ from ours)."""
+    if plan is None or plan.peak_start_local is None or plan.peak_end_local is None:
+        return None
+    return PeakWindow.parse(plan.peak_start_local, plan.peak_end_local, cfg.tz)
 
 
-def _windows(cfg: RuleConfig, extra: Window | None) -> list[Window]:
-    """The executor's own peak window, and the planner's (``planner/peak_*_local``) when that differs: charging
-    is kept out of both, so a change of either only ever makes the rule stricter."""
-    own = (cfg.peak_start, cfg.peak_end)
-    return [own] if extra is None or extra == own else [own, extra]
+def _windows(cfg: RuleConfig, plan: Plan | None, planner: PeakWindow | None) -> list[tuple[PeakWindow, str]]:
+    """Our own peak window, and the planner's (its ``planner/peak_*_local`` setting) and the plan's when they
+    differ, each with whose it is: charging is kept out of all, so a change of any only makes the rule stricter."""
+    out = [(cfg.peak, "")]
+    for window, whose in (
+        (planner, " (the planner's peak window)"),
+        (plan_peak(plan, cfg), " (the plan's peak window)"),
+    ):
+        if window is not None and all(window != w for w, _ in out):
+            out.append((window, whose))
+    return out
 
 
-def in_peak(now: datetime, cfg: RuleConfig, extra: Window | None = None) -> bool:
-    """In a peak window, or within ``peak_lead`` of its start."""
-    return any(
-        in_local_window(now, start, end, cfg.tz) or in_local_window(now + cfg.peak_lead, start, end, cfg.tz)
-        for start, end in _windows(cfg, extra)
-    )
+def in_peak(now: datetime, cfg: RuleConfig, plan: Plan | None = None, planner: PeakWindow | None = None) -> bool:
+    """In our peak window, the planner's or the plan's, or within ``peak_lead`` of one's start."""
+    return any(w.contains(now, cfg.peak_lead) for w, _ in _windows(cfg, plan, planner))
 
 
-def next_peak_start(now: datetime, cfg: RuleConfig, extra: Window | None = None) -> datetime:
-    day = local_date(now, cfg.tz)
-    found = []
-    for start_t, end_t in _windows(cfg, extra):
-        for offset in range(3):
-            start, _ = local_window(day + timedelta(days=offset), start_t, end_t, cfg.tz)
-            if start > now:
-                found.append(start)
-                break
-    return min(found, default=now + timedelta(days=1))  # the default is unreachable for any real window
+def next_peak_start(
+    now: datetime, cfg: RuleConfig, plan: Plan | None = None, planner: PeakWindow | None = None
+) -> datetime:
+    return min(w.next_start(now) for w, _ in _windows(cfg, plan, planner))
 
 
-def peak_window(p: Proposal, now: datetime, cfg: RuleConfig, extra: Window | None = None) -> tuple[Proposal, Outcome]:
-    if p.action == Action.CHARGE and in_peak(now, cfg, extra):
-        spans = ", ".join(f"{a:%H:%M}–{b:%H:%M}" for a, b in _windows(cfg, extra))
-        return p.to(Action.SELF_USE), _out("peak_window", "blocked", f"no grid charging {spans} local")
+def peak_window(
+    p: Proposal, now: datetime, cfg: RuleConfig, plan: Plan | None = None, planner: PeakWindow | None = None
+) -> tuple[Proposal, Outcome]:
+    """Our own window always holds; the planner's and the one the plan was made with too (the strictest wins)."""
+    if p.action == Action.CHARGE:
+        for w, whose in _windows(cfg, plan, planner):
+            if w.contains(now, cfg.peak_lead):
+                return p.to(Action.SELF_USE), _out("peak_window", "blocked", f"no grid charging {w}{whose}")
     return p, _out("peak_window", PASS)
 
 
@@ -126,7 +146,7 @@ def saving_session(
     load) in one, whatever asks (plan, override, window, mode); stopping ``peak_lead`` early, like the peak."""
     if sessions is None:
         return p, _out("saving_session", PASS)
-    s = sessions.at(now, "saving") or sessions.at(now + cfg.peak_lead, "saving")
+    s = with_lead(now, cfg.peak_lead, lambda t: sessions.at(t, "saving"))
     if s is None:
         return p, _out("saving_session", PASS)
     until = f"{s.end.astimezone(cfg.tz):%H:%M}"
@@ -144,17 +164,13 @@ def saving_session(
 
 def current_price(now: datetime, current: CurrentRate | None, rates: RateSeries | None) -> float | None:
     """The pricing service's price for the slot containing ``now``; None when it is unknown or expired."""
-    start = slot_start(now)
-    if current is not None and current.known and current.is_valid(now) and current.slot_start <= now < current.slot_end:
-        return current.value_inc_vat
-    if rates is not None and rates.is_valid(now):
-        return rates.price_at(start)
-    return None
+    return price_now(now, current, rates)
 
 
-def price_limit_gbp(cfg: RuleConfig, planner_max: float | None) -> float:
-    """The executor's own limit, or the planner's if that is lower."""
-    return min(cfg.max_price_gbp, planner_max) if planner_max is not None else cfg.max_price_gbp
+def price_limit_gbp(cfg: RuleConfig, planner_max: float | None, plan: Plan | None = None) -> float:
+    """The executor's own limit, or the planner's (its setting, or the one the plan was made with) if lower."""
+    theirs = [x for x in (planner_max, plan.max_charge_price_gbp if plan is not None else None) if x is not None]
+    return min([cfg.max_price_gbp, *theirs])
 
 
 def next_price(now: datetime, rates: RateSeries | None, lead: timedelta) -> float | None:
@@ -188,11 +204,17 @@ def price_limit(
 # ----------------------------------------------------------------------------------------------- rule 3
 
 
-def grid_down(grid_status: GridStatus, storm_mode_active: bool | None) -> str | None:
-    """Why a read (or a write's response) forbids touching the Powerwall: None when the grid is up, no storm."""
-    if grid_status == GridStatus.OFF_GRID:
+class GridReading(Protocol):
+    grid_status: GridStatus
+    storm_mode_active: bool | None
+
+
+def grid_unsafe(reading: GridReading) -> str | None:
+    """Why the Powerwall must not be touched now (grid down, islanded, storm watch), or None. The executor's rule,
+    the response to its writes, its hand-back before exit and the watchdog's restore all ask this."""
+    if reading.grid_status == GridStatus.OFF_GRID:
         return "grid down or islanded"
-    if storm_mode_active:
+    if reading.storm_mode_active:
         return "storm watch active"
     return None
 
@@ -200,9 +222,8 @@ def grid_down(grid_status: GridStatus, storm_mode_active: bool | None) -> str | 
 def off_grid(p: Proposal, battery: BatteryState | None) -> tuple[Proposal, Outcome]:
     if battery is None:
         return p, _out("off_grid", PASS, "grid state unknown (no battery state)")
-    down = grid_down(battery.grid_status, battery.storm_mode_active)
-    if down:
-        return p.to(None), _out("off_grid", "stand_aside", f"{down}: touching nothing")
+    if (why := grid_unsafe(battery)) is not None:
+        return p.to(None), _out("off_grid", "stand_aside", f"{why}: touching nothing")
     if battery.grid_status == GridStatus.UNKNOWN and p.action == Action.CHARGE:
         return p.to(Action.SELF_USE), _out("off_grid", "blocked", "grid status unknown: no grid charging")
     return p, _out("off_grid", PASS)
@@ -255,7 +276,7 @@ def clock_skew(p: Proposal, skew: timedelta | None, cfg: RuleConfig) -> tuple[Pr
 
 def restorable_reserve(pct: int | None) -> bool:
     """NetZero stores a reserve of 81–99 % as 80 %: such a reserve, once changed, cannot be put back."""
-    return pct is None or not 81 <= pct <= 99
+    return pct is None or not coerced_reserve(pct)
 
 
 def baseline(p: Proposal, base: PowerwallConfig, cfg: RuleConfig) -> tuple[Proposal, Outcome]:
@@ -298,8 +319,8 @@ def bounds(p: Proposal, battery: BatteryState | None, cfg: RuleConfig) -> tuple[
 
 def reserve_bounds(change: PowerwallConfig | None) -> tuple[PowerwallConfig | None, Outcome]:
     """Last check on what is about to be sent: never a reserve of 81–99 % (Tesla would store 80 %)."""
-    if change is not None and change.backup_reserve_pct is not None and 81 <= change.backup_reserve_pct <= 99:
-        fixed = replace_config(change, backup_reserve_pct=80)
+    if change is not None and change.backup_reserve_pct is not None and coerced_reserve(change.backup_reserve_pct):
+        fixed = replace_config(change, backup_reserve_pct=safe_reserve(change.backup_reserve_pct))
         return fixed, _out("bounds", "changed", f"reserve {change.backup_reserve_pct}% → 80% (81–99 are coerced)")
     return change, _out("bounds", PASS, "reserve within 0–80 or 100")
 

@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -37,6 +37,7 @@ from shared.models import (
     ManualWindow,
     RuleOutcome,
 )
+from shared.peak import PeakWindow
 
 SIDE_FILES = ("", "-wal", "-shm")
 # What each seed action means as a batsched decision: (action taken, outcome, rule verdict).
@@ -243,7 +244,7 @@ def import_seed(
     journal: Journal,
     windows: WindowStore,
     now: datetime,
-    peak: tuple[time, time],
+    peak: PeakWindow,
     tz: ZoneInfo,
     target_bounds: tuple[float, float] = (0.0, 100.0),
 ) -> ImportReport:
@@ -353,9 +354,8 @@ def import_on_start(seed: Path, journal: Journal, windows: WindowStore, settings
     """The executor's import of a database it moved aside: each result on its own log line; a failure is logged
     with the command that retries it, and the service goes on (never a crash)."""
     from services.executor.journal import JournalError
-    from shared.slots import parse_hhmm
 
-    peak = (parse_hhmm(settings.peak_start_local), parse_hhmm(settings.peak_end_local))
+    peak = settings.peak
     bounds = (settings.min_target_soc_pct, settings.max_target_soc_pct)
     try:
         report = import_seed(seed, journal, windows, now, peak, settings.tz, bounds)

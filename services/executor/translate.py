@@ -1,4 +1,4 @@
-"""From a plan action to the NetZero configuration that produces it (NetZero's "charging behaviour").
+"""From a plan action to the NetZero configuration that produces it (docs/architecture.md, "The Powerwall").
 
 - ``charge``: backup mode + ``grid_charging`` (~3.3 kW to 100 %), or self-consumption with the reserve raised to
   the target (~1.8 kW, stops at the target by itself);
@@ -18,10 +18,19 @@ from shared.models import Action, PowerwallConfig
 FIELDS = ("operational_mode", "backup_reserve_pct", "grid_charging", "energy_exports")
 
 
+COERCED_RESERVES = range(81, 100)  # a backup reserve Tesla stores as 80 % (NetZero accepts it silently)
+
+
+def coerced_reserve(pct: int) -> bool:
+    """Tesla would not keep this reserve as sent: the one definition of the 81–99 % rule (the decision's bounds
+    check and the NetZero client's last refusal ask this)."""
+    return pct in COERCED_RESERVES
+
+
 def safe_reserve(pct: float) -> int:
     """A reserve Tesla keeps as sent: 81–99 % would be coerced to 80 %, so send 80 (the lower, cheaper choice)."""
     value = max(0, min(100, math.ceil(pct)))
-    return 80 if 81 <= value <= 99 else value
+    return 80 if coerced_reserve(value) else value
 
 
 def user_baseline(
@@ -46,7 +55,7 @@ def restore_config(baseline: PowerwallConfig, found: PowerwallConfig | None = No
     forced on when the user accepted 80 % back) is left out while ``found`` still has it, else sent as 80 %."""
     sendable = desired_config(Action.SELF_USE, baseline)
     reserve = sendable.backup_reserve_pct
-    if reserve is None or 0 <= reserve <= 80 or reserve == 100:
+    if reserve is None or not coerced_reserve(reserve):
         return sendable
     keep = found is not None and found.backup_reserve_pct == reserve
     return sendable.model_copy(update={"backup_reserve_pct": None if keep else safe_reserve(reserve)})

@@ -26,12 +26,14 @@ from services.executor.config import WatchdogSettings
 from services.executor.journal import DB_NAME, Journal, JournalError
 from services.executor.limiter import process_limiter
 from services.executor.netzero import NetZeroClient, NetZeroError
+from services.executor.rules import grid_unsafe
 from services.executor.seed_import import wait_while_seed
 from services.executor.translate import diff, restore_config
 from shared.bus import Bus, Incoming
 from shared.clock import Clock
-from shared.models import GridStatus, Heartbeat, WatchdogReport
+from shared.models import Heartbeat, WatchdogReport
 from shared.runner import ServiceContext, run_service
+from shared.topics import EXECUTOR_HEARTBEAT
 
 
 class Watchdog:
@@ -53,8 +55,8 @@ class Watchdog:
         self.restored_unrecorded: str | None = None  # the journal's forced entry restored but not cleared
         self._lock = threading.Lock()
 
-    def on_heartbeat(self, msg: Incoming) -> None:
-        hb: Heartbeat | None = msg.model
+    def on_heartbeat(self, msg: Incoming[Heartbeat]) -> None:
+        hb = msg.model
         if hb is None:
             return
         now, mono = self.clock.now(), self.clock.monotonic()
@@ -131,8 +133,8 @@ class Watchdog:
         forced = self.journal.forced_raw()
         try:
             status = self.client.get()
-            if status.grid_status == GridStatus.OFF_GRID or status.storm_mode_active:
-                self.report("watching", f"{why}; grid down or storm watch: waiting, touching nothing")
+            if (unsafe := grid_unsafe(status)) is not None:
+                self.report("watching", f"{why}; {unsafe}: waiting, touching nothing")
                 return "waiting"
             # The whole baseline is sent even when the read shows it already: a forcing command of the executor's
             # may still be on its way to the gateway, and the last command sent is the one that sticks.
@@ -192,7 +194,7 @@ def wire(ctx: ServiceContext[WatchdogSettings]) -> None:
     wait_while_seed(ctx.data_path(DB_NAME), 30.0, ctx.log)  # the executor moves the original app's database aside
     journal = Journal(ctx.data_path(DB_NAME))
     dog = Watchdog(ctx.settings, ctx.clock, ctx.bus, journal, build_client(ctx.settings, ctx.clock), ctx.log)
-    ctx.bus.subscribe(ctx.topics.executor_heartbeat, dog.on_heartbeat, Heartbeat)
+    ctx.bus.listen(EXECUTOR_HEARTBEAT, dog.on_heartbeat)
     ctx.every(ctx.settings.watchdog_check_s, dog.check, name="watch", run_now=False)
 
 

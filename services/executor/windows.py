@@ -3,7 +3,8 @@
 The store is a table of its own (``manual_windows``) in the executor's journal file, on its own connection, so
 the journal's schema and the windows' never touch. ``check_new`` is the pure admission test: a window must end
 in the future, last at most a day, start within two weeks, not overlap another, and a charge window must keep out
-of the peak window (the executor would refuse to charge there anyway: refusing at once tells the person why).
+of the peak window (``shared.peak``; the executor would refuse to charge there anyway: refusing at once tells the
+person why).
 Windows whose end has passed expire (they stay in the table, marked, for the record).
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,8 +27,9 @@ from shared.models import (
     WindowDeleteCommand,
     WindowList,
 )
-from shared.slots import local_date, local_window
+from shared.peak import PeakWindow
 from shared.sqlite import open_store
+from shared.topics import EXECUTOR_WINDOWS
 
 MAX_LENGTH = timedelta(hours=24)
 MAX_AHEAD = timedelta(days=14)
@@ -53,20 +55,6 @@ class WindowRefused(ValueError):
     """A window that may not be added; ``str()`` says why, for the command's answer."""
 
 
-def peak_overlap(
-    start: datetime, end: datetime, peak: tuple[time, time], tz: ZoneInfo
-) -> tuple[datetime, datetime] | None:
-    """The first local peak window (on any day the period touches) that ``[start, end)`` overlaps."""
-    day = local_date(start, tz) - timedelta(days=1)
-    last = local_date(end, tz)
-    while day <= last:
-        ps, pe = local_window(day, peak[0], peak[1], tz)
-        if start < pe and ps < end:
-            return ps, pe
-        day += timedelta(days=1)
-    return None
-
-
 def check_new(
     start: datetime,
     end: datetime,
@@ -74,7 +62,7 @@ def check_new(
     target_soc_pct: float | None,
     pending: Iterable[ManualWindow],
     now: datetime,
-    peak: tuple[time, time],
+    peak: PeakWindow,
     tz: ZoneInfo,
     target_bounds: tuple[float, float] = (0.0, 100.0),
 ) -> None:
@@ -95,7 +83,7 @@ def check_new(
         if not lo <= target_soc_pct <= hi:
             raise WindowRefused(f"target SOC {target_soc_pct:g}% is outside the allowed {lo:g}–{hi:g}%")
     if action == "charge":
-        hit = peak_overlap(start, end, peak, tz)
+        hit = peak.first_overlap(start, end)
         if hit is not None:
             raise WindowRefused(
                 f"the charge window {when} overlaps the peak {hit[0].astimezone(tz):%H:%M}–"
@@ -222,7 +210,7 @@ class WindowBoard:
         store: WindowStore,
         bus: Any,
         clock: Any,
-        peak: tuple[time, time],
+        peak: PeakWindow,
         tz: ZoneInfo,
         target_bounds: tuple[float, float],
         log: Any,
@@ -242,9 +230,7 @@ class WindowBoard:
     def publish(self) -> None:
         with self._lock:
             windows = list(self._pending)
-        self.bus.publish_state(
-            self.bus.topics.executor_windows, WindowList(generated_at=self.clock.now(), windows=windows)
-        )
+        self.bus.publish_state(EXECUTOR_WINDOWS, WindowList(generated_at=self.clock.now(), windows=windows))
 
     def _changed(self) -> None:
         self._pending = self.store.pending()

@@ -5,28 +5,16 @@ from __future__ import annotations
 from services.fleet.config import FleetSettings
 from services.fleet.worker import FleetPlanner
 from services.planner import dp_kernel
-from shared.models import BatteryState, EnergyForecast, PriceEstimate, RateSeries
 from shared.runner import ServiceContext, run_service
 from shared.settings import load_settings
-
-MODELS = {
-    "battery": BatteryState,
-    "pv": EnergyForecast,
-    "load": EnergyForecast,
-    "export_rates": RateSeries,
-    "estimate": PriceEstimate,
-}
 
 
 def wire(ctx: ServiceContext[FleetSettings]) -> None:
     dp_kernel.warm_up(ctx.log)  # before any home's prices can arrive: no plan waits for the compiler
     fleet = FleetPlanner(ctx.settings, ctx.clock, ctx.bus, ctx.log)
-    for topic, attr in fleet.state_filters().items():
-        if attr.startswith("setting:"):
-            ctx.bus.subscribe_text(topic, fleet.on_state(attr))
-        else:
-            ctx.bus.subscribe(topic, fleet.on_state(attr), MODELS[attr])
-    ctx.bus.subscribe(fleet.work_filter, fleet.on_rates, RateSeries)
+    for attr, route in fleet.state_routes().items():
+        ctx.bus.listen(route, fleet.on_state(attr))
+    ctx.bus.listen(fleet.work_route, fleet.on_rates)
     ctx.bus.command(fleet.sync_topic, fleet.on_sync)
     ctx.every(ctx.settings.fleet_stats_s, fleet.publish_stats, name="stats", run_now=False)
 

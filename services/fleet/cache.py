@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from pydantic import ValidationError
 
-from shared.models import BatteryState, EnergyForecast, PlannerSettings, PriceEstimate, RateSeries
+from services.planner.home import HomeInputs
+from shared.models import PlannerSettings
 
 
 @dataclass
-class Home:
-    rates: RateSeries | None = None
-    export_rates: RateSeries | None = None
-    estimate: PriceEstimate | None = None  # values energy beyond the known prices; never a price
-    pv: EnergyForecast | None = None
-    load: EnergyForecast | None = None
-    battery: BatteryState | None = None
+class Home(HomeInputs):
+    """One home's inputs (as the single-home planner keeps them) and its bus settings."""
+
     settings: PlannerSettings = field(default_factory=PlannerSettings)
 
 
@@ -34,16 +32,19 @@ class FleetCache:
     """Inputs of every home. State topics are not shared, so each planner process holds all homes (small: a few
     kB per home); only the work trigger (the import prices) is shared between the processes."""
 
-    def __init__(self) -> None:
+    def __init__(self, defaults: PlannerSettings | None = None) -> None:
         self._homes: dict[str, Home] = {}
         self._lock = threading.Lock()
+        self.defaults = defaults or PlannerSettings()  # a home's settings until it publishes its own
 
     def home(self, site: str) -> Home:
         with self._lock:
-            return self._homes.setdefault(site, Home())
+            if site not in self._homes:
+                self._homes[site] = Home(settings=self.defaults)
+            return self._homes[site]
 
-    def set(self, site: str, attr: str, value: object) -> None:
-        setattr(self.home(site), attr, value)  # None (a cleared topic) forgets the input
+    def set(self, site: str, attr: str, value: object, now: datetime) -> None:
+        self.home(site).set(attr, value, now)  # None (a cleared topic) forgets the input
 
     def set_setting(self, site: str, name: str, text: str) -> bool:
         home = self.home(site)

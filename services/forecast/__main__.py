@@ -10,8 +10,8 @@ from services.forecast.postcode import CACHE_FILE, PostcodeLookup, PvLocation, U
 from services.forecast.service import ForecastService
 from services.forecast.store import ForecastStore
 from shared.ha import register_discovery
-from shared.models import BatteryState
 from shared.runner import ServiceContext, run_service
+from shared.topics import BATTERY_STATE, FORECAST_REFRESH
 
 
 def wire(ctx: ServiceContext[ForecastSettings]) -> None:
@@ -38,8 +38,8 @@ def wire(ctx: ServiceContext[ForecastSettings]) -> None:
     )
 
     ctx.bus.on_connect(service.republish)
-    ctx.bus.subscribe(ctx.topics.battery_state, service.on_battery_state, BatteryState)
-    ctx.bus.command(ctx.topics.forecast_refresh, service.on_refresh)
+    ctx.bus.subscribe(BATTERY_STATE, service.on_battery_state)
+    ctx.bus.command(FORECAST_REFRESH, service.on_refresh)
     register_discovery(ctx.bus, service.discovery)
     ctx.at_slot_boundaries(service.refresh_load, name="load")
     ctx.every(service.pv_interval, service.refresh_pv, name="pv")

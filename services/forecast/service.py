@@ -27,7 +27,7 @@ from services.forecast.pv_model import (
 )
 from services.forecast.pv_model import MODEL_NAME as PV_MODEL
 from services.forecast.store import ForecastStore, history_start
-from shared.bus import Bus, CommandError, Incoming
+from shared.bus import Bus, CommandError
 from shared.clock import Clock
 from shared.cooldown import Cooldown
 from shared.ha import entity
@@ -226,9 +226,9 @@ class ForecastService:
 
     # ------------------------------------------------------------------ bus handlers
 
-    def on_battery_state(self, msg: Incoming) -> None:
-        if isinstance(msg.model, BatteryState):
-            self.store.record(msg.model)
+    def on_battery_state(self, state: BatteryState | None) -> None:
+        if state is not None:
+            self.store.record(state)
 
     def on_refresh(self, cmd: Command) -> dict[str, Any]:
         self.refresh_cooldown.refuse_early("forecasts", self.log, cmd.request_id)

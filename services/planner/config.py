@@ -1,4 +1,6 @@
-"""Planner service settings (env prefix ``BATSCHED_``). The bus-settable knobs live in ``PlannerSettings``."""
+"""Planner service settings (env prefix ``BATSCHED_``). The bus-settable knobs live in ``PlannerSettings``; they start
+from the environment: the peak window and the price limit from ``SafetySettings`` (shared with the executor), the
+SOC limits from here. A value the environment sets is applied at start when it differs from the last start's."""
 
 from __future__ import annotations
 
@@ -6,14 +8,16 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from shared.settings import ServiceSettings
+from shared.models import PlannerSettings
+from shared.settings import SafetySettings
+from shared.topics import PLANNER_SETTINGS
 
-_HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+_PLANNER_DEFAULTS = PlannerSettings()
 _START = "; applied at start when it differs from the value applied at the last start (a change on the bus stays "
 _START += "until the environment changes)"
 
 
-class PlannerServiceSettings(ServiceSettings):
+class PlannerServiceSettings(SafetySettings):
     planner_debounce_s: Annotated[float, Field(ge=0, le=10)] = Field(
         0.2, description="Wait this long after a new input before replanning (bursts make one plan)"
     )
@@ -37,24 +41,15 @@ class PlannerServiceSettings(ServiceSettings):
     default_load_kwh: Annotated[float, Field(ge=0, le=10)] = Field(
         0.4, description="Load per half-hour assumed when there is no load forecast"
     )
-    # Start values of the bus settings (planner/<name>), e.g. from the seed's MAX_AGILE_PRICE_PPK; unset = as stored.
-    min_soc_pct: Annotated[float, Field(ge=0, le=100)] | None = Field(
-        None, description="Reserve the plan keeps (planner/min_soc_pct)" + _START
+    # The planner's own safety values (the shared ones are in SafetySettings), e.g. from the seed's MIN_SOC.
+    min_soc_pct: Annotated[float, Field(ge=0, le=100)] = Field(
+        _PLANNER_DEFAULTS.min_soc_pct, description="Reserve the plan keeps (planner/min_soc_pct)" + _START
     )
-    max_charge_price_gbp: Annotated[float, Field(ge=-1, le=2)] | None = Field(
-        None, description="Planner price limit, GBP/kWh (planner/max_charge_price_gbp)" + _START
-    )
-    target_soc_cap_pct: Annotated[float, Field(ge=0, le=100)] | None = Field(
-        None, description="Grid charging stops at this SOC (planner/target_soc_cap_pct)" + _START
-    )
-    peak_start_local: Annotated[str, Field(pattern=_HHMM)] | None = Field(
-        None, description="Peak start the plan avoids (planner/peak_start_local)" + _START
-    )
-    peak_end_local: Annotated[str, Field(pattern=_HHMM)] | None = Field(
-        None, description="Peak end (planner/peak_end_local)" + _START
+    target_soc_cap_pct: Annotated[float, Field(ge=0, le=100)] = Field(
+        _PLANNER_DEFAULTS.target_soc_cap_pct,
+        description="Grid charging stops at this SOC (planner/target_soc_cap_pct)" + _START,
     )
 
     def bus_setting_values(self) -> dict[str, object]:
-        """The bus settings this environment sets (the others are left as stored)."""
-        names = ("min_soc_pct", "max_charge_price_gbp", "target_soc_cap_pct", "peak_start_local", "peak_end_local")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        """The bus settings (``planner/<name>``) this environment sets; the others are left as stored."""
+        return self.given(PLANNER_SETTINGS)

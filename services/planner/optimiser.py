@@ -42,7 +42,8 @@ from shared.models import (
     SessionList,
     WindowList,
 )
-from shared.slots import LONDON, SLOT, parse_hhmm, slot_overlaps_local_window, slot_start
+from shared.peak import PeakWindow
+from shared.slots import LONDON, SLOT, slot_start
 
 ACTIONS = {0: Action.SELF_USE, HOLD: Action.HOLD, CHARGE: Action.CHARGE}
 
@@ -92,30 +93,37 @@ def plan(
         soc_pct=battery_state.soc_pct if battery_state else None,
     )
 
+    rules = {
+        "peak_start_local": settings.peak_start_local,
+        "peak_end_local": settings.peak_end_local,
+        "max_charge_price_gbp": settings.max_charge_price_gbp,
+    }
     problem = _unusable(prices, battery_state, now, now_slot, cfg)
     if problem is not None:
         reason, detail = problem
-        return _degraded(now, now_slot, reason, detail, inputs, battery_state, cfg)
-    assert prices is not None and battery_state is not None
-    try:
-        return _optimal(
-            prices,
-            pv_forecast,
-            load_forecast,
-            battery_state,
-            settings,
-            now,
-            export_prices,
-            price_history,
-            price_estimate,
-            cfg,
-            inputs,
-            windows,
-            sessions,
-        )
-    except (ArithmeticError, ValueError) as exc:  # numbers the model cannot carry (pydantic errors are ValueErrors)
-        detail = f"planning failed on these inputs ({type(exc).__name__}): self-use until they change"
-        return _degraded(now, now_slot, Reason.NO_INPUTS, detail, inputs, battery_state, cfg)
+        made = _degraded(now, now_slot, reason, detail, inputs, battery_state, cfg)
+    else:
+        assert prices is not None and battery_state is not None
+        try:
+            made = _optimal(
+                prices,
+                pv_forecast,
+                load_forecast,
+                battery_state,
+                settings,
+                now,
+                export_prices,
+                price_history,
+                price_estimate,
+                cfg,
+                inputs,
+                windows,
+                sessions,
+            )
+        except (ArithmeticError, ValueError) as exc:  # numbers the model cannot carry (pydantic errors: ValueError)
+            detail = f"planning failed on these inputs ({type(exc).__name__}): self-use until they change"
+            made = _degraded(now, now_slot, Reason.NO_INPUTS, detail, inputs, battery_state, cfg)
+    return made.model_copy(update=rules)
 
 
 def _optimal(
@@ -143,8 +151,8 @@ def _optimal(
     price = np.array([known.get(s, np.nan) for s in starts])
     export = _export_prices(export_prices, starts, now, m)
     load, pv = _energy(load_forecast, pv_forecast, starts, now, cfg, notes)
-    peak_start, peak_end = parse_hhmm(settings.peak_start_local), parse_hhmm(settings.peak_end_local)
-    peak = np.array([slot_overlaps_local_window(s, peak_start, peak_end, cfg.tz) for s in starts])
+    window = PeakWindow.parse(settings.peak_start_local, settings.peak_end_local, cfg.tz)
+    peak = window.mask(starts)
     lim = limits_for(m, settings)
     soc0 = m.capacity_kwh * battery_state.soc_pct / 100.0
 
@@ -160,7 +168,7 @@ def _optimal(
         t_starts = [horizon_end + k * SLOT for k in range(cfg.tail_slots)]
         t_load, t_pv = _energy(load_forecast, pv_forecast, t_starts, now, cfg, [])
         t_export = _export_prices(export_prices, t_starts, now, m)
-        t_peak = np.array([slot_overlaps_local_window(s, peak_start, peak_end, cfg.tz) for s in t_starts])
+        t_peak = window.mask(t_starts)
         why_not = None
         if cfg.end_value == "estimate":
             end_price = TAIL_END_SHARE * linear_end_value(past, m.eta_discharge)

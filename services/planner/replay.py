@@ -30,10 +30,9 @@ from services.planner.horizon import (
 )
 from services.pricing.estimate import EstimateParams, estimate, to_message
 from shared.models import PlannerSettings, PriceEstimate
-from shared.slots import LONDON as LONDON_TZ
-from shared.slots import parse_hhmm
+from shared.peak import PeakWindow
+from shared.slots import LONDON
 
-LONDON = "Europe/London"
 PUBLISH_HOUR_LOCAL = 16
 # Days of prices before a replayed period: the price estimate's learning window (``EstimateParams.window_days``)
 # and a margin. The benchmark and the backtest both give a replay this much history.
@@ -65,14 +64,9 @@ def published_end(slots: pd.DatetimeIndex) -> np.ndarray:
 
 
 def peak_mask(slots: pd.DatetimeIndex, settings: PlannerSettings) -> np.ndarray:
-    """Slots that overlap the local peak window (wrapping midnight when end <= start)."""
-    local = slots.tz_convert(LONDON)
-    m = local.hour.to_numpy() * 60 + local.minute.to_numpy()
-    s, e = parse_hhmm(settings.peak_start_local), parse_hhmm(settings.peak_end_local)
-    s_m, e_m = s.hour * 60 + s.minute, e.hour * 60 + e.minute
-    if e_m > s_m:
-        return (m < e_m) & (s_m < m + 30)
-    return (m + 30 > s_m) | (m < e_m)
+    """Slots that overlap the local peak window (``shared.peak``, as the planner service uses it)."""
+    window = PeakWindow.parse(settings.peak_start_local, settings.peak_end_local, LONDON)
+    return window.mask(list(slots.to_pydatetime()))
 
 
 @dataclass
@@ -182,7 +176,7 @@ class Batsched:
         w = self.w
         lo = max(0, ke - (self.estimate_params.window_days + 3) * SLOTS_PER_DAY)
         until = w.slots[ke].to_pydatetime()
-        est = estimate(w.slots[lo:ke], w.price[lo:ke], until, 48, LONDON_TZ, self.estimate_params)
+        est = estimate(w.slots[lo:ke], w.price[lo:ke], until, 48, LONDON, self.estimate_params)
         return to_message(est, "replay", until, until) if est is not None else None
 
     def _estimate_values(self, i: int, ke: int, past: np.ndarray) -> np.ndarray | None:

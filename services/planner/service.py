@@ -1,6 +1,7 @@
 """The planner service's state and reactions: keep the latest inputs, replan (debounced) and publish.
 
-All planning goes through the pure ``optimiser.plan``; this module only holds inputs, settings and timing.
+All planning goes through ``home.plan_home`` (as for every home of a fleet); this module only holds the inputs,
+the settings and the timing.
 """
 
 from __future__ import annotations
@@ -8,15 +9,15 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
 
 from services.planner.battery import BatteryModel
 from services.planner.config import PlannerServiceSettings
-from services.planner.optimiser import PlannerConfig, plan
-from shared.bus import Incoming
+from services.planner.home import HomeInputs, initial_settings, plan_home
+from services.planner.optimiser import PlannerConfig
 from shared.ha import entity
 from shared.models import (
     Action,
@@ -34,7 +35,6 @@ from shared.models import (
 from shared.runner import ServiceContext
 from shared.topics import PLANNER_SETTINGS
 
-HISTORY = timedelta(days=10)  # past prices kept for the price forecast
 SETTINGS_FILE = "planner_settings.json"
 ENV_SETTINGS_FILE = "planner_settings_env.json"  # the start values the environment gave at the last start
 
@@ -104,58 +104,41 @@ class PlannerService:
         self.log = ctx.log
         self.config = planner_config(ctx.settings)
         self.settings = self._load_settings()
-        self.rates: RateSeries | None = None
-        self.export_rates: RateSeries | None = None
-        self.estimate: PriceEstimate | None = None  # values energy beyond the known prices; never a price
-        self.pv: EnergyForecast | None = None
-        self.load: EnergyForecast | None = None
-        self.battery: BatteryState | None = None
-        self.windows: WindowList | None = None  # manual windows (executor/windows): fixed in the plan
-        self.sessions: SessionList | None = None  # Octopus sessions (pricing/sessions): fixed in the plan
-        self.history: dict[datetime, float] = {}
+        self.inputs = HomeInputs()
         self.plan: Plan | None = None
         self._lock = threading.RLock()
         self.debouncer = Debouncer(ctx.settings.planner_debounce_s, self.replan, ctx.stop, ctx.log)
 
     # ------------------------------------------------------------------ inputs
 
-    def _input(self, attr: str, msg: Incoming) -> None:
+    def _input(self, attr: str, value: object) -> None:
         with self._lock:
-            setattr(self, attr, msg.model)  # an empty (cleared) payload forgets the input
-            if attr == "rates" and msg.model is not None:
-                self._remember(msg.model)
+            self.inputs.set(attr, value, self.ctx.now())  # None (a cleared retained topic) forgets the input
         self.debouncer.kick()
 
-    def on_rates(self, msg: Incoming) -> None:
-        self._input("rates", msg)
+    def on_rates(self, rates: RateSeries | None) -> None:
+        self._input("rates", rates)
 
-    def on_export_rates(self, msg: Incoming) -> None:
-        self._input("export_rates", msg)
+    def on_export_rates(self, rates: RateSeries | None) -> None:
+        self._input("export_rates", rates)
 
-    def on_estimate(self, msg: Incoming) -> None:
-        self._input("estimate", msg)
+    def on_estimate(self, estimate: PriceEstimate | None) -> None:
+        self._input("estimate", estimate)
 
-    def on_pv(self, msg: Incoming) -> None:
-        self._input("pv", msg)
+    def on_pv(self, forecast: EnergyForecast | None) -> None:
+        self._input("pv", forecast)
 
-    def on_load(self, msg: Incoming) -> None:
-        self._input("load", msg)
+    def on_load(self, forecast: EnergyForecast | None) -> None:
+        self._input("load", forecast)
 
-    def on_battery(self, msg: Incoming) -> None:
-        self._input("battery", msg)
+    def on_battery(self, state: BatteryState | None) -> None:
+        self._input("battery", state)
 
-    def on_windows(self, msg: Incoming) -> None:
-        self._input("windows", msg)
+    def on_windows(self, windows: WindowList | None) -> None:
+        self._input("windows", windows)
 
-    def on_sessions(self, msg: Incoming) -> None:
-        self._input("sessions", msg)
-
-    def _remember(self, rates: RateSeries) -> None:
-        for r in rates.rates:
-            self.history[r.start] = r.value_inc_vat
-        cutoff = self.ctx.now() - HISTORY
-        for start in [s for s in self.history if s < cutoff]:
-            del self.history[start]
+    def on_sessions(self, sessions: SessionList | None) -> None:
+        self._input("sessions", sessions)
 
     # ------------------------------------------------------------------ settings
 
@@ -164,10 +147,10 @@ class PlannerService:
         try:
             stored = PlannerSettings.model_validate_json(path.read_text())
         except FileNotFoundError:
-            stored = PlannerSettings()
+            stored = initial_settings(self.ctx.settings)
         except (ValueError, ValidationError) as exc:
             self.log.warning("stored planner settings unreadable; using defaults", path=str(path), error=str(exc))
-            stored = PlannerSettings()
+            stored = initial_settings(self.ctx.settings)
         return self._from_environment(stored)
 
     def _from_environment(self, stored: PlannerSettings) -> PlannerSettings:
@@ -215,20 +198,7 @@ class PlannerService:
         with self._lock:
             now = self.ctx.now()
             t0 = time.perf_counter()
-            p = plan(
-                self.rates,
-                self.pv,
-                self.load,
-                self.battery,
-                self.settings,
-                now,
-                export_prices=self.export_rates,
-                price_history=self.history,
-                price_estimate=self.estimate,
-                config=self.config,
-                windows=self.windows,
-                sessions=self.sessions,
-            )
+            p = plan_home(self.inputs, self.settings, now, self.config)
             ms = (time.perf_counter() - t0) * 1000
             self.plan = p
         self.ctx.bus.publish_state(self.ctx.topics.plan, p)

@@ -20,6 +20,7 @@ import pandas as pd
 from shared.ha import entity
 from shared.models import Message, PriceEstimate, RateSeries
 from shared.runner import ServiceContext
+from shared.topics import IMPORT_ESTIMATE
 
 from .agilepredict import AgilePredictClient, AgilePredictError, ExternalForecast, problem
 from .config import PricingSettings
@@ -108,7 +109,7 @@ class EstimatePublisher:
             if msg is None:
                 return
             self.last = msg
-            self.publish(self.ctx.topics.import_estimate, msg)
+            self.publish(self.ctx.topics.of(IMPORT_ESTIMATE), msg)
         self.log.info(
             "price estimate published",
             why=why,
@@ -159,7 +160,7 @@ class EstimatePublisher:
     def discovery(self) -> list[tuple[str, dict[str, Any]]]:
         if not self.enabled:
             return []
-        bus, topic = self.ctx.bus, self.ctx.topics.import_estimate
+        bus, topic = self.ctx.bus, IMPORT_ESTIMATE
         return [
             entity(
                 bus,

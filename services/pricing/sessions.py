@@ -25,6 +25,7 @@ from typing import Any
 import requests
 
 from shared.models import OctopusSession, SessionList
+from shared.topics import PRICING_SESSIONS
 
 TOKEN_LIFE_S = 50 * 60  # Kraken tokens last an hour; renew before
 AUTH_ERRORS = ("KT-CT-1124", "KT-CT-1139", "JWT", "expired", "Authentication")
@@ -317,7 +318,7 @@ def wire_sessions(ctx: Any, rest: Any) -> SessionFetcher:
         graphql, s.octopus_account, s.octopus_mpan or find_mpan, s.octopoints_per_gbp,
         ctx.data_path("octopus_sessions.json"), ctx.log,
     )  # fmt: skip
-    topic = ctx.topics.pricing_sessions
+    topic = PRICING_SESSIONS
     last: list[SessionList] = []
 
     def publish() -> None:

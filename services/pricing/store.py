@@ -17,11 +17,11 @@ from shared.sqlite import cannot_write, open_store, rollback_quietly
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rates (
-    direction   TEXT NOT NULL,
-    start_utc   TEXT NOT NULL,
-    value_gbp   REAL NOT NULL,
-    tariff_code TEXT NOT NULL,
-    fetched_at  TEXT NOT NULL,
+    direction         TEXT NOT NULL,
+    start_utc         TEXT NOT NULL,
+    value_inc_vat_gbp REAL NOT NULL,  -- GBP/kWh with VAT (Octopus sends pence)
+    tariff_code       TEXT NOT NULL,
+    fetched_at        TEXT NOT NULL,
     PRIMARY KEY (direction, start_utc)
 );
 """
@@ -50,7 +50,7 @@ class RateStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._db = open_store(path, _SCHEMA)
+        self._db = open_store(path, _SCHEMA, renamed_columns=(("rates", "value_gbp", "value_inc_vat_gbp"),))
 
     def save(self, direction: str, tariff_code: str, fetched_at: datetime, rates: list[Rate]) -> None:
         rows = [(direction, _iso(r.start), r.value_inc_vat, tariff_code, _iso(fetched_at)) for r in rates]
@@ -58,8 +58,9 @@ class RateStore:
             try:
                 self._db.execute("BEGIN")
                 self._db.executemany(
-                    "INSERT INTO rates (direction, start_utc, value_gbp, tariff_code, fetched_at) VALUES (?,?,?,?,?) "
-                    "ON CONFLICT (direction, start_utc) DO UPDATE SET value_gbp=excluded.value_gbp, "
+                    "INSERT INTO rates (direction, start_utc, value_inc_vat_gbp, tariff_code, fetched_at) "
+                    "VALUES (?,?,?,?,?) "
+                    "ON CONFLICT (direction, start_utc) DO UPDATE SET value_inc_vat_gbp=excluded.value_inc_vat_gbp, "
                     "tariff_code=excluded.tariff_code, fetched_at=excluded.fetched_at",
                     rows,
                 )
@@ -84,7 +85,7 @@ class RateStore:
         """Stored slots starting at or after ``since`` with the tariff and fetch time of the newest write."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT start_utc, value_gbp, tariff_code, fetched_at FROM rates "
+                "SELECT start_utc, value_inc_vat_gbp, tariff_code, fetched_at FROM rates "
                 "WHERE direction = ? AND start_utc >= ? ORDER BY start_utc",
                 (direction, _iso(since)),
             ).fetchall()
@@ -99,8 +100,8 @@ class RateStore:
         learns from (another tariff's slots are not its history)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT start_utc, value_gbp FROM rates WHERE direction = ? AND tariff_code = ? AND start_utc >= ? "
-                "ORDER BY start_utc",
+                "SELECT start_utc, value_inc_vat_gbp FROM rates "
+                "WHERE direction = ? AND tariff_code = ? AND start_utc >= ? ORDER BY start_utc",
                 (direction, tariff_code, _iso(since)),
             ).fetchall()
         return [(_dt(r[0]), float(r[1])) for r in rows]

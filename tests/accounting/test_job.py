@@ -1,27 +1,32 @@
-"""The accounting job on a fast simulated clock: a summary after each local midnight, its cost recomputable."""
+"""The accounting job on a clock the test moves, over the in-memory bus: a summary after each local midnight, its
+cost recomputable from the states it was sent. (The process itself is run on Mosquitto by ``test_job_clock`` and
+the bus fuzzing.)"""
 
 from __future__ import annotations
 
-import threading
-import time
+import json
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
-from shared.clock import SimClock
+from services.accounting.__main__ import wire
+from services.accounting.config import AccountingSettings
+from shared.clock import FixedClock
+from shared.logging import get_logger
 from shared.models import BatteryState, Plan, PlanSlot, Rate, RateSeries
+from shared.runner import ServiceContext
 from shared.slots import SLOT, iter_slots, local_midnight, slot_start
+from shared.topics import BATTERY_STATE, EXECUTOR_DAILY_SUMMARY, IMPORT_RATES, PLAN
 from sim.datasets import agile_prices
-from tests.support.probe import Probe
+from tests.support.memory_bus import MemoryBus
 
-PREFIX = "batsched"
-START = datetime(2023, 6, 12, 13, 0, tzinfo=UTC)  # the simulated clock starts here (time for the job to start)
+START = datetime(2023, 6, 12, 13, 0, tzinfo=UTC)  # the clock starts here
 FIRST = datetime(2023, 6, 12, 21, 0, tzinfo=UTC)  # 22:00 BST: the first sample, two slots before local midnight
 DAY1, DAY2 = date(2023, 6, 12), date(2023, 6, 13)
 END = local_midnight(date(2023, 6, 14))  # the second local midnight
-SPEED = 12_000.0  # 3⅓ hours a second
 SETTLE_S = 1200
-LEAD = timedelta(minutes=30)  # each sample is sent this much before its time: a busy test machine may lag
 STEP = timedelta(minutes=5)
 
 
@@ -54,45 +59,45 @@ def plan() -> Plan:
     )
 
 
-@pytest.mark.timeout(90)
-def test_daily_summary_after_each_local_midnight_equals_observed_import_times_price(spawn, probe: Probe) -> None:
+def test_daily_summary_after_each_local_midnight_equals_observed_import_times_price(tmp_path: Path) -> None:
     rs = rates()
-    probe.publish(f"{PREFIX}/pricing/import/rates", rs.model_dump_json(), retain=True)
-    probe.publish(f"{PREFIX}/planner/plan", plan().model_dump_json(), retain=True)
-    origin = time.time() + 1.0  # the simulated clock starts 1 s from now, on both sides
-    clock = SimClock(START, SPEED, origin)
-    spawn(
-        "services.accounting",
-        env={
-            "BATSCHED_CLOCK": "sim",
-            "BATSCHED_SIM_START": START.isoformat(),
-            "BATSCHED_SIM_SPEED": str(SPEED),
-            "BATSCHED_SIM_ORIGIN": repr(origin),
-            "BATSCHED_ACCOUNTING_SETTLE_S": str(SETTLE_S),
-        },
-        name="accounting",
-    )
-    probe.wait_for(f"{PREFIX}/accounting/status", lambda m: m.text == "online", timeout=15)
-    assert clock.now() < FIRST - LEAD, "the job took longer to start than the simulated evening before the samples"
+    clock = FixedClock(START)
+    settings = AccountingSettings(_secrets_dir=None, data_dir=tmp_path, accounting_settle_s=SETTLE_S)
+    bus = MemoryBus(settings, "accounting")
+    ctx = ServiceContext("accounting", settings, clock, bus, get_logger("test.accounting"))
+    bus.fire(IMPORT_RATES, rs, retain=True)
+    bus.fire(PLAN, plan(), retain=True)
+    wire(ctx)  # its close-days task is driven below as the runner would: now, then after seconds_to_next_close()
+    bus.start()
+    job = close_days_task(ctx)
+    job()
 
-    # Publish battery/state every 5 simulated minutes as the executor would (a little ahead of time, so that a slow
-    # test process cannot miss a midnight: the job files samples by their observed_at, not by arrival).
+    # battery/state every 5 minutes, as the executor publishes it; the close-days task runs when it is due.
     published: list[tuple[datetime, float]] = []
-    never = threading.Event()
     t, i = FIRST, 0
-    while t < END:
-        clock.wait((t - LEAD - clock.now()).total_seconds(), never)
-        state = BatteryState(
-            generated_at=t, valid_until=t + timedelta(minutes=5), observed_at=t, soc_pct=50.0, grid_power_w=grid_w(i)
-        )
-        probe.publish(f"{PREFIX}/battery/state", state.model_dump_json())
-        published.append((t, grid_w(i)))
+    while t < END + timedelta(hours=1):
+        clock.set(t)
+        job()
+        if t < END:
+            state = BatteryState(
+                generated_at=t,
+                valid_until=t + timedelta(minutes=5),
+                observed_at=t,
+                soc_pct=50.0,
+                grid_power_w=grid_w(i),
+            )
+            bus.fire(BATTERY_STATE, state)
+            published.append((t, grid_w(i)))
         t, i = t + STEP, i + 1
 
+    sent = [json.loads(m.payload) for m in bus.on(EXECUTOR_DAILY_SUMMARY)]
+
+    def summary_for(day: date) -> dict:
+        return next(d for d in sent if d["date"] == day.isoformat())
+
     price = {r.start: r.value_inc_vat for r in rs.rates}
-    topic = f"{PREFIX}/executor/daily_summary"
     for day in (DAY1, DAY2):
-        summary = probe.wait_json(topic, lambda d, day=day: d["date"] == day.isoformat(), timeout=20)
+        summary = summary_for(day)
         midnight = local_midnight(day + timedelta(days=1))
         made = datetime.fromisoformat(summary["generated_at"].replace("Z", "+00:00"))
         assert midnight <= made < midnight + timedelta(hours=1), "published soon after the local midnight"
@@ -107,12 +112,27 @@ def test_daily_summary_after_each_local_midnight_equals_observed_import_times_pr
         assert summary["actual_cost_gbp"] > 0
         assert summary["slots_unpriced"] == 0
         assert summary["planned_cost_gbp"] == pytest.approx(0.01 * summary["slots_planned"])
-    second = probe.wait_json(topic, lambda d: d["date"] == DAY2.isoformat())
+    second = summary_for(DAY2)
     assert second["slots_expected"] == second["slots_observed"] == 48
     assert second["since_install"]["days"] == 2
     assert second["month"]["actual_cost_gbp"] == pytest.approx(
-        second["actual_cost_gbp"] + probe.wait_json(topic, lambda d: d["date"] == DAY1.isoformat())["actual_cost_gbp"],
-        abs=1e-3,
+        second["actual_cost_gbp"] + summary_for(DAY1)["actual_cost_gbp"], abs=1e-3
     )
-    last = probe.latest(topic)
-    assert last is not None and last.json()["date"] == DAY2.isoformat()
+    last = bus.last(EXECUTOR_DAILY_SUMMARY)
+    assert last is not None and json.loads(last.payload)["date"] == DAY2.isoformat()
+    assert bus.retained[bus.topics.executor_daily_summary] == last.payload
+
+
+def close_days_task(ctx: ServiceContext) -> Callable[[], None]:
+    """The task ``wire`` scheduled with ``ctx.every``, as a call that runs it when due (now, then after its own
+    interval), like the runner's loop on this clock."""
+    interval, fn = ctx.periodic["close-days"]
+    assert callable(interval)
+    due: list[datetime] = []
+
+    def run_if_due() -> None:
+        if not due or ctx.clock.now() >= due[0]:
+            fn()
+            due[:] = [ctx.clock.now() + timedelta(seconds=interval())]
+
+    return run_if_due

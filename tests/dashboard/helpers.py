@@ -64,7 +64,7 @@ class InProcess:
         self.bus = Bus(s, "dashboard")
         self.store = Store(s.data_dir / "dashboard.db")
         self.live = LiveState(self.bus.topics, self.clock, self.store)
-        self.bus.subscribe(self.bus.topics.all, self.live.on_message)
+        self.bus.listen(self.bus.topics.all, self.live.on_message)
         secret = s.dashboard_session_secret.get_secret_value() if s.dashboard_session_secret else SECRET
         self.app = create_app(s, self.live, self.store, self.bus, self.clock, local_token, secret)
 

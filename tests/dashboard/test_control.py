@@ -105,3 +105,26 @@ def test_override_input_checks(dash: InProcess) -> None:
     assert c.override("charge", datetime.now(UTC) - timedelta(minutes=1), None).status == 422
     assert c.override("explode", datetime.now(UTC) + timedelta(hours=1), None).status == 422
     assert c.set_mode("turbo").status == 422
+
+
+def test_a_refused_setting_is_reported_with_the_owners_reason_at_once(dash: InProcess, probe) -> None:
+    t = dash.bus.topics
+    set_topic = t.planner_setting_set("peak_start_local")
+
+    def refuse() -> None:
+        probe.wait_for(set_topic, timeout=5)
+        refusal = CommandResult(
+            generated_at=datetime.now(UTC),
+            request_id="set",
+            status="error",
+            data={"value": "16:30"},
+            error="refused: the peak window cannot start after it ends",
+        )
+        probe.publish(f"{set_topic}/result", refusal.model_dump_json())
+
+    threading.Thread(target=refuse, daemon=True).start()
+    started = datetime.now(UTC)
+    out = controller(dash, timeout=10).set_planner("peak_start_local", "16:30")
+    assert not out.ok and out.status == 502
+    assert "cannot start after it ends" in out.message
+    assert datetime.now(UTC) - started < timedelta(seconds=5)  # not the 10 s timeout

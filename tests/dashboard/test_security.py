@@ -1,5 +1,6 @@
-"""Who gets in and what they may change (reliability.md Z1/Z2): fail-closed allow-list, verified e-mail,
-CSRF on every state-changing request, API key in a header only, local mode only on loopback (link mode anywhere)."""
+"""Who gets in and what they may change (the seed let anyone in when its list was empty): fail-closed allow-list,
+verified e-mail, CSRF on every state-changing request, API key in a header only, local mode only on loopback (link
+mode anywhere)."""
 
 from __future__ import annotations
 

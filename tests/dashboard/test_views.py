@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from services.dashboard import views
+from services.dashboard import charts, history, views
 from services.dashboard.live import Entry
 from services.dashboard.store import Store
 from shared.models import SLOT, ExecutorAlert, Rate, RateSeries
@@ -30,9 +30,9 @@ def entries(**docs: object) -> dict[str, Entry]:
 def test_plan_chart_colours_bars_by_action_and_explains_each_slot() -> None:
     plan = helpers.plan(NOW, hours=36, charge_hours=(2, 3))
     e = entries(pricing__import__rates=helpers.rates(NOW), planner__plan=plan)
-    fig = views.plan_figure(e, NOW, TZ)
+    fig = charts.plan_figure(e, NOW, TZ)
     bars = fig["figure"]["data"][0]
-    green = views.ACTION_COLOURS["charge"]
+    green = charts.ACTION_COLOURS["charge"]
     charge_in_view = [s for s in plan.slots if s.action.value == "charge"]
     assert bars["marker"]["color"].count(green) == len(charge_in_view) == fig["charge_slots"]
     i = bars["marker"]["color"].index(green)
@@ -51,7 +51,7 @@ def test_plan_chart_never_draws_a_missing_price_as_zero() -> None:
         tariff_code=series.tariff_code,
         rates=[r for i, r in enumerate(series.rates) if i not in (5, 6)],
     )
-    fig = views.plan_figure(entries(pricing__import__rates=holed, forecast__pv=helpers.forecast(NOW, "pv")), NOW, TZ)
+    fig = charts.plan_figure(entries(pricing__import__rates=holed, forecast__pv=helpers.forecast(NOW, "pv")), NOW, TZ)
     x, y = fig["figure"]["data"][0]["x"], fig["figure"]["data"][0]["y"]
     holes = [views.local_naive(series.rates[i].start, TZ) for i in (5, 6)]
     assert [y[x.index(h)] for h in holes] == [None, None]  # drawn as gaps
@@ -61,7 +61,7 @@ def test_plan_chart_never_draws_a_missing_price_as_zero() -> None:
 
 def test_peak_window_is_shaded_at_local_hours_on_dst_days() -> None:
     for day in (datetime(2024, 3, 31, 0, 5, tzinfo=UTC), datetime(2024, 10, 27, 0, 5, tzinfo=UTC)):
-        fig = views.plan_figure(entries(pricing__import__rates=helpers.rates(day)), day, TZ)
+        fig = charts.plan_figure(entries(pricing__import__rates=helpers.rates(day)), day, TZ)
         rects = [s for s in fig["figure"]["layout"]["shapes"] if s["type"] == "rect"]
         assert [r["x0"][11:16] for r in rects] == ["16:00", "16:00"]
         assert [r["x1"][11:16] for r in rects] == ["19:00", "19:00"]
@@ -69,7 +69,7 @@ def test_peak_window_is_shaded_at_local_hours_on_dst_days() -> None:
 
 def test_peak_window_follows_the_planner_setting() -> None:
     e = entries(pricing__import__rates=helpers.rates(NOW), planner__peak_start_local="17:30")
-    rects = [s for s in views.plan_figure(e, NOW, TZ)["figure"]["layout"]["shapes"] if s["type"] == "rect"]
+    rects = [s for s in charts.plan_figure(e, NOW, TZ)["figure"]["layout"]["shapes"] if s["type"] == "rect"]
     assert rects[0]["x0"].endswith("17:30:00")
 
 
@@ -143,11 +143,11 @@ def test_history_rows_and_csv_show_commanded_vs_observed(tmp_path: Path) -> None
     store.record_decision(helpers.decision(NOW, "d-1"))
     store.record_decision(helpers.decision(NOW, "d-1"))  # redelivered: kept once
     store.record_decision(helpers.decision(NOW - timedelta(days=1), "d-0"))
-    start, end = views.day_range(date(2024, 1, 15), TZ)
-    rows = views.decision_rows(store.decisions_between(start, end), TZ)
+    start, end = history.day_range(date(2024, 1, 15), TZ)
+    rows = history.decision_rows(store.decisions_between(start, end), TZ)
     assert [r["decision_id"] for r in rows] == ["d-1"]
     assert rows[0]["match"] is False and "grid charge on" in rows[0]["commanded"]
-    table = list(csv.DictReader(io.StringIO(views.decisions_csv(rows))))
+    table = list(csv.DictReader(io.StringIO(history.decisions_csv(rows))))
     assert table[0]["outcome"] == "mismatch" and table[0]["observed"].endswith("grid charge off")
     store.close()
     reopened = Store(tmp_path / "dashboard.db")  # history survives a restart
@@ -158,7 +158,7 @@ def test_store_keeps_prices_and_soc_for_charts(tmp_path: Path) -> None:
     store = Store(tmp_path / "dashboard.db")
     store.record_rates(helpers.rates(NOW))
     store.record_battery(helpers.battery(NOW, 61.0))
-    fig = views.history_figure(
+    fig = charts.history_figure(
         store.battery_between(NOW - timedelta(days=1), NOW + SLOT),
         store.prices_between(NOW - timedelta(days=1), NOW + SLOT),
         TZ,

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.bus import MAX_PAYLOAD_BYTES
+from shared.bus_core import MAX_PAYLOAD_BYTES
 from shared.topics import SERVICES, Topics
 from tests.deploy.project_broker import (
     MOSQUITTO_DIR,
@@ -42,7 +42,7 @@ from tools.init_secrets import init_tls
 T = Topics()
 NOT_AUTHORIZED = 135
 
-# A state topic each service owns (architecture §1), and one HA discovery topic under its own node id.
+# A state topic each service owns (docs/architecture.md, "Channels"), and one HA discovery topic under its own node id.
 OWN = {
     "pricing": [T.import_current, T.import_rates],
     "forecast": [T.forecast_pv, T.forecast_pv_today],

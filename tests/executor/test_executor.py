@@ -64,9 +64,9 @@ class Rig:
 
     def plan(self, charge: list[datetime], hours: float = 4, **kw) -> None:
         plan = make_plan(self.clock.now(), T0, hours, charge=charge, **kw)
-        self.executor.on_plan(Incoming("p", b"", False, plan))
+        self.executor.on_plan(plan)
         rates = make_rates(self.clock.now(), T0, hours, lambda s: 0.05)
-        self.executor.on_rates(Incoming("r", b"", False, rates))
+        self.executor.on_rates(rates)
 
     def tick(self, minutes: float = 1.0):
         self.clock.advance(timedelta(minutes=minutes))
@@ -130,16 +130,16 @@ def test_charges_in_a_planned_slot_then_restores_with_a_lease(rig: Rig, probe) -
 
 def test_price_above_the_limit_or_unknown_blocks_the_charge(rig: Rig) -> None:
     rig.plan(charge=[utc(2024, 1, 15, 1, 0)])
-    rig.executor.on_rates(Incoming("r", b"", False, None))  # no series: only the current rate counts
-    rig.executor.on_current_rate(Incoming("c", b"", False, current_rate(T0, T0, 0.35)))
+    rig.executor.on_rates(None)  # no series: only the current rate counts
+    rig.executor.on_current_rate(current_rate(T0, T0, 0.35))
     applied = rig.executor.tick()
     assert applied.action == Action.SELF_USE and any(
         r.rule == "price_limit" and r.verdict == "blocked" for r in applied.rules
     )
-    rig.executor.on_current_rate(Incoming("c", b"", False, current_rate(T0, T0, None)))
+    rig.executor.on_current_rate(current_rate(T0, T0, None))
     assert rig.tick(1).action == Action.SELF_USE
-    rig.executor.on_planner_max_price(Incoming("m", b"0.04", False))
-    rig.executor.on_current_rate(Incoming("c", b"", False, current_rate(T0, T0, 0.05)))
+    rig.executor.on_planner_max_price("0.04")
+    rig.executor.on_current_rate(current_rate(T0, T0, 0.05))
     assert rig.tick(1).action == Action.SELF_USE  # the planner's lower limit holds too
     assert rig.writes() == []
 
@@ -479,7 +479,7 @@ def test_a_journal_that_cannot_be_opened_at_start_hands_back_a_forced_state_befo
 def test_a_host_clock_off_netzeros_forces_nothing_until_it_is_right(
     tmp_path: Path, broker, probe, off: timedelta
 ) -> None:
-    """reliability.md T5: a Pi without a real-time clock, a wrong zone, an NTP step. The simulator keeps the true
+    """A Pi without a real-time clock, a wrong zone, an NTP step. The simulator keeps the true
     time (its HTTP Date); this executor's clock is off by ``off`` and its plan says charge now. Nothing is sent and
     every decision on the bus says why; once the clock is right, the next decision charges."""
     rig = Rig(tmp_path, broker.port)
@@ -491,8 +491,8 @@ def test_a_host_clock_off_netzeros_forces_nothing_until_it_is_right(
 
         def plan_charging_now() -> None:
             slot = slot_start(host.now())
-            ex.on_plan(Incoming("p", b"", False, make_plan(host.now(), slot, 4, charge=[slot])))
-            ex.on_rates(Incoming("r", b"", False, make_rates(host.now(), slot, 4, lambda s: 0.05)))
+            ex.on_plan(make_plan(host.now(), slot, 4, charge=[slot]))
+            ex.on_rates(make_rates(host.now(), slot, 4, lambda s: 0.05))
 
         plan_charging_now()
         mark = probe.mark()

@@ -23,7 +23,6 @@ from typing import Any
 import pytest
 
 from services.executor.__main__ import subscribe
-from shared.bus import Incoming
 from shared.models import Action, ExecutorAlert, PowerwallConfig
 from sim.netzero import NetZeroSim
 from tests.executor.support import (
@@ -88,12 +87,12 @@ def test_storm_watch_that_came_on_after_the_last_read_stops_the_charge_before_it
     applied = rig.executor.tick()
     assert applied.outcome == "stood_aside" and "storm watch" in rule(applied, "off_grid").detail
     rig.clock.advance(15)
-    rig.executor.on_plan(Incoming("p", b"", False, make_plan(rig.clock.now(), T0, 4, charge=[T0], plan_id="p2")))
+    rig.executor.on_plan(make_plan(rig.clock.now(), T0, 4, charge=[T0], plan_id="p2"))
     assert rig.executor.tick().outcome == "stood_aside"  # a read that showed storm watch is never reused
     assert rig.writes() == [] and [r["method"] for r in requests(rig)] == ["GET", "GET", "GET"]
     rig.sim.control(storm=False)
     rig.clock.advance(30)  # 01:01:05: the first read has left the request window
-    rig.executor.on_plan(Incoming("p", b"", False, make_plan(rig.clock.now(), T0, 4, charge=[T0], plan_id="p3")))
+    rig.executor.on_plan(make_plan(rig.clock.now(), T0, 4, charge=[T0], plan_id="p3"))
     assert rig.executor.tick().outcome == "applied"  # read again: the grid is fine, the charge goes
     assert [r["method"] for r in requests(rig)][-2:] == ["GET", "POST"]
 

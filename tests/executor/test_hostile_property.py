@@ -33,7 +33,6 @@ from services.executor.executor import Executor
 from services.executor.journal import DB_NAME, Journal
 from services.executor.limiter import RateLimiter
 from services.executor.netzero import NetZeroClient
-from shared.bus import Incoming
 from shared.logging import get_logger
 from shared.models import Action, ExecutorMode
 from shared.slots import SLOT, slot_start
@@ -173,9 +172,9 @@ def deliver(ex: Executor, now: datetime, what: tuple[str, Any]) -> None:
             valid_until=now + timedelta(seconds=45) if value == "expiring" else None,
             plan_id=f"p-{now:%H%M%S}",
         )
-        ex.on_plan(Incoming("p", b"", False, plan))
+        ex.on_plan(plan)
     elif kind == "price":
-        ex.on_current_rate(Incoming("c", b"", False, current_rate(now, slot_start(now), value)))
+        ex.on_current_rate(current_rate(now, slot_start(now), value))
     else:
         ex.on_mode_set(value.value)
 
@@ -196,7 +195,7 @@ def run_case(world: World, case: Case) -> None:
     world.control(reset=True, soc_pct=case.soc_pct, grid_outage=not case.grid_up, storm=case.storm)
     ex = world.executor()
     rates = make_rates(case.start, slot_start(case.start) - SLOT, 6, lambda s: 0.05)
-    ex.on_rates(Incoming("r", b"", False, rates))
+    ex.on_rates(rates)
     deliver(ex, case.start, ("plan", "charge"))  # a plan that wants a charge from the start
     decided = []
     try:

@@ -19,6 +19,7 @@ from services.executor.translate import (
     user_baseline,
 )
 from shared.models import Action, BatteryState, ExecutorMode, GridStatus, PowerwallConfig
+from shared.peak import PeakWindow
 from tests.executor.support import current_rate, make_plan, make_rates, utc
 
 TZ = ZoneInfo("Europe/London")
@@ -67,9 +68,11 @@ def test_peak_window_blocks_grid_charging_in_local_time(now, blocked: bool) -> N
 def test_the_planners_peak_window_is_kept_out_too() -> None:
     now = utc(2024, 1, 15, 14, 30)  # outside 16:00–19:00
     assert rules.peak_window(CHARGE, now, CFG)[0] == CHARGE
-    p, out = rules.peak_window(CHARGE, now, CFG, (time(14), time(15)))
+    p, out = rules.peak_window(CHARGE, now, CFG, planner=PeakWindow(time(14), time(15), CFG.tz))
     assert p.action == Action.SELF_USE and "14:00–15:00" in out.detail
-    assert rules.next_peak_start(utc(2024, 1, 15, 13), CFG, (time(14), time(15))) == utc(2024, 1, 15, 14)
+    assert rules.next_peak_start(utc(2024, 1, 15, 13), CFG, planner=PeakWindow(time(14), time(15), CFG.tz)) == utc(
+        2024, 1, 15, 14
+    )
 
 
 def test_peak_window_leaves_other_actions_alone() -> None:

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 import random
+import threading
+import time
 
 import pytest
 
+from shared.bus import Bus
+from shared.models import BatteryState, BusHealth
+from shared.settings import ServiceSettings
+from shared.topics import BATTERY_STATE, Topics
 from tests.support.broker import Broker
 from tests.support.probe import Probe
 
@@ -109,7 +115,7 @@ def test_a_thousand_malformed_payloads_do_not_stop_the_service(spawn, probe: Pro
     assert svc.log().count("invalid payload dropped") >= 900
 
 
-def test_commands_answer_on_the_result_topic(spawn, probe: Probe) -> None:
+def test_commands_and_setters_answer_on_their_result_topics(spawn, probe: Probe) -> None:
     start_echo(spawn)
     probe.wait_for(f"{PREFIX}/echo/status", online, timeout=15)
     topic = f"{PREFIX}/echo/cmd/ping"
@@ -125,6 +131,18 @@ def test_commands_answer_on_the_result_topic(spawn, probe: Probe) -> None:
     probe.publish(topic, "not json")
     bad = probe.wait_json(f"{topic}/result", lambda d: d["request_id"] == "unknown")
     assert bad["status"] == "error"
+
+    # A setter answers on its result topic too: ok, or why it refused (and the refused value changes nothing).
+    topic = f"{PREFIX}/echo/level/set"
+    probe.publish(topic, "7")
+    ok = probe.wait_json(f"{topic}/result", lambda d: d["data"].get("value") == "7")
+    assert ok["status"] == "ok"
+    assert probe.wait_for(f"{PREFIX}/echo/level").text == "7"
+    for value, why in (("11", "outside 0-10"), ("loud", "could not convert")):
+        probe.publish(topic, value)
+        answer = probe.wait_json(f"{topic}/result", lambda d, v=value: d["data"].get("value") == v)
+        assert answer["status"] == "error" and why in answer["error"], answer
+    assert probe.latest(f"{PREFIX}/echo/level").text == "7"  # a refused value changes nothing
 
 
 def test_a_retained_command_is_cleared_and_not_executed(spawn, probe: Probe) -> None:
@@ -155,3 +173,37 @@ def test_fleet_prefix(spawn, probe: Probe) -> None:
     probe.wait_for("batsched/site-0042/echo/status", online, timeout=15)
     probe.publish("batsched/site-0042/echo/in", STATE)
     assert probe.wait_json("batsched/site-0042/echo/out")["soc_pct"] == 41.0
+
+
+def test_a_full_inbox_drops_and_counts_and_the_service_says_so_on_its_health_topic(
+    broker: Broker, probe: Probe
+) -> None:
+    settings = ServiceSettings(_secrets_dir=None, mqtt_port=broker.port, mqtt_inbox_max=100)
+    bus = Bus(settings, "slowpoke")
+    bus.health_every_s = 0.2
+    release = threading.Event()
+    handled: list[float] = []
+
+    def slow(s: BatteryState | None) -> None:
+        release.wait(30)  # the first message holds the worker; the rest pile up in the inbox
+        handled.append(s.soc_pct if s else -1)
+
+    bus.subscribe(BATTERY_STATE, slow)
+    bus.start()
+    health_topic = Topics().health("slowpoke")
+    try:
+        probe.wait_for(health_topic, lambda m: BusHealth.model_validate_json(m.payload).connects == 1, timeout=15)
+        for i in range(400):
+            probe.publish(Topics().battery_state, {**STATE, "soc_pct": i % 100}, wait=False)
+        # One message in the handler, 100 queued: the other 299 must be dropped, and counted as they are.
+        deadline = time.monotonic() + 20
+        while bus.counters().dropped_overflow < 299 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        mark = probe.mark()
+        release.set()
+        report = probe.wait_json(health_topic, lambda d: d["received"] == 101, timeout=15, after=mark)
+        assert report["dropped_overflow"] == 299 and report["inbox_max"] == 100
+        assert len(handled) == 101
+    finally:
+        release.set()
+        bus.stop()

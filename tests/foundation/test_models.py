@@ -6,17 +6,18 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
 from shared.models import (
-    SCHEMA_MODELS,
     BatteryState,
     CurrentRate,
     OverrideCommand,
     Rate,
     RateSeries,
 )
-from shared.topics import Topics
+from shared.topics import SCHEMA_MODELS, Topics
+from tests.support.contract import SCHEMA_DIR, foreign_keywords, schema_for, validator, violations
 from tools.gen_schemas import main as gen_schemas
 
 T0 = datetime(2025, 1, 15, 16, tzinfo=UTC)
@@ -116,3 +117,33 @@ def test_topic_tree_is_pinned() -> None:
     assert all(not v.startswith("/") and "//" not in v for v in t.tree().values())
     with pytest.raises(ValueError):
         Topics("bad/+/prefix")
+
+
+def test_schemas_bound_values_with_json_schema_keywords_that_validators_enforce() -> None:
+    for path in sorted(SCHEMA_DIR.glob("*.json")):
+        schema = json.loads(path.read_text())
+        Draft202012Validator.check_schema(schema)
+        assert foreign_keywords(schema) == [], path.name
+    price = json.loads((SCHEMA_DIR / "rate_series.json").read_text())["$defs"]["Rate"]["properties"]["value_inc_vat"]
+    assert (price["minimum"], price["maximum"]) == (-10, 10)
+    rate = {"start": "2025-01-15T16:00:00Z", "end": "2025-01-15T16:30:00Z", "value_inc_vat": 12.5}  # pence, by mistake
+    doc = {
+        "generated_at": "2025-01-15T16:00:00Z",
+        "valid_until": "2025-01-15T16:30:00Z",
+        "tariff_code": "x",
+        "rates": [rate],
+    }
+    errors = list(validator("rate_series").iter_errors(doc))
+    assert [e.validator for e in errors] == ["maximum"]
+
+
+def test_the_probe_check_flags_a_service_payload_that_breaks_its_schema_and_skips_the_tests_own() -> None:
+    good = {"generated_at": "2025-01-15T16:07:00Z", "valid_until": "2025-01-15T16:12:00Z"}
+    good |= {"observed_at": "2025-01-15T16:07:00Z", "soc_pct": 41.0}
+    bad = json.dumps({**good, "soc_pct": 141.0}).encode()
+    topic = Topics("batsched/site-0042").battery_state
+    found = violations([(topic, json.dumps(good).encode()), (topic, bad)], set())
+    assert len(found) == 1 and "battery_state.json" in found[0] and "soc_pct" in found[0]
+    assert violations([(topic, bad)], {(topic, bad)}) == []  # a test published it on purpose
+    assert schema_for("batsched/forecast/pv/today") == "pv_today"
+    assert schema_for("batsched/planner/cmd/replan/result") == "command_result"

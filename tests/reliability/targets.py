@@ -1,4 +1,4 @@
-"""What each service subscribes to (architecture §1 and ``shared.topics``) and how to see that it still works.
+"""What each service subscribes to (the channel registry, ``shared.topics``) and how to see that it still works.
 
 A target is one service process; every topic it subscribes to gets fuzzed in that one process. ``check`` is the
 "final valid message": it publishes something valid and waits for the observable reaction on the bus. The bus

@@ -1,4 +1,4 @@
-"""Command-topic hygiene under hostile use (reliability.md M1): a retained command found at start-up is never
+"""Command-topic hygiene under hostile use: a retained command found at start-up is never
 executed, not even through the empty message that clearing it sends back to the service itself."""
 
 from __future__ import annotations

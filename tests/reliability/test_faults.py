@@ -1,4 +1,4 @@
-"""Fault injection over the whole simulated system (reliability.md §4.1, issue #10 acceptance):
+"""Fault injection over the whole simulated system (issue #10 acceptance):
 
 - broker SIGKILL and restart: every service back ``online`` and its retained state republished within 15 s;
 - every service SIGKILLed and restarted: back ``online`` within 15 s;

@@ -1,7 +1,7 @@
 """Fuzz every external HTTP client against a local server that answers with hypothesis-generated malformed
 responses (status codes, HTML, truncated or wrong-shaped JSON, garbage bytes, huge bodies, bodies that come too
 late, connections closed without an answer). Property: the client returns validated data or raises its documented
-error type; nothing else ever escapes (reliability.md A1, §4.2 property 1)."""
+error type; nothing else ever escapes."""
 
 from __future__ import annotations
 

@@ -12,12 +12,12 @@ from services.executor.windows import WindowBoard, WindowStore
 from shared.bus import Bus
 from shared.clock import RealClock
 from shared.logging import get_logger
-from shared.models import WindowAddCommand, WindowDeleteCommand
-from shared.slots import parse_hhmm
+from shared.peak import PeakWindow
+from shared.topics import EXECUTOR_WINDOW_ADD, EXECUTOR_WINDOW_DELETE
 from tests.dashboard.helpers import settings
 
 LONDON = ZoneInfo("Europe/London")
-PEAK = (parse_hhmm("16:00"), parse_hhmm("19:00"))
+PEAK = PeakWindow.parse("16:00", "19:00", LONDON)
 
 
 @pytest.fixture
@@ -26,8 +26,8 @@ def board(tmp_path: Path, broker) -> Iterator[WindowBoard]:
     bus = Bus(s, "executor")
     store = WindowStore(tmp_path / "exec" / "Force_Charging.db")
     b = WindowBoard(store, bus, RealClock(), PEAK, LONDON, (10.0, 100.0), get_logger("test"))
-    bus.command(bus.topics.executor_window_add, b.on_add, WindowAddCommand)
-    bus.command(bus.topics.executor_window_delete, b.on_delete, WindowDeleteCommand)
+    bus.command(EXECUTOR_WINDOW_ADD, b.on_add)
+    bus.command(EXECUTOR_WINDOW_DELETE, b.on_delete)
     bus.on_connect(b.publish)
     bus.start()
     assert bus.wait_connected(10)

@@ -16,7 +16,7 @@ from services.executor.seed_import import import_seed, publish_imported_history
 from services.executor.windows import WindowStore
 from shared.bus import Incoming
 from shared.logging import get_logger
-from shared.slots import parse_hhmm
+from shared.peak import PeakWindow
 from shared.topics import Topics
 from tests.dashboard.fake_oidc import FakeOIDC
 from tests.dashboard.helpers import InProcess, login, settings
@@ -48,7 +48,7 @@ def test_imported_history_reaches_the_history_page_and_its_csv(tmp_path: Path, p
     seed = make_seed_db(tmp_path / "seed" / "Force_Charging.db", now)
     path = tmp_path / "exec" / "Force_Charging.db"
     journal, windows = Journal(path), WindowStore(path)
-    import_seed(seed.path, journal, windows, now, (parse_hhmm("17:00"), parse_hhmm("20:00")), LONDON)
+    import_seed(seed.path, journal, windows, now, PeakWindow.parse("17:00", "20:00", LONDON), LONDON)
     bus = Recorder()
     publish_imported_history(bus, path, now, get_logger("test"))
     [(topic, payload, retain)] = bus.sent
@@ -79,7 +79,7 @@ def test_history_larger_than_one_message_sends_the_newest(tmp_path: Path) -> Non
     seed = make_seed_db(tmp_path / "seed" / "Force_Charging.db", now, days=800)
     path = tmp_path / "exec" / "Force_Charging.db"
     journal, windows = Journal(path), WindowStore(path)
-    import_seed(seed.path, journal, windows, now, (parse_hhmm("17:00"), parse_hhmm("20:00")), LONDON)
+    import_seed(seed.path, journal, windows, now, PeakWindow.parse("17:00", "20:00", LONDON), LONDON)
     bus = Recorder()
     publish_imported_history(bus, path, now, get_logger("test"))
     [(_topic, payload, _retain)] = bus.sent

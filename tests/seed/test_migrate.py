@@ -28,12 +28,12 @@ from services.executor.seed_import import (
 )
 from services.executor.windows import WindowStore
 from shared.models import Action
-from shared.slots import parse_hhmm
+from shared.peak import PeakWindow
 from tests.seed.fixtures import SEED_ENV, make_seed_db, write_seed_env
 
 ROOT = Path(__file__).resolve().parents[2]
 LONDON = ZoneInfo("Europe/London")
-PEAK = (parse_hhmm("17:00"), parse_hhmm("20:00"))
+PEAK = PeakWindow.parse("17:00", "20:00", LONDON)
 
 
 def fingerprint(folder: Path) -> dict[str, tuple[str, float]]:

@@ -26,7 +26,8 @@ from shared.models import (
     Reason,
     WindowList,
 )
-from shared.slots import SLOT, parse_hhmm
+from shared.peak import PeakWindow
+from shared.slots import SLOT
 from tests.dashboard.helpers import InProcess, settings
 from tests.executor.support import (
     SimServer,
@@ -41,7 +42,7 @@ from tests.executor.support import (
 from tests.planner.helpers import battery, forecast, rates
 
 LONDON = ZoneInfo("Europe/London")
-PEAK = (parse_hhmm("16:00"), parse_hhmm("19:00"))
+PEAK = PeakWindow.parse("16:00", "19:00", LONDON)
 CFG = RuleConfig(tz=LONDON)
 BASE = PowerwallConfig(operational_mode="self_consumption", backup_reserve_pct=20, grid_charging=False)
 

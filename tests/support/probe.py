@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -30,6 +30,9 @@ class Seen:
 
 
 class Probe:
+    # Everything any probe in this process sent: the tests' messages, not the services'.
+    published: ClassVar[set[tuple[str, bytes]]] = set()
+
     def __init__(
         self,
         port: int,
@@ -82,6 +85,8 @@ class Probe:
     def publish(self, topic: str, payload: Any, retain: bool = False, qos: int = 1, wait: bool = True) -> None:
         if isinstance(payload, (dict, list)):
             payload = json.dumps(payload)
+        body = payload.encode() if isinstance(payload, str) else bytes(payload or b"")
+        Probe.published.add((topic, body))
         info = self._client.publish(topic, payload, qos=qos, retain=retain)
         if wait:
             info.wait_for_publish(5)
