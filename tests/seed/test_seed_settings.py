@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from datetime import time as clock_time
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,13 @@ import pytest
 from services.accounting.config import AccountingSettings
 from services.dashboard.config import DashboardSettings, kept_session_secret
 from services.executor.config import ExecutorSettings, WatchdogSettings
+from services.executor.executor import rule_config
 from services.forecast.config import ForecastSettings
 from services.planner.config import PlannerServiceSettings
+from services.planner.home import initial_settings
 from services.pricing.config import PricingSettings
+from shared.models import PlannerSettings
+from shared.peak import PeakWindow
 from shared.seed_settings import BY_NAME, SEED_VARIABLES
 from shared.settings import build_settings
 from tests.seed.fixtures import SEED_ENV, write_seed_env
@@ -138,6 +143,31 @@ def test_seed_pv_constants_make_one_array() -> None:
     assert not s.pv_arrays_given  # the seed's constants say nothing of where: the postcode or LATITUDE does
     assert not build_settings(ForecastSettings, environ={}).pv_arrays_given
     assert build_settings(ForecastSettings, environ={"BATSCHED_PV_ARRAYS": '[{"kwp": 2}]'}).pv_arrays_given
+
+
+def test_the_safety_values_have_one_source_for_the_planner_the_executor_and_its_windows() -> None:
+    """The seed's names and the BATSCHED_ ones land in one place (SafetySettings): the planner starts from the same
+    peak window and price cap the executor enforces and its manual windows are checked against."""
+    env = {"PEAK_START_HOUR": "17", "PEAK_END_HOUR": "20", "MAX_AGILE_PRICE_PPK": "16", "MIN_SOC": "15"}
+    pl = build_settings(PlannerServiceSettings, environ=env, service="planner")
+    ex = build_settings(ExecutorSettings, environ=env, service="executor")
+    start = initial_settings(pl)
+    assert (start.peak_start_local, start.peak_end_local, start.max_charge_price_gbp) == ("17:00", "20:00", 0.16)
+    assert start.min_soc_pct == 15.0 and start.target_soc_cap_pct == PlannerSettings().target_soc_cap_pct
+    cfg = rule_config(ex)
+    assert (
+        ex.peak
+        == pl.peak
+        == PeakWindow(cfg.peak_start, cfg.peak_end, cfg.tz)
+        == PeakWindow(clock_time(17), clock_time(20))
+    )
+    assert cfg.max_price_gbp == pytest.approx(0.16)
+    # Unset, every one is the planner's default, and the environment gives the planner nothing to apply at start.
+    default = build_settings(PlannerServiceSettings, environ={})
+    assert initial_settings(default) == PlannerSettings() and default.bus_setting_values() == {}
+    assert build_settings(ExecutorSettings, environ={}).peak == PeakWindow.parse(
+        PlannerSettings().peak_start_local, PlannerSettings().peak_end_local
+    )
 
 
 def _load(env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
