@@ -37,6 +37,7 @@ def wire(ctx: ServiceContext[DashboardSettings], sock: socket.socket) -> None:
     web = WebServer(app, sock)
     web.start()
     ctx.on_stop(web.stop)
+    ctx.on_stop(store.close)  # after the web server: no page reads it any more
     ctx.every(3600, lambda: store.prune(ctx.now() - timedelta(days=s.dashboard_history_days)), name="prune")
 
     port = sock.getsockname()[1]

@@ -47,15 +47,21 @@ class Store:
     def __init__(self, path: Path) -> None:
         self._lock = threading.Lock()
         self._db = open_store(path, SCHEMA, renamed_columns=(("prices", "value_inc_vat", "value_inc_vat_gbp"),))
+        self._closed = False
 
     def close(self) -> None:
+        """At stop: closing checkpoints the write-ahead log into the file (a store left with its ``-wal`` would open
+        read-only on a read-only data directory instead of refusing to start). A message still arriving is not kept."""
         with self._lock:
+            self._closed = True
             self._db.close()
 
     # ------------------------------------------------------------------ writes (bus worker thread)
 
     def save_latest(self, topic: str, payload: bytes, received_at: datetime) -> None:
         with self._lock:
+            if self._closed:
+                return
             if payload:
                 self._db.execute(
                     "INSERT OR REPLACE INTO latest VALUES (?, ?, ?)", (topic, payload, received_at.isoformat())
@@ -65,6 +71,8 @@ class Store:
 
     def record_battery(self, state: BatteryState) -> None:
         with self._lock:
+            if self._closed:
+                return
             self._db.execute(
                 "INSERT OR REPLACE INTO battery VALUES (?, ?, ?, ?, ?, ?)",
                 (
@@ -80,15 +88,20 @@ class Store:
     def record_rates(self, series: RateSeries) -> None:
         if series.direction != "import":
             return
-        with self._lock, self._db:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                "INSERT OR REPLACE INTO prices VALUES (?, ?)",
-                [(r.start.isoformat(), r.value_inc_vat) for r in series.rates],
-            )
+        with self._lock:
+            if self._closed:
+                return
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO prices VALUES (?, ?)",
+                    [(r.start.isoformat(), r.value_inc_vat) for r in series.rates],
+                )
 
     def record_decision(self, decision: AppliedDecision) -> None:
         with self._lock:
+            if self._closed:
+                return
             self._db.execute(
                 "INSERT OR IGNORE INTO decisions VALUES (?, ?, ?)",
                 (decision.decision_id, decision.generated_at.isoformat(), decision.model_dump_json()),

@@ -45,7 +45,7 @@ def start(spawn, probe, port: int, name: str):
     return proc, link.group(0)
 
 
-def test_lifecycle_health_history_and_clean_stop(spawn, probe, broker) -> None:
+def test_lifecycle_health_history_and_clean_stop(spawn, probe, broker, tmp_path) -> None:
     port = free_port()
     proc, link = start(spawn, probe, port, "dash-1")
     base = f"http://127.0.0.1:{port}"
@@ -73,6 +73,9 @@ def test_lifecycle_health_history_and_clean_stop(spawn, probe, broker) -> None:
     assert time.monotonic() - started < 10
     probe.wait_for(T.status("dashboard"), lambda m: m.text == "offline", timeout=5, after=mark)
     assert "Traceback" not in proc.log()
+    # The store was closed: its write-ahead log is in the file (a store left with one would open read-only on a
+    # read-only data directory instead of refusing to start).
+    assert (tmp_path / "data" / "dashboard.db").exists() and not (tmp_path / "data" / "dashboard.db-wal").exists()
 
     proc2, link2 = start(spawn, probe, port, "dash-2")
     assert link2 != link  # a new token each start
