@@ -275,7 +275,7 @@ def test_down_then_up_keeps_the_journal_prices_and_planner_settings(stack: Stack
         stack, "executor", "Force_Charging.db", "SELECT decision_id FROM decisions ORDER BY ts LIMIT 1"
     )
     rates = sqlite(
-        stack, "pricing", "pricing.db", "SELECT direction, start_utc, value_gbp FROM rates ORDER BY start_utc"
+        stack, "pricing", "pricing.db", "SELECT direction, start_utc, value_inc_vat_gbp FROM rates ORDER BY start_utc"
     )
     assert first_decision and rates
     stack.compose("down", "-t", "60", timeout=300)
@@ -299,7 +299,7 @@ def test_down_then_up_keeps_the_journal_prices_and_planner_settings(stack: Stack
         == first_decision
     )
     kept = sqlite(
-        stack, "pricing", "pricing.db", "SELECT direction, start_utc, value_gbp FROM rates ORDER BY start_utc"
+        stack, "pricing", "pricing.db", "SELECT direction, start_utc, value_inc_vat_gbp FROM rates ORDER BY start_utc"
     )
     assert {tuple(r) for r in rates} <= {tuple(r) for r in kept}
     assert time.monotonic() - started < 600
