@@ -18,6 +18,7 @@ def wire(ctx: ServiceContext[AccountingSettings]) -> None:
     ctx.bus.subscribe(PLAN, job.on_plan)
     ctx.bus.on_connect(job.republish)
     ctx.every(job.seconds_to_next_close, job.close_finished_days, name="close-days")
+    ctx.every(ctx.settings.accounting_money_interval_s, job.publish_money, name="money", run_now=False)
 
 
 if __name__ == "__main__":
