@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: venv run test test-compose test-fresh lint format schemas bench-planner bench-price-estimate bench-forecast backtest bench-backtest bench-load bench-fleet fuzz-long soak clean image-check settings-doc
+.PHONY: venv run test test-ha test-compose test-fresh lint format schemas bench-planner bench-price-estimate bench-forecast backtest bench-backtest bench-load bench-fleet fuzz-long soak clean image-check settings-doc
 
 venv: $(STAMP)
 
@@ -19,12 +19,18 @@ run: venv
 # The planner's kernel is compiled once into numba's cache first, so no test waits seconds for a first plan.
 test: venv
 	$(PY) -m services.planner.dp_kernel
-	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow and not compose"
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow and not compose and not ha"
 
 # compose.yaml + compose.sim.yaml on a private Docker engine (root; installs docker.io, docker-compose and
 # debootstrap where missing; local stand-ins for the base images where no registry answers): tests/deploy/test_stack.py.
 test-compose: venv
 	bash tools/docker_ci/test_compose.sh
+
+# batsched in a real Home Assistant core (tests/ha): its own venv (tools/ha_venv.py, built once under ~/.cache),
+# onboarded, the MQTT integration added through its API; skipped with the reason where no Python fits. Prints its time.
+test-ha: venv
+	@start=$$(date +%s); $(PY) -m pytest -q -s -m ha tests/ha; rc=$$?; \
+		echo "make test-ha: $$(( $$(date +%s) - start )) s"; exit $$rc
 
 # `make test` in a fresh Debian container with only the README's prerequisites (same private engine, as root).
 test-fresh: venv
