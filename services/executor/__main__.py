@@ -7,8 +7,10 @@ import sqlite3
 import sys
 
 from services.executor.config import ExecutorSettings
-from services.executor.executor import Executor, hand_back_before_exit
+from services.executor.discovery import discovery
+from services.executor.executor import Executor
 from services.executor.journal import DB_NAME, Journal
+from services.executor.observation import hand_back_before_exit
 from services.executor.seed_import import import_on_start, publish_imported_history, take_over
 from services.executor.watchdog import build_client
 from services.executor.windows import WindowBoard, WindowStore
@@ -73,7 +75,7 @@ def wire(ctx: ServiceContext[ExecutorSettings]) -> None:
 
     subscribe(executor, ctx.bus)
     ctx.bus.on_connect(lambda: publish_imported_history(ctx.bus, path, ctx.clock.now(), ctx.log))
-    register_discovery(ctx.bus, executor.discovery)
+    register_discovery(ctx.bus, lambda: discovery(ctx.bus))
 
     ctx.every(0, lambda: executor.run_forever(ctx.stop), name="decisions")  # runs until stop
     ctx.on_stop(executor.restore_on_stop)

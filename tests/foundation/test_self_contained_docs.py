@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
+
+from tests.support.repo_files import repo_files
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTSIDE = re.compile(r"architecture §|mqtt-conventions|apis\.md|reliability\.md|anchors(-mission)?\.md|design/arch")
@@ -12,8 +13,7 @@ DOC_PATH = re.compile(r"\bdocs/[a-z_\-]+\.md\b")
 
 
 def tracked_text_files() -> list[Path]:
-    names = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    return [ROOT / n for n in names.splitlines() if n.endswith((".py", ".md", ".yaml", ".sh", ".html", ".js"))]
+    return [ROOT / n for n in repo_files() if n.endswith((".py", ".md", ".yaml", ".sh", ".html", ".js"))]
 
 
 def test_no_reference_to_documents_outside_the_repository() -> None:

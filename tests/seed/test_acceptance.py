@@ -20,6 +20,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from playwright.sync_api import sync_playwright
 
 from sim.netzero import NetZeroSim, Profiles
@@ -32,6 +33,7 @@ from tests.executor.support import SimServer, sim_clock_env, wait_until
 from tests.seed.fixtures import SEED_ENV, make_seed_db, write_seed_env
 from tests.support.broker import free_port
 from tests.support.browser import CHROMIUM, CHROMIUM_FLAGS
+from tests.support.prereqs import OPTIONAL
 from tools.config_report import read_env_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,6 +177,8 @@ def test_a_seed_user_moves_over(tmp_path: Path, broker, probe, spawn, artifacts:
 
         day = seed.last_decision.astimezone(LONDON).date().isoformat()
         tomorrow = (start.astimezone(LONDON) + timedelta(days=2)).date().isoformat()
+        if OPTIONAL["chromium"].missing():  # everything above has passed; only the browser's part is left out
+            pytest.skip(OPTIONAL["chromium"].line)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             page = browser.new_page()

@@ -36,7 +36,7 @@ OPTIONAL = {
         "Chromium",
         ("chromium", "chromium-browser"),
         "apt-get install chromium",
-        "the dashboard's browser test and the backtest report's rendering check",
+        "the dashboard's browser tests, the seed move-over's browser part and the backtest report's rendering check",
     ),
     "node": Optional("Node.js", ("node",), "apt-get install nodejs", "the Node-RED example's function tests"),
     "docker-compose": Optional(
