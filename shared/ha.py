@@ -104,6 +104,7 @@ SENSOR_CLASSES: dict[str, tuple[set[str] | None, set[str]]] = {
     "enum": (set(), set()),
     "duration": ({"d", "h", "min", "s", "ms"}, {"measurement", "total", "total_increasing"}),
 }
+MEASURED = {"battery", "power", "energy_storage"}  # instantaneous readings: statistics need state_class measurement
 BINARY_SENSOR_CLASSES = {"battery_charging", "connectivity", "problem", "running", "power", "plug", "safety"}
 COMMAND_COMPONENTS = {"select", "switch", "number", "button", "text"}
 
@@ -182,6 +183,8 @@ def check_discovery(
     name = payload.get("name")
     if isinstance(name, str) and name.lower().startswith(DEVICE_NAME.lower()):
         problems.append(f"name {name!r} repeats the device name")
+    if isinstance(name, str) and "_" in name:
+        problems.append(f"name {name!r} reads like an id: name it for a household")
     is_status = is_status_topic(str(payload.get("state_topic", ""))) and component == "binary_sensor"
     avail = payload.get("availability") or payload.get("availability_topic")
     if not avail and not is_status:
@@ -207,6 +210,10 @@ def check_discovery(
 def _check_sensor_classes(payload: dict[str, Any]) -> list[str]:
     problems = []
     dc, sc, unit = payload.get("device_class"), payload.get("state_class"), payload.get("unit_of_measurement")
+    if unit and payload.get("suggested_display_precision") is None:  # else HA shows every float digit (SOC 55.123456)
+        problems.append("a sensor with a unit needs suggested_display_precision")
+    if dc in MEASURED and sc is None:
+        problems.append(f"{dc} needs state_class measurement (HA keeps no statistics without one)")
     if sc is not None and sc not in STATE_CLASSES:
         problems.append(f"state_class {sc!r} unknown")
     if dc is None:

@@ -39,6 +39,7 @@ from services.executor.actuation import Actuator, JournalUnwritable
 from services.executor.config import ExecutorSettings
 from services.executor.controls import Controls
 from services.executor.decide import Decision, DecisionInputs, decide
+from services.executor.discovery import last_decision
 from services.executor.inputs import Inputs
 from services.executor.journal import ForcedState, Journal
 from services.executor.netzero import NetZeroClient
@@ -274,6 +275,7 @@ class Executor:
                 applied = act.act(now, fallback, True, mode, dry_run)
             self._note_budget_wait(applied, decision)
             self.bus.publish(self.topics.executor_applied, applied)  # after its journal row is committed (if it can)
+            self.bus.publish_state(self.topics.executor_last_decision, last_decision(applied))  # small, retained
             self.alert.update(now, act.baseline)
             self.heartbeat(now)
             return applied

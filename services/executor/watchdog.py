@@ -31,9 +31,10 @@ from services.executor.seed_import import wait_while_seed
 from services.executor.translate import diff, restore_config
 from shared.bus import Bus, Incoming
 from shared.clock import Clock
+from shared.ha import entity, register_discovery
 from shared.models import Heartbeat, WatchdogReport
 from shared.runner import ServiceContext, run_service
-from shared.topics import EXECUTOR_HEARTBEAT
+from shared.topics import EXECUTOR_HEARTBEAT, WATCHDOG_REPORT
 
 
 class Watchdog:
@@ -190,11 +191,24 @@ def build_client(settings: WatchdogSettings, clock: Clock) -> NetZeroClient:
     )
 
 
+def discovery(bus: Bus) -> list[tuple[str, dict[str, Any]]]:
+    """Home Assistant: what the watchdog did last (besides its connectivity sensor)."""
+    return [
+        entity(
+            bus, "sensor", "watchdog_state", "Watchdog", WATCHDOG_REPORT, device_class="enum",
+            options=["watching", "restored", "restore_failed", "idle"], value_template="{{ value_json.state }}",
+            json_attributes_topic=WATCHDOG_REPORT,
+            json_attributes_template='{"detail": {{ value_json.detail | tojson }}}', icon="mdi:shield-check",
+        )
+    ]  # fmt: skip
+
+
 def wire(ctx: ServiceContext[WatchdogSettings]) -> None:
     wait_while_seed(ctx.data_path(DB_NAME), 30.0, ctx.log)  # the executor moves the original app's database aside
     journal = Journal(ctx.data_path(DB_NAME))
     dog = Watchdog(ctx.settings, ctx.clock, ctx.bus, journal, build_client(ctx.settings, ctx.clock), ctx.log)
     ctx.bus.listen(EXECUTOR_HEARTBEAT, dog.on_heartbeat)
+    register_discovery(ctx.bus, lambda: discovery(ctx.bus))
     ctx.every(ctx.settings.watchdog_check_s, dog.check, name="watch", run_now=False)
 
 

@@ -50,6 +50,7 @@ def reference_entities(bus: Bus) -> list[tuple[str, dict[str, Any]]]:
             device_class="battery",
             unit_of_measurement="%",
             state_class="measurement",
+            suggested_display_precision=0,
         ),
         entity(
             bus,

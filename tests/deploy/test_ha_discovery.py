@@ -156,7 +156,11 @@ def bus() -> Bus:
 
 
 def good(bus: Bus, **extra: Any) -> tuple[str, dict[str, Any]]:
-    base: dict[str, Any] = {"unit_of_measurement": "GBP/kWh", "state_class": "measurement"}
+    base: dict[str, Any] = {
+        "unit_of_measurement": "GBP/kWh",
+        "state_class": "measurement",
+        "suggested_display_precision": 4,
+    }
     return entity(bus, "sensor", "import_price", "Import price", T.import_current, **{**base, **extra})
 
 
@@ -166,7 +170,7 @@ def test_well_formed_entities_pass(bus: Bus) -> None:
     topic, payload = good(bus)
     assert check_discovery(topic, json.dumps(payload).encode()) == []
     pv = entity(bus, "sensor", "pv_today", "PV today", T.forecast_pv_today, device_class="energy",
-                unit_of_measurement="kWh")  # fmt: skip
+                unit_of_measurement="kWh", state_class="total", suggested_display_precision=1)  # fmt: skip
     assert check_discovery(*pv) == []
 
 
@@ -182,6 +186,9 @@ def test_well_formed_entities_pass(bus: Bus) -> None:
         (lambda p: p.update(device_class="monetary", unit_of_measurement="GBP"), "monetary does not take"),
         (lambda p: p.update(device_class="monetary", state_class="total", unit_of_measurement="£"), "ISO 4217"),
         (lambda p: p.update(device_class="energy", unit_of_measurement="kWh"), "energy does not take state_class"),
+        (lambda p: p.pop("suggested_display_precision"), "needs suggested_display_precision"),
+        (lambda p: p.update(device_class="battery", unit_of_measurement="%", state_class=None), "needs state_class"),
+        (lambda p: p.update(name="battery_soc"), "reads like an id"),
         (lambda p: p.update(device_class="battery", unit_of_measurement="kWh"), "battery does not take unit"),
         (lambda p: p.update(device_class="power", unit_of_measurement="W", state_class="total"), "power does not"),
         (lambda p: p.update(device_class="enum", state_class=None, unit_of_measurement=None), "without options"),

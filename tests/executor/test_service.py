@@ -247,6 +247,10 @@ def test_dry_run_sends_no_write_and_records_decisions(world_factory, probe, spaw
     )
     assert all(d["action"] == "charge" and d["dry_run"] and d["sent"] is None for d in seen)
     assert world.writes() == []
+    # the same decisions, a few fields each, retained for Home Assistant
+    ids = {d["decision_id"] for d in seen}
+    last = probe.wait_json("batsched/executor/last_decision", lambda d: d["decision_id"] in ids, timeout=10)
+    assert last["action"] == "charge" and last["outcome"] == "dry_run" and "dry run" in last["summary"]
     # It did read the Powerwall; two decisions may share one fresh read (reads are rationed to the request budget).
     assert world.sim.log()["request_count"] >= 1
 

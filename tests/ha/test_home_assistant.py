@@ -218,6 +218,31 @@ def test_a_number_change_and_the_replan_button_reach_the_planner(world: dict[str
     assert answer["status"] == "ok", answer
 
 
+def test_override_buttons_reach_the_executor_and_its_last_decision_is_small(world: dict[str, Any]) -> None:
+    ha, probe = world["ha"], world["probe"]
+    mark = probe.mark()
+    ha.call("button", "press", entity_id=entity_of(ha, "batsched_override_hold"))
+    sent = probe.wait_json(T.executor_override, timeout=15, after=mark)
+    until = datetime.fromisoformat(sent["until"])
+    assert sent["action"] == "hold" and timedelta(minutes=59) < until - datetime.now(UTC) <= timedelta(hours=1)
+    answer = probe.wait_json(T.executor_override + "/result", timeout=15, after=mark)
+    assert answer["status"] == "ok", answer
+    mark = probe.mark()
+    ha.call("button", "press", entity_id=entity_of(ha, "batsched_override_cancel"))
+    answer = probe.wait_json(T.executor_override + "/result", timeout=15, after=mark)
+    assert answer["status"] == "ok", answer
+
+    decision = wait_until("a last decision", lambda: retained(probe, T.executor_last_decision))
+    shown = wait_until(
+        "the last decision in HA", lambda: (st := state_of(ha, "batsched_last_decision"))["state"] != "unknown" and st
+    )
+    latest = retained(probe, T.executor_last_decision)
+    assert shown["state"] in (decision["summary"], latest["summary"])
+    attrs = {k: v for k, v in shown["attributes"].items() if k not in ("friendly_name", "icon")}
+    assert set(attrs) == {"action", "outcome", "rule", "mode", "decided_at"}
+    assert len(json.dumps(attrs)) < 300  # the whole decision (executor/applied) was ~1 KB of attributes
+
+
 def test_plan_action_is_unknown_when_no_slot_is_current(world: dict[str, Any]) -> None:
     ha, probe = world["ha"], world["probe"]
     now = datetime.now(UTC)
@@ -233,7 +258,8 @@ def test_plan_action_is_unknown_when_no_slot_is_current(world: dict[str, Any]) -
 
 def test_entities_come_back_after_home_assistant_restarts(world: dict[str, Any]) -> None:
     ha, probe = world["ha"], world["probe"]
-    before = {uid: state_of(ha, uid)["state"] for uid in ("batsched_min_soc_pct", "batsched_battery_soc")}
+    kept = ("batsched_min_soc_pct", "batsched_battery_soc", "batsched_last_decision", "batsched_executor_mode")
+    before = {uid: state_of(ha, uid)["state"] for uid in kept}
     ids = set(announced(probe))
     mark = probe.mark()
     ha.stop()
