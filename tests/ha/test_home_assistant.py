@@ -1,12 +1,13 @@
 """batsched in a real Home Assistant (``make test-ha``; not part of ``make test``).
 
 Home Assistant core from its own venv (``tools/ha_venv.py``; skipped with the reason where no Python fits) is
-onboarded and given the MQTT integration through its APIs, pointed at this test's Mosquitto. The seven services run
-with their own entry points (dead upstream endpoints; the test publishes prices and a battery reading as pricing
-and the executor would). Then, through Home Assistant's REST and WebSocket APIs: every entity the services
-announced exists on the one batsched device with its unit, device class and state; a number change and the
-Replan button reach the planner; the plan action is unknown when no slot is current; and everything comes back
-after Home Assistant restarts.
+onboarded and given the MQTT integration through its APIs, pointed at this test's Mosquitto. The seven services
+run with their own entry points: the executor and the watchdog on the NetZero simulator (dry run), the other
+upstream endpoints dead (the test publishes the prices as the pricing service would). Then, through Home
+Assistant's REST and WebSocket APIs: every entity the services announced exists on the one batsched device with
+its unit, device class, display precision and state; a number change, the Replan button and the override buttons
+reach their services; the plan action is unknown when no slot is current; and everything comes back after Home
+Assistant restarts.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from typing import Any
 
 import pytest
 
-from shared.models import BatteryState, PlanNow, Rate, RateSeries
+from shared.clock import RealClock
+from shared.models import PlanNow, Rate, RateSeries
 from shared.slots import SLOT, slot_start
 from shared.topics import Topics
+from sim.netzero import NetZeroSim, serve
 from tests.deploy.test_ha_discovery import SERVICE_MODULES
 from tests.ha.home_assistant import HomeAssistant
 from tests.support.broker import Broker, free_port
@@ -78,17 +81,17 @@ def world(hass_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         rates=[Rate(start=first + k * SLOT, end=first + (k + 1) * SLOT, value_inc_vat=p) for k, p in enumerate(prices)],
     )
     probe.publish(T.import_rates, rates.to_json(), retain=True)
-    state = BatteryState(
-        generated_at=now, valid_until=now + timedelta(hours=2), observed_at=now, soc_pct=SOC, capacity_kwh=13.5,
-        battery_power_w=-300.0, grid_power_w=1500.0, solar_power_w=200.0, load_power_w=1400.0,
-    )  # fmt: skip
-    probe.publish(T.battery_state, state.to_json(), retain=True)
+    # The Powerwall behind the executor and the watchdog: the NetZero simulator on the wall clock.
+    netzero = serve(NetZeroSim(RealClock(), soc_pct=SOC, apply_delay_s=1.0))
+    netzero_url = f"http://127.0.0.1:{netzero.server_address[1]}/api/v1"
 
     procs = []
     dead = str(free_port())
     extra = {"BATSCHED_ACCOUNTING_MONEY_INTERVAL_S": "10"}
     for module, name, env in SERVICE_MODULES:
         env = {k: v.format(dead=dead, free=free_port()) for k, v in env.items()}
+        if "BATSCHED_NETZERO_BASE_URL" in env:
+            env["BATSCHED_NETZERO_BASE_URL"] = netzero_url
         full = {**broker.env, "BATSCHED_DATA_DIR": str(root / "data"), **extra, **env}
         procs.append(ServiceProcess(module, full, root / "logs" / f"{name}.log").start())
     for _, name, _ in SERVICE_MODULES:
@@ -106,6 +109,7 @@ def world(hass_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         for p in procs:
             p.kill()
         probe.stop()
+        netzero.shutdown()
         broker.kill()
         starts = ", ".join(f"{s:.1f}" for s in ha.starts)
         print(f"\ntest-ha: services up in {services_s:.1f} s; Home Assistant API up after {starts} s")
@@ -182,7 +186,11 @@ def test_every_entity_exists_on_the_batsched_device_with_unit_and_state(world: d
         if uid.endswith("_status"):
             assert st["state"] == "on", uid  # every service connected
     # states that follow from what is on the bus
-    assert float(states[registry["batsched_battery_soc"]["entity_id"]]["state"]) == pytest.approx(SOC)
+    soc = wait_until(
+        "the battery level in HA as the executor read it",
+        lambda: float(state_of(ha, "batsched_battery_soc")["state"]) == retained(probe, T.battery_state)["soc_pct"],
+    )
+    assert soc and abs(float(state_of(ha, "batsched_battery_soc")["state"]) - SOC) < 5
     plan = wait_until("a plan", lambda: retained(probe, T.plan)["status"] == "ok" and retained(probe, T.plan))
     cost = wait_until("the plan cost in HA", lambda: state_of(ha, "batsched_plan_expected_cost"))
     assert float(cost["state"]) == pytest.approx(plan["expected_cost_gbp"])
