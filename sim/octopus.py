@@ -54,6 +54,7 @@ import pandas as pd
 from shared.clock import Clock
 from shared.peak import AGILE_PEAK
 from shared.slots import LONDON, SLOT, local_wall_time
+from sim import octopus_tariffs
 from sim.octopus_graphql import ACCOUNT_NUMBER, API_KEY, MPAN, GraphQLState
 
 VAT = 1.05
@@ -139,6 +140,7 @@ _PRODUCTS: list[dict[str, Any]] = [
         "available_to": None,
         "brand": "OCTOPUS_ENERGY",
     },
+    *octopus_tariffs.products_list(),  # Go, Intelligent Go, Flux, Cosy, Tracker, fixed (sim/octopus_tariffs.py)
 ]
 
 
@@ -212,14 +214,16 @@ class FakeOctopus:
         host: str = "127.0.0.1",
         prices: pd.Series | None = None,
         faults: Faults | None = None,
+        account_products: tuple[str, str | None] = (IMPORT_PRODUCT, EXPORT_PRODUCT),
     ) -> None:
         self.clock = clock
+        self.account_products = account_products  # the account's current (import, export) products
         self.faults = faults or Faults()
         self._prices = prices
         self._lock = threading.Lock()
         self._release = threading.Event()  # set at stop so stalled requests end
         self.requests: list[str] = []  # paths of every request, for tests
-        self.graphql = GraphQLState()  # the GraphQL endpoint's sessions and switches (sim/octopus_graphql.py)
+        self.graphql = GraphQLState(now=clock.now)  # sessions, dispatches and switches (sim/octopus_graphql.py)
         self._server = ThreadingHTTPServer((host, port), _make_handler(self))
         self._server.daemon_threads = True
         self._server.block_on_close = False
@@ -283,6 +287,15 @@ class FakeOctopus:
         if now >= local_wall_time(today, time(hh, mm), LONDON):
             return local_wall_time(today + timedelta(days=1), time(23), LONDON)
         return end_today
+
+    def tariff_rates(self, code: str, period_from: datetime | None, period_to: datetime | None) -> list[dict]:
+        """Rows of a non-Agile product (``sim/octopus_tariffs.py``); Tracker's day price follows the Agile days."""
+
+        def daily_p(a: datetime, b: datetime) -> float | None:
+            day = self.prices[(self.prices.index >= pd.Timestamp(a)) & (self.prices.index < pd.Timestamp(b))]
+            return octopus_tariffs.tracker_price_p(float(day.mean())) if len(day) else None
+
+        return octopus_tariffs.unit_rates(code, self.clock.now(), period_from, period_to, daily_p)
 
     def unit_rates(self, export: bool, period_from: datetime | None, period_to: datetime | None) -> list[dict]:
         """Rate rows in the API's order (newest first) after the data faults are applied."""
@@ -510,7 +523,10 @@ def _make_handler(api: FakeOctopus) -> type[BaseHTTPRequestHandler]:
                 self._send(400, {"period_from": ["Enter a valid date/time."]})
                 return
             with api._lock:
-                rows = api.unit_rates(product["direction"] == "EXPORT", p_from, p_to)
+                if product_code in octopus_tariffs.BY_CODE:
+                    rows = api.tariff_rates(product_code, p_from, p_to)
+                else:
+                    rows = api.unit_rates(product["direction"] == "EXPORT", p_from, p_to)
             self._paged(rows, query, urlsplit(self.path).path)
 
         def _paged(self, rows: list[dict], query: dict[str, str], path: str) -> None:
@@ -550,7 +566,7 @@ def _make_handler(api: FakeOctopus) -> type[BaseHTTPRequestHandler]:
             if number != ACCOUNT_NUMBER:
                 self._send(404, {"detail": "Not found."})
                 return
-            self._send(200, _account_body(number))
+            self._send(200, _account_body(number, *api.account_products))
 
     return Handler
 
@@ -559,7 +575,7 @@ def _find_product(code: str) -> dict[str, Any] | None:
     return next((p for p in _PRODUCTS if p["code"] == code), None)
 
 
-def _account_body(number: str) -> dict[str, Any]:
+def _account_body(number: str, import_product: str, export_product: str | None) -> dict[str, Any]:
     def point(mpan: str, tariff: str, export: bool) -> dict[str, Any]:
         old = "E-1R-OUTGOING-FIX-12M-19-05-13-J" if export else "E-1R-VAR-22-11-01-J"
         return {
@@ -583,8 +599,8 @@ def _account_body(number: str) -> dict[str, Any]:
                 "moved_out_at": None,
                 "postcode": "RH1 1AA",
                 "electricity_meter_points": [
-                    point(MPAN, f"E-1R-{IMPORT_PRODUCT}-J", export=False),
-                    point("1900000000002", f"E-1R-{EXPORT_PRODUCT}-J", export=True),
+                    point(MPAN, f"E-1R-{import_product}-J", export=False),
+                    *([point("1900000000002", f"E-1R-{export_product}-J", export=True)] if export_product else []),
                 ],
             }
         ],
