@@ -106,6 +106,7 @@ class DispatchWatcher:
     log: Any
     dispatches: list[Dispatch] = field(default_factory=list)
     error: str | None = None
+    attempted: bool = False  # read at least once (the first read follows the first fetch of the prices)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -120,6 +121,7 @@ class DispatchWatcher:
         if not self.enabled:
             return
         assert self.graphql is not None
+        self.attempted = True
         try:
             found = parse_dispatches(self.graphql.query(DISPATCH_QUERY, {"accountNumber": self.account}))
         except (SessionsError, ValueError) as exc:

@@ -146,7 +146,9 @@ class PricingService:
             self._update_alert()
             end = self.publisher.coverage_end()
             self.log.info("fetch done", why=why, ok=not outcome.errors, coverage_until=end.isoformat() if end else None)
-            return "; ".join(outcome.errors) or None
+        if self.dispatches.enabled and not self.dispatches.attempted:
+            self._read_dispatches()  # the tariff is known now: Intelligent Go's dispatches at once, not in minutes
+        return "; ".join(outcome.errors) or None
 
     def on_slot_boundary(self) -> None:
         self.publisher.republish_if_new_day()
