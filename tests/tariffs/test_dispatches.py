@@ -94,4 +94,3 @@ def test_without_the_account_no_dispatch_is_read(pricing, probe: Probe, clock: F
     series = probe.wait_json(RATES, timeout=15)
     assert price_p(series, "2024-10-27T14:00Z") == 26.5
     assert not fake.graphql.requests
-
