@@ -18,6 +18,10 @@ It answers on the real paths with the real response shape (docs/architecture.md,
 Publication follows the real timetable on the server's clock (the shared simulated clock in ``make run``):
 until 16:00 local the prices end at 23:00 local today; from 16:00 they run to 23:00 local tomorrow.
 
+Go, Intelligent Octopus Go, Flux (import and export), Cosy, Tracker, a 12-month fixed and Outgoing Fixed are served
+with their real row structure and illustrative prices by ``sim/octopus_tariffs.py``; the account's agreements
+follow ``account_products`` (import, export).
+
 The export product (Agile Outgoing) is **synthetic**: it is derived from the import price by undoing an
 Agile-like import formula and applying an Outgoing-like one (floored at 0, no VAT). Only its shape is real.
 
