@@ -87,3 +87,17 @@ def test_overlapping_bands_with_different_prices_reject_the_batch() -> None:
 def test_a_row_that_cannot_be_placed_is_refused_with_the_reason(rows: list, message: str) -> None:
     with pytest.raises(RowsRejected, match=message):
         half_hour_rows(rows, utc("2024-03-30T00:00Z"), utc("2024-04-01T00:00Z"))
+
+
+def test_the_replay_sees_a_tariff_known_ahead_to_midnight_after_tomorrow_across_the_clock_change() -> None:
+    import pandas as pd
+
+    from services.planner.replay import known_ahead_end, published_end
+
+    slots = pd.date_range("2024-03-29T00:00Z", "2024-04-03T00:00Z", freq="30min", inclusive="left")
+    i = int(slots.searchsorted(pd.Timestamp("2024-03-30T12:00Z")))  # noon GMT on the Saturday
+    ahead, agile = known_ahead_end(slots), published_end(slots)
+    assert slots[ahead[i]] == pd.Timestamp("2024-03-31T23:00Z")  # local midnight starting Monday 1 April (BST)
+    assert slots[agile[i]] == pd.Timestamp("2024-03-30T23:00Z")  # before 16:00: Agile ends 23:00 today (GMT)
+    j = int(slots.searchsorted(pd.Timestamp("2024-03-31T15:00Z")))  # 16:00 BST on the Sunday
+    assert slots[agile[j]] == pd.Timestamp("2024-04-01T22:00Z") and slots[ahead[j]] == pd.Timestamp("2024-04-01T23:00Z")
