@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
     from tqdm import tqdm
 
-    from shared.slots import local_midnight
+    from shared.slots import LONDON, local_midnight
     from tools.backtest.sources import local_range
     from tools.cli import consumption, model_and_settings, pv_on_axis
     from tools.tariffs.catalog import parse_tariffs
@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
         doc = {"tariffs": [r.row() for r in results], "files": {"html": str(html_path), "csv": str(csv_path)}}
         print(json.dumps({**doc, "seconds": round(elapsed, 2)}, indent=2))
         return 0
-    print(f"batsched compare-tariffs {start:%Y-%m-%d} to {end - timedelta(minutes=1):%Y-%m-%d}, region {region}")
+    first, last = (t.astimezone(LONDON) for t in (start, end - timedelta(minutes=1)))
+    print(f"batsched compare-tariffs {first:%Y-%m-%d} to {last:%Y-%m-%d} (local days), region {region}")
     print(f"  {'tariff':<24} {'no battery':>12} {'with battery':>13} {'saving':>10} {'p/kWh':>7}")
     for r in sorted(results, key=lambda r: r.annual_battery_gbp):
         print(

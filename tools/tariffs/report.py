@@ -10,6 +10,7 @@ from pathlib import Path
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from shared.slots import LONDON
 from tools.tariffs.compare import TariffResult
 
 HTML_NAME, CSV_NAME = "compare-tariffs.html", "compare-tariffs.csv"
@@ -49,7 +50,8 @@ def _table(results: list[TariffResult]) -> str:
 
 
 def render_html(results: list[TariffResult], start: datetime, end: datetime, inputs: dict[str, str]) -> str:
-    period = f"{start:%d %b %Y} – {(end - timedelta(minutes=1)):%d %b %Y}"
+    first, last = (t.astimezone(LONDON) for t in (start, end - timedelta(minutes=1)))
+    period = f"{first:%d %b %Y} – {last:%d %b %Y}"
     div = pio.to_html(chart(results), full_html=False, include_plotlyjs=True, div_id="chart-0", default_height=480)
     facts = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in inputs.items())
     return f"""<!DOCTYPE html>
