@@ -150,3 +150,22 @@ def test_the_tariffs_are_discovered_from_the_accounts_agreements(pricing, probe,
     exp = probe.wait_json(EXPORT, timeout=15)
     assert imp["tariff_code"] == f"E-1R-{ot.COSY}-J" and exp["tariff_code"] == f"E-1R-{ot.OUTGOING_FIXED}-J"
     assert local_hours(day_prices(imp, AUTUMN), 41.4)[0] == "16:00"
+
+
+@pytest.mark.parametrize("product", [ot.GO, ot.FIXED, ot.TRACKER])
+def test_no_prices_late_alert_for_a_tariff_that_is_not_agile(pricing, probe, clock, product: str) -> None:
+    # 21:00 local: past the "late" hour. Go and the fixed price are known days ahead; Tracker's day came at 16:00.
+    clock.set(at(AUTUMN, 21))
+    pricing(octopus_product=product)
+    probe.wait_json(RATES, lambda d: d["tariff_code"] == f"E-1R-{product}-J", timeout=15)
+    alert = probe.wait_json(f"{P}/alert", timeout=15)
+    assert alert["code"] == "ok", alert
+
+
+def test_tracker_before_16_00_has_today_only_and_is_not_late(pricing, probe, clock) -> None:
+    clock.set(at(SPRING, 12))
+    pricing(octopus_product=ot.TRACKER)
+    imp = probe.wait_json(RATES, timeout=15)
+    assert utc(imp["valid_until"]) == local_midnight(SPRING + timedelta(days=1))
+    assert len(day_prices(imp, SPRING)) == 46
+    assert probe.wait_json(f"{P}/alert", timeout=15)["code"] == "ok"
