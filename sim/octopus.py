@@ -10,6 +10,7 @@ It answers on the real paths with the real response shape (docs/architecture.md,
 - ``GET /v1/products/{code}/electricity-tariffs/{tariff}/standard-unit-rates/``
   (``period_from``/``period_to``, ``page_size`` up to 1500, ``page``; newest first; ``next``/``previous`` are
   absolute URLs; prices in pence, ``value_inc_vat`` with 5 % VAT, ``payment_method`` null),
+- ``GET /v1/products/{code}/electricity-tariffs/{tariff}/standing-charges/`` (one open-ended row, p/day),
 - ``GET /v1/accounts/{number}/`` (HTTP basic auth with the API key as user name; one import and one export
   agreement), for tariff discovery from the account,
 - ``POST /v1/graphql/``: Saving Sessions and free-electricity sessions (``sim/octopus_graphql.py``; switches on
@@ -385,6 +386,7 @@ def _product_detail(product: dict[str, Any], base: str) -> dict[str, Any]:
 
 
 _RATES_PATH = re.compile(r"^/v1/products/([A-Z0-9-]+)/electricity-tariffs/([A-Z0-9-]+)/standard-unit-rates/?$")
+_STANDING_PATH = re.compile(r"^/v1/products/([A-Z0-9-]+)/electricity-tariffs/([A-Z0-9-]+)/standing-charges/?$")
 _PRODUCT_PATH = re.compile(r"^/v1/products/([A-Z0-9-]+)/?$")
 _ACCOUNT_PATH = re.compile(r"^/v1/accounts/([A-Z0-9-]+)/?$")
 
@@ -473,6 +475,15 @@ def _make_handler(api: FakeOctopus) -> type[BaseHTTPRequestHandler]:
             m = _RATES_PATH.match(path)
             if m:
                 self._rates(m.group(1), m.group(2), query)
+                return
+            m = _STANDING_PATH.match(path)
+            if m:
+                rows = octopus_tariffs.standing_charges(m.group(1))
+                ok = _find_product(m.group(1)) is not None and m.group(2).startswith(f"E-1R-{m.group(1)}-")
+                if ok:
+                    self._paged(rows, query, urlsplit(self.path).path)
+                else:
+                    self._send(404, {"detail": "Not found."})
                 return
             m = _PRODUCT_PATH.match(path)
             if m:

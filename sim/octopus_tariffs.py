@@ -196,3 +196,18 @@ def unit_rates(
 def tracker_price_p(agile_mean_gbp: float) -> float:
     """An illustrative Tracker day price from the day's mean Agile price (p/kWh inc VAT, capped at 100p)."""
     return round(min(100.0, max(0.0, agile_mean_gbp * 100.0 * 0.92 + 2.5)), 2)
+
+
+# Illustrative standing charges, p/day inc VAT (export products have none).
+STANDING_P_PER_DAY = {GO: 47.9, INTELLIGENT_GO: 47.9, FLUX_IMPORT: 47.9, COSY: 47.9, TRACKER: 46.4, FIXED: 49.6}
+AGILE_STANDING_P_PER_DAY = 47.25
+
+
+def standing_charges(code: str) -> list[dict[str, Any]]:
+    """``standing-charges`` rows of a product: one open-ended row (none for an export product)."""
+    p = BY_CODE.get(code)
+    if (p is not None and p.direction == "EXPORT") or "OUTGOING" in code:
+        return []
+    value = STANDING_P_PER_DAY.get(code, AGILE_STANDING_P_PER_DAY)
+    row = _row(datetime(2021, 1, 1, tzinfo=UTC), None, value, VAT)
+    return [row]

@@ -50,6 +50,11 @@ def test_report_csv_progress_and_cache(octopus: FakeOctopus, tmp_path: Path, cap
     assert float(by["Go"]["annual_saving_gbp"]) > 100
     assert float(by["Go"]["effective_p_per_kwh_with_battery"]) < float(by["Go"]["effective_p_per_kwh_no_battery"])
     assert abs(float(by["12M Fixed"]["cost_with_battery_gbp"]) - float(by["12M Fixed"]["cost_no_battery_gbp"])) < 0.5
+    # Standing charges: per local day from the tariff's standing-charges rows (Go 47.9p/day; export none).
+    assert float(by["Go"]["annual_standing_charge_gbp"]) == pytest.approx(47.9 * 365 / 100, abs=0.01)
+    assert float(by["Go"]["annual_total_with_battery_gbp"]) == pytest.approx(
+        float(by["Go"]["annual_cost_with_battery_gbp"]) + float(by["Go"]["annual_standing_charge_gbp"]), abs=0.02
+    )
     page = (tmp_path / "report" / "compare-tariffs.html").read_text()
     assert page.count('<tr class="best">') == 1 and "Effective p/kWh" in page and 'id="chart-0"' in page
 

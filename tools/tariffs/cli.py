@@ -22,7 +22,7 @@ def add_parser(sub: Any, date_type: Any) -> None:
         description="Replay the household's consumption, battery and PV through the planner on each tariff's "
         "historical rates for the region (fetched from Octopus's public API and cached), and write an HTML report "
         "(annual cost with and without the battery, saving, effective p/kWh, a chart) and a CSV. Estimates, not a "
-        "bill: standing charges are left out.",
+        "bill.",
     )
     g = ct.add_argument_group("tariffs and region")
     g.add_argument(
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from tools.backtest.sources import local_range
     from tools.cli import consumption, model_and_settings, pv_on_axis
     from tools.tariffs.catalog import parse_tariffs
-    from tools.tariffs.compare import compare, fetcher
+    from tools.tariffs.compare import compare, fetcher, standing_fetcher
     from tools.tariffs.rates import RateCache, default_cache_dir
     from tools.tariffs.report import write_outputs
 
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         results = compare(
             tariffs, fetcher(cache, region), load, start, end, pv, model, settings, args.forecasts,
-            args.start_soc, args.fill_gaps, bar.update, region,
+            args.start_soc, args.fill_gaps, bar.update, region, standing_fetcher(cache, region),
         )  # fmt: skip
     finally:
         bar.close()
@@ -107,11 +107,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     first, last = (t.astimezone(LONDON) for t in (start, end - timedelta(minutes=1)))
     print(f"batsched compare-tariffs {first:%Y-%m-%d} to {last:%Y-%m-%d} (local days), region {region}")
-    print(f"  {'tariff':<24} {'no battery':>12} {'with battery':>13} {'saving':>10} {'p/kWh':>7}")
-    for r in sorted(results, key=lambda r: r.annual_battery_gbp):
+    print(
+        f"  {'tariff':<24} {'no battery':>12} {'with battery':>13} {'saving':>10} {'p/kWh':>7}"
+        f" {'standing':>10} {'total':>11}"
+    )
+    for r in sorted(results, key=lambda r: r.annual_total_battery_gbp):
         print(
             f"  {r.name:<24} £{r.annual_no_battery_gbp:>10,.2f} £{r.annual_battery_gbp:>11,.2f} "
-            f"£{r.annual_saving_gbp:>8,.2f} {r.effective_p_per_kwh:>6.2f}p"
+            f"£{r.annual_saving_gbp:>8,.2f} {r.effective_p_per_kwh:>6.2f}p £{r.annual_standing_gbp:>8,.2f}"
+            f" £{r.annual_total_battery_gbp:>9,.2f}"
         )
-    print(f"  (annual figures, unit rates only)\n  report: {html_path}\n  CSV: {csv_path}\n  took {elapsed:.1f} s")
+    print(
+        "  (annual figures; total = with the battery, standing charges included)\n"
+        f"  report: {html_path}\n  CSV: {csv_path}\n  took {elapsed:.1f} s"
+    )
     return 0

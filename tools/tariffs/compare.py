@@ -5,6 +5,7 @@ battery model and rules, as ``make bench-planner``), with that tariff's historic
 axis. What the planner may see follows the tariff: Agile and Tracker prices appear at 16:00 for the next day,
 the others are known as far ahead as the pricing service publishes them (``replay.known_ahead_end``). Intelligent
 Octopus Go is counted without smart-charge dispatches (they depend on a car), i.e. its off-peak window only.
+Standing charges (when asked for) are added per local day; they do not depend on the battery.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class TariffResult:
     cost_no_battery_gbp: float
     cost_battery_gbp: float
     seconds: float
+    standing_gbp: float = 0.0  # import and export standing charges over the period
 
     @property
     def per_year(self) -> float:
@@ -54,6 +56,15 @@ class TariffResult:
     @property
     def annual_saving_gbp(self) -> float:
         return self.annual_no_battery_gbp - self.annual_battery_gbp
+
+    @property
+    def annual_standing_gbp(self) -> float:
+        return self.standing_gbp * self.per_year
+
+    @property
+    def annual_total_battery_gbp(self) -> float:
+        """With the battery, standing charges included: the figure to choose a tariff by."""
+        return self.annual_battery_gbp + self.annual_standing_gbp
 
     @property
     def effective_p_per_kwh(self) -> float:
@@ -76,6 +87,8 @@ class TariffResult:
             "annual_cost_no_battery_gbp": round(self.annual_no_battery_gbp, 2),
             "annual_cost_with_battery_gbp": round(self.annual_battery_gbp, 2),
             "annual_saving_gbp": round(self.annual_saving_gbp, 2),
+            "annual_standing_charge_gbp": round(self.annual_standing_gbp, 2),
+            "annual_total_with_battery_gbp": round(self.annual_total_battery_gbp, 2),
             "effective_p_per_kwh_no_battery": round(self.effective_no_battery_p_per_kwh, 2),
             "effective_p_per_kwh_with_battery": round(self.effective_p_per_kwh, 2),
         }
@@ -83,6 +96,10 @@ class TariffResult:
 
 def fetcher(cache: RateCache, region: str) -> Fetch:
     return lambda product, start, end: cache.series(product, region, start, end)
+
+
+def standing_fetcher(cache: RateCache, region: str) -> Callable[[str, datetime, datetime], float]:
+    return lambda product, start, end: cache.standing_gbp(product, region, start, end)
 
 
 def compare(
@@ -99,6 +116,7 @@ def compare(
     fill_gaps: int = 0,
     progress: Callable[[int], None] | None = None,
     region: str = "",
+    standing: Callable[[str, datetime, datetime], float] | None = None,
 ) -> list[TariffResult]:
     """Each tariff over ``[start, end)``; ``progress(k)`` is told of every replayed half-hour."""
     model = model or BatteryModel()
@@ -120,6 +138,9 @@ def compare(
         known = known_ahead_end(axis) if t.known_in_advance else None
         sc = Scenario(axis, price, load_kwh, pv_kwh, export, i0, i1, known)
         tick = (lambda _n, _label: progress) if progress else None
+        charges = 0.0
+        if standing is not None:
+            charges = sum(standing(code, start, end) for code in (t.import_product, t.export_product) if code)
         res = run_backtest(sc, model, settings, forecasts, soc0_pct, ("no_battery", "batsched"), tick)  # type: ignore[arg-type]
         results.append(
             TariffResult(
@@ -131,6 +152,7 @@ def compare(
                 res.runs["no_battery"].total,
                 res.runs["batsched"].total,
                 time.perf_counter() - t0,
+                charges,
             )
         )
     return results

@@ -25,25 +25,30 @@ def chart(results: list[TariffResult]) -> go.Figure:
         ]
     )
     fig.update_layout(
-        barmode="group", title="Annual electricity cost by tariff (unit rates, export netted)", yaxis_title="GBP/year"
+        barmode="group",
+        title="Annual electricity cost by tariff (unit rates, export netted; standing charges not included)",
+        yaxis_title="GBP/year",
     )
     return fig
 
 
 def _table(results: list[TariffResult]) -> str:
-    best = min(results, key=lambda r: r.annual_battery_gbp).name if results else ""
+    best = min(results, key=lambda r: r.annual_total_battery_gbp).name if results else ""
     rows = []
-    for r in sorted(results, key=lambda r: r.annual_battery_gbp):
+    for r in sorted(results, key=lambda r: r.annual_total_battery_gbp):
         mark = ' class="best"' if r.name == best else ""
         rows.append(
             f"<tr{mark}><td>{html.escape(r.name)}</td><td>{html.escape(r.import_code)}<br>"
             f"<small>{html.escape(r.export_code)}</small></td>"
             f'<td class="n">£{r.annual_no_battery_gbp:,.2f}</td><td class="n">£{r.annual_battery_gbp:,.2f}</td>'
-            f'<td class="n">£{r.annual_saving_gbp:,.2f}</td><td class="n">{r.effective_p_per_kwh:.2f}p</td></tr>'
+            f'<td class="n">£{r.annual_saving_gbp:,.2f}</td><td class="n">{r.effective_p_per_kwh:.2f}p</td>'
+            f'<td class="n">£{r.annual_standing_gbp:,.2f}</td>'
+            f'<td class="n">£{r.annual_total_battery_gbp:,.2f}</td></tr>'
         )
     return (
         "<table><tr><th>Tariff</th><th>Import / export</th><th>Annual cost without battery</th>"
-        "<th>Annual cost with battery</th><th>Saving</th><th>Effective p/kWh (with battery)</th></tr>"
+        "<th>Annual cost with battery</th><th>Saving</th><th>Effective p/kWh (with battery)</th>"
+        "<th>Standing charges</th><th>Total with battery, standing charges included</th></tr>"
         + "".join(rows)
         + "</table>"
     )
@@ -64,11 +69,12 @@ tr.best {{ background: #eef8ee; }} .note {{ color: #555; font-size: .9rem; max-w
 </style></head><body>
 <h1>Which tariff suits this house?</h1>
 <p>{html.escape(period)}: the same consumption, battery and planner on each tariff's own historical rates. Annual
-figures scale the period to 365 days. Cheapest with the battery first.</p>
+figures scale the period to 365 days. Cheapest first (with the battery, standing charges included).</p>
 {_table(results)}
 <p class="note">Effective p/kWh: the cost with the battery (imports less export earnings) per kWh the house used.
-These figures are <strong>estimates, not a bill</strong>: standing charges are left out (they differ between tariffs
-and regions), Intelligent Octopus Go is counted without smart-charge dispatches (they depend on a car), and the
+The costs are unit rates (imports less export earnings); standing charges, the same with or without the battery,
+are in their own column and in the total. These figures are <strong>estimates, not a bill</strong>: Intelligent
+Octopus Go is counted without smart-charge dispatches (they depend on a car), and the
 battery model is simplified.</p>
 <section class="chart">{div}</section>
 <h2>Inputs</h2><table>{facts}</table>
