@@ -16,6 +16,11 @@ from tools.tariffs.compare import TariffResult
 HTML_NAME, CSV_NAME = "compare-tariffs.html", "compare-tariffs.csv"
 
 
+def gbp(x: float) -> str:
+    """£1,234.56, and −£12.34 for money earned (more export earnings than import costs)."""
+    return f"−£{-x:,.2f}" if x < 0 else f"£{x:,.2f}"
+
+
 def chart(results: list[TariffResult]) -> go.Figure:
     names = [r.name for r in results]
     fig = go.Figure(
@@ -40,10 +45,10 @@ def _table(results: list[TariffResult]) -> str:
         rows.append(
             f"<tr{mark}><td>{html.escape(r.name)}</td><td>{html.escape(r.import_code)}<br>"
             f"<small>{html.escape(r.export_code)}</small></td>"
-            f'<td class="n">£{r.annual_no_battery_gbp:,.2f}</td><td class="n">£{r.annual_battery_gbp:,.2f}</td>'
-            f'<td class="n">£{r.annual_saving_gbp:,.2f}</td><td class="n">{r.effective_p_per_kwh:.2f}p</td>'
-            f'<td class="n">£{r.annual_standing_gbp:,.2f}</td>'
-            f'<td class="n">£{r.annual_total_battery_gbp:,.2f}</td></tr>'
+            f'<td class="n">{gbp(r.annual_no_battery_gbp)}</td><td class="n">{gbp(r.annual_battery_gbp)}</td>'
+            f'<td class="n">{gbp(r.annual_saving_gbp)}</td><td class="n">{r.effective_p_per_kwh:.2f}p</td>'
+            f'<td class="n">{gbp(r.annual_standing_gbp)}</td>'
+            f'<td class="n">{gbp(r.annual_total_battery_gbp)}</td></tr>'
         )
     return (
         "<table><tr><th>Tariff</th><th>Import / export</th><th>Annual cost without battery</th>"
