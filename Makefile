@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: venv run test test-ha test-compose test-fresh lint format schemas bench-planner bench-price-estimate bench-forecast backtest bench-backtest bench-load bench-fleet fuzz-long soak clean image-check settings-doc
+.PHONY: venv run test test-ha test-compose test-fresh lint format schemas bench-planner bench-price-estimate bench-forecast backtest compare-tariffs bench-backtest bench-load bench-fleet fuzz-long soak clean image-check settings-doc
 
 venv: $(STAMP)
 
@@ -68,6 +68,10 @@ bench-forecast: venv
 # `make backtest ARGS="--consumption my.csv --pv-kwp 4"`: see docs/savings.md
 backtest: venv
 	$(PY) -m tools.cli backtest $(ARGS)
+
+# `make compare-tariffs ARGS="--consumption my.csv --pv-kwp 4 --region J"`: see docs/savings.md
+compare-tariffs: venv
+	$(PY) -m tools.cli compare-tariffs $(ARGS)
 
 # The bundled real year with the planner benchmark's settings (its J-2021/22-4kWp scenario); prints the time taken.
 bench-backtest: venv

@@ -26,6 +26,21 @@ def agile_prices() -> pd.Series:
 
 
 @cache
+def agile_prices_through(end: str) -> pd.Series:
+    """The Agile prices continued past their end to ``end`` (ISO date, UTC) by repeating them 364 days later (same
+    weekday and UTC time): illustrative prices for dates the bundled data does not reach (e.g. 2024-10-27)."""
+    s = agile_prices()
+    stop = pd.Timestamp(end, tz="UTC")
+    parts = [s]
+    while parts[-1].index[-1] < stop:
+        shifted = s.copy()
+        shifted.index = s.index + pd.Timedelta(days=364 * len(parts))
+        parts.append(shifted[shifted.index > parts[-1].index[-1]])
+    out = pd.concat(parts)
+    return out[out.index < stop]
+
+
+@cache
 def household_hourly() -> pd.DataFrame:
     """The household's hourly rows as published: ``local_time`` (naive Europe/London), ``elec_import_kwh``."""
     return pd.read_csv(DATA / "household_hourly_import.csv.gz", na_values=["NA"])

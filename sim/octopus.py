@@ -10,6 +10,7 @@ It answers on the real paths with the real response shape (docs/architecture.md,
 - ``GET /v1/products/{code}/electricity-tariffs/{tariff}/standard-unit-rates/``
   (``period_from``/``period_to``, ``page_size`` up to 1500, ``page``; newest first; ``next``/``previous`` are
   absolute URLs; prices in pence, ``value_inc_vat`` with 5 % VAT, ``payment_method`` null),
+- ``GET /v1/products/{code}/electricity-tariffs/{tariff}/standing-charges/`` (one open-ended row, p/day),
 - ``GET /v1/accounts/{number}/`` (HTTP basic auth with the API key as user name; one import and one export
   agreement), for tariff discovery from the account,
 - ``POST /v1/graphql/``: Saving Sessions and free-electricity sessions (``sim/octopus_graphql.py``; switches on
@@ -17,6 +18,10 @@ It answers on the real paths with the real response shape (docs/architecture.md,
 
 Publication follows the real timetable on the server's clock (the shared simulated clock in ``make run``):
 until 16:00 local the prices end at 23:00 local today; from 16:00 they run to 23:00 local tomorrow.
+
+Go, Intelligent Octopus Go, Flux (import and export), Cosy, Tracker, a 12-month fixed and Outgoing Fixed are served
+with their real row structure and illustrative prices by ``sim/octopus_tariffs.py``; the account's agreements
+follow ``account_products`` (import, export).
 
 The export product (Agile Outgoing) is **synthetic**: it is derived from the import price by undoing an
 Agile-like import formula and applying an Outgoing-like one (floored at 0, no VAT). Only its shape is real.
@@ -54,6 +59,7 @@ import pandas as pd
 from shared.clock import Clock
 from shared.peak import AGILE_PEAK
 from shared.slots import LONDON, SLOT, local_wall_time
+from sim import octopus_tariffs
 from sim.octopus_graphql import ACCOUNT_NUMBER, API_KEY, MPAN, GraphQLState
 
 VAT = 1.05
@@ -139,6 +145,7 @@ _PRODUCTS: list[dict[str, Any]] = [
         "available_to": None,
         "brand": "OCTOPUS_ENERGY",
     },
+    *octopus_tariffs.products_list(),  # Go, Intelligent Go, Flux, Cosy, Tracker, fixed (sim/octopus_tariffs.py)
 ]
 
 
@@ -212,14 +219,16 @@ class FakeOctopus:
         host: str = "127.0.0.1",
         prices: pd.Series | None = None,
         faults: Faults | None = None,
+        account_products: tuple[str, str | None] = (IMPORT_PRODUCT, EXPORT_PRODUCT),
     ) -> None:
         self.clock = clock
+        self.account_products = account_products  # the account's current (import, export) products
         self.faults = faults or Faults()
         self._prices = prices
         self._lock = threading.Lock()
         self._release = threading.Event()  # set at stop so stalled requests end
         self.requests: list[str] = []  # paths of every request, for tests
-        self.graphql = GraphQLState()  # the GraphQL endpoint's sessions and switches (sim/octopus_graphql.py)
+        self.graphql = GraphQLState(now=clock.now)  # sessions, dispatches and switches (sim/octopus_graphql.py)
         self._server = ThreadingHTTPServer((host, port), _make_handler(self))
         self._server.daemon_threads = True
         self._server.block_on_close = False
@@ -283,6 +292,15 @@ class FakeOctopus:
         if now >= local_wall_time(today, time(hh, mm), LONDON):
             return local_wall_time(today + timedelta(days=1), time(23), LONDON)
         return end_today
+
+    def tariff_rates(self, code: str, period_from: datetime | None, period_to: datetime | None) -> list[dict]:
+        """Rows of a non-Agile product (``sim/octopus_tariffs.py``); Tracker's day price follows the Agile days."""
+
+        def daily_p(a: datetime, b: datetime) -> float | None:
+            day = self.prices[(self.prices.index >= pd.Timestamp(a)) & (self.prices.index < pd.Timestamp(b))]
+            return octopus_tariffs.tracker_price_p(float(day.mean())) if len(day) else None
+
+        return octopus_tariffs.unit_rates(code, self.clock.now(), period_from, period_to, daily_p)
 
     def unit_rates(self, export: bool, period_from: datetime | None, period_to: datetime | None) -> list[dict]:
         """Rate rows in the API's order (newest first) after the data faults are applied."""
@@ -368,6 +386,7 @@ def _product_detail(product: dict[str, Any], base: str) -> dict[str, Any]:
 
 
 _RATES_PATH = re.compile(r"^/v1/products/([A-Z0-9-]+)/electricity-tariffs/([A-Z0-9-]+)/standard-unit-rates/?$")
+_STANDING_PATH = re.compile(r"^/v1/products/([A-Z0-9-]+)/electricity-tariffs/([A-Z0-9-]+)/standing-charges/?$")
 _PRODUCT_PATH = re.compile(r"^/v1/products/([A-Z0-9-]+)/?$")
 _ACCOUNT_PATH = re.compile(r"^/v1/accounts/([A-Z0-9-]+)/?$")
 
@@ -457,6 +476,15 @@ def _make_handler(api: FakeOctopus) -> type[BaseHTTPRequestHandler]:
             if m:
                 self._rates(m.group(1), m.group(2), query)
                 return
+            m = _STANDING_PATH.match(path)
+            if m:
+                rows = octopus_tariffs.standing_charges(m.group(1))
+                ok = _find_product(m.group(1)) is not None and m.group(2).startswith(f"E-1R-{m.group(1)}-")
+                if ok:
+                    self._paged(rows, query, urlsplit(self.path).path)
+                else:
+                    self._send(404, {"detail": "Not found."})
+                return
             m = _PRODUCT_PATH.match(path)
             if m:
                 product = _find_product(m.group(1))
@@ -510,7 +538,10 @@ def _make_handler(api: FakeOctopus) -> type[BaseHTTPRequestHandler]:
                 self._send(400, {"period_from": ["Enter a valid date/time."]})
                 return
             with api._lock:
-                rows = api.unit_rates(product["direction"] == "EXPORT", p_from, p_to)
+                if product_code in octopus_tariffs.BY_CODE:
+                    rows = api.tariff_rates(product_code, p_from, p_to)
+                else:
+                    rows = api.unit_rates(product["direction"] == "EXPORT", p_from, p_to)
             self._paged(rows, query, urlsplit(self.path).path)
 
         def _paged(self, rows: list[dict], query: dict[str, str], path: str) -> None:
@@ -550,7 +581,7 @@ def _make_handler(api: FakeOctopus) -> type[BaseHTTPRequestHandler]:
             if number != ACCOUNT_NUMBER:
                 self._send(404, {"detail": "Not found."})
                 return
-            self._send(200, _account_body(number))
+            self._send(200, _account_body(number, *api.account_products))
 
     return Handler
 
@@ -559,7 +590,7 @@ def _find_product(code: str) -> dict[str, Any] | None:
     return next((p for p in _PRODUCTS if p["code"] == code), None)
 
 
-def _account_body(number: str) -> dict[str, Any]:
+def _account_body(number: str, import_product: str, export_product: str | None) -> dict[str, Any]:
     def point(mpan: str, tariff: str, export: bool) -> dict[str, Any]:
         old = "E-1R-OUTGOING-FIX-12M-19-05-13-J" if export else "E-1R-VAR-22-11-01-J"
         return {
@@ -583,8 +614,8 @@ def _account_body(number: str) -> dict[str, Any]:
                 "moved_out_at": None,
                 "postcode": "RH1 1AA",
                 "electricity_meter_points": [
-                    point(MPAN, f"E-1R-{IMPORT_PRODUCT}-J", export=False),
-                    point("1900000000002", f"E-1R-{EXPORT_PRODUCT}-J", export=True),
+                    point(MPAN, f"E-1R-{import_product}-J", export=False),
+                    *([point("1900000000002", f"E-1R-{export_product}-J", export=True)] if export_product else []),
                 ],
             }
         ],

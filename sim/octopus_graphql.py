@@ -7,14 +7,18 @@ free-electricity sessions, answering the operations batsched sends in the API's 
   in ``Authorization``, raw or after ``JWT``);
 - ``customerFlexibilityCampaignEvents(accountNumber, supplyPointIdentifier, campaignSlug, first)`` →
   ``edges[].node{code name startAt endAt isEventParticipant}`` for ``free_electricity`` and
-  ``octoplus-saving-sessions``.
+  ``octoplus-saving-sessions``;
+- ``plannedDispatches(accountNumber)`` / ``completedDispatches(accountNumber)`` → Intelligent Octopus Go's
+  smart-charge dispatches, ``[{start end delta meta {source location}}]`` (times ``"YYYY-MM-DD HH:MM:SS+00:00"``,
+  as the API writes them).
 
 Switches (``POST /_control/graphql`` with a JSON object, or ``FakeOctopus.graphql`` in-process):
 ``saving_events`` (list of ``{id, code, startAt, endAt, rewardPerKwhInOctoPoints}``), ``joined`` (event ids),
-``has_joined``, ``free_events`` (``{code, name, startAt, endAt}``), ``fail_500`` / ``errors`` (the next n requests
-answer HTTP 500 / a GraphQL error; -1 = all), ``expire_tokens`` (every token issued so far is refused once as
-expired), ``removed_saving_sessions`` (the ``savingSessions`` query no longer exists). Every request is recorded
-(operation, variables, Authorization) for the tests.
+``has_joined``, ``free_events`` (``{code, name, startAt, endAt}``), ``dispatches`` (``{start, end}`` in ISO,
+optionally ``delta`` kWh and ``source`` "smart-charge" / "bump-charge"; those that ended are answered as
+completed), ``fail_500`` / ``errors`` (the next n requests answer HTTP 500 / a GraphQL error; -1 = all),
+``expire_tokens`` (every token issued so far is refused once as expired), ``removed_saving_sessions`` (the
+``savingSessions`` query no longer exists). Every request is recorded (operation, variables, Authorization).
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 API_KEY = "sk_test_fakeoctopus"
 ACCOUNT_NUMBER = "A-1234ABCD"
 MPAN = "1900000000001"
+OPERATIONS = ("obtainKrakenToken", "savingSessions", "customerFlexibilityCampaignEvents", "plannedDispatches")
 
 
 @dataclass
@@ -35,6 +41,8 @@ class GraphQLState:
     joined: list[int] = field(default_factory=list)
     has_joined: bool = True
     free_events: list[dict[str, Any]] = field(default_factory=list)
+    dispatches: list[dict[str, Any]] = field(default_factory=list)
+    now: Any = None  # a callable giving the time (the fake API's clock): past dispatches are "completed"
     fail_500: int = 0
     errors: int = 0
     expire_tokens: bool = False
@@ -49,7 +57,7 @@ class GraphQLState:
     def update(self, changes: dict[str, Any]) -> None:
         with self._lock:
             for name, value in changes.items():
-                if name.startswith("_") or name in ("tokens", "requests") or not hasattr(self, name):
+                if name.startswith("_") or name in ("tokens", "requests", "now") or not hasattr(self, name):
                     raise ValueError(f"unknown GraphQL switch {name!r}")
                 setattr(self, name, value)
             if changes.get("expire_tokens"):
@@ -72,7 +80,16 @@ class GraphQLState:
         except (ValueError, AttributeError):
             return 400, {"errors": [{"message": "Must provide query string."}]}
         operation = next(
-            (op for op in ("obtainKrakenToken", "savingSessions", "customerFlexibilityCampaignEvents") if op in query),
+            (
+                op
+                for op in (
+                    "obtainKrakenToken",
+                    "savingSessions",
+                    "customerFlexibilityCampaignEvents",
+                    "plannedDispatches",
+                )
+                if op in query
+            ),
             "unknown",
         )
         with self._lock:
@@ -100,6 +117,8 @@ class GraphQLState:
                 if variables.get("supplyPointIdentifier") != self.mpan:
                     return 200, _error("No supply point found for the account.", "KT-CT-4501")
                 return 200, {"data": {"customerFlexibilityCampaignEvents": self._campaign(variables)}}
+            if operation == "plannedDispatches":
+                return 200, {"data": self._dispatches()}
             return 200, _error("Unknown operation.", None)
 
     def _saving(self) -> dict[str, Any]:
@@ -115,6 +134,20 @@ class GraphQLState:
             },
         }
 
+    def _dispatches(self) -> dict[str, Any]:
+        now = self.now() if callable(self.now) else None
+        planned, completed = [], []
+        for d in self.dispatches:
+            start, end = _parse(d["start"]), _parse(d["end"])
+            node = {
+                "start": start.strftime("%Y-%m-%d %H:%M:%S+00:00"),
+                "end": end.strftime("%Y-%m-%d %H:%M:%S+00:00"),
+                "delta": str(d.get("delta", "-2.50")),
+                "meta": {"source": d.get("source", "smart-charge"), "location": "AT_HOME"},
+            }
+            (completed if now is not None and end <= now else planned).append(node)
+        return {"plannedDispatches": planned, "completedDispatches": completed}
+
     def _campaign(self, variables: dict[str, Any]) -> dict[str, Any]:
         slug = variables.get("campaignSlug")
         if slug == "free_electricity":
@@ -129,6 +162,10 @@ class GraphQLState:
             events = []
         events = events[: int(variables.get("first") or 50)]
         return {"edges": [{"node": e} for e in events], "edgeCount": len(events)}
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def _error(message: str, code: str | None) -> dict[str, Any]:

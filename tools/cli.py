@@ -1,6 +1,7 @@
 """The ``batsched`` command.
 
 - ``batsched backtest``: what would batsched have saved on your own data?
+- ``batsched compare-tariffs``: which Octopus tariff suits this house (``tools/tariffs``)?
 - ``batsched config``: every effective setting, its value and where it came from (``--json``, ``--env FILE``);
 - ``batsched migrate-seed``: move over from the original app (its ``.env`` and ``Force_Charging.db``).
 """
@@ -34,6 +35,48 @@ def _window(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(f"expected HH:MM-HH:MM, got {text!r}") from None
 
 
+def add_household_args(parser: argparse.ArgumentParser) -> None:
+    """The consumption and solar options of ``backtest`` and ``compare-tariffs``."""
+    g = parser.add_argument_group("consumption (default: the bundled real household, before it had PV)")
+    g.add_argument("--consumption", type=Path, help="the half-hourly CSV Octopus lets you download, or API JSON")
+    g.add_argument("--octopus-api-key", default=os.environ.get("BATSCHED_OCTOPUS_API_KEY"), help="for the API")
+    g.add_argument("--mpan", help="meter point (with --octopus-api-key)")
+    g.add_argument("--serial", help="meter serial number (with --octopus-api-key)")
+    g = parser.add_argument_group("solar (default: none)")
+    g.add_argument("--pv-kwp", type=float, default=0.0, help="scale the bundled PVGIS profile to this many kWp")
+    g.add_argument("--pv", type=Path, help="half-hourly PV CSV (start, pv_kwh) instead of the profile")
+    g.add_argument(
+        "--fill-gaps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="fill up to N half-hours of consumption missing in the period with its mean (listed in the report)",
+    )
+
+
+def add_battery_args(parser: argparse.ArgumentParser) -> None:
+    """The battery and planner options of ``backtest`` and ``compare-tariffs``."""
+    g = parser.add_argument_group("battery and planner settings (defaults: the planner's)")
+    g.add_argument("--capacity-kwh", type=float)
+    g.add_argument("--grid-charge-kw", type=float)
+    g.add_argument("--charge-kw", type=float)
+    g.add_argument("--discharge-kw", type=float)
+    g.add_argument("--eta-charge", type=float)
+    g.add_argument("--eta-discharge", type=float)
+    g.add_argument("--export-price", type=float, help="GBP/kWh earned per exported kWh")
+    g.add_argument("--min-soc", type=float, help="reserve, %%")
+    g.add_argument("--max-charge-price", type=float, help="never grid-charge above this, GBP/kWh")
+    g.add_argument("--target-soc-cap", type=float, help="grid charging stops here, %%")
+    g.add_argument("--peak", type=_window, help="no grid charging in this local window, e.g. 16:00-19:00")
+    g.add_argument("--start-soc", type=float, help="SOC at the start, %% (default: the reserve)")
+    g.add_argument(
+        "--forecasts",
+        choices=("perfect", "own"),
+        default="perfect",
+        help="load/PV the planner sees: the real ones (perfect) or its own same-time-of-day forecast",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="batsched", description="batsched: home-battery scheduler tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -53,49 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("BATSCHED_OCTOPUS_BASE_URL", "https://api.octopus.energy"),
         help="Octopus API base URL (env BATSCHED_OCTOPUS_BASE_URL)",
     )
-    g = bt.add_argument_group("consumption (default: the bundled real household, before it had PV)")
-    g.add_argument("--consumption", type=Path, help="the half-hourly CSV Octopus lets you download, or API JSON")
-    g.add_argument("--octopus-api-key", default=os.environ.get("BATSCHED_OCTOPUS_API_KEY"), help="for the API")
-    g.add_argument("--mpan", help="meter point (with --octopus-api-key)")
-    g.add_argument("--serial", help="meter serial number (with --octopus-api-key)")
-    g = bt.add_argument_group("solar (default: none)")
-    g.add_argument("--pv-kwp", type=float, default=0.0, help="scale the bundled PVGIS profile to this many kWp")
-    g.add_argument("--pv", type=Path, help="half-hourly PV CSV (start, pv_kwh) instead of the profile")
-    g.add_argument(
-        "--fill-gaps",
-        type=int,
-        default=0,
-        metavar="N",
-        help="fill up to N half-hours of consumption missing in the period with its mean (listed in the report)",
-    )
+    add_household_args(bt)
     g = bt.add_argument_group("period")
     g.add_argument("--from", dest="first", type=_date, help="first local day (default: where the data starts)")
     g.add_argument("--to", dest="last", type=_date, help="last local day, included (default: where the data ends)")
-    g = bt.add_argument_group("battery and planner settings (defaults: the planner's)")
-    g.add_argument("--capacity-kwh", type=float)
-    g.add_argument("--grid-charge-kw", type=float)
-    g.add_argument("--charge-kw", type=float)
-    g.add_argument("--discharge-kw", type=float)
-    g.add_argument("--eta-charge", type=float)
-    g.add_argument("--eta-discharge", type=float)
-    g.add_argument("--export-price", type=float, help="GBP/kWh earned per exported kWh")
-    g.add_argument("--min-soc", type=float, help="reserve, %%")
-    g.add_argument("--max-charge-price", type=float, help="never grid-charge above this, GBP/kWh")
-    g.add_argument("--target-soc-cap", type=float, help="grid charging stops here, %%")
-    g.add_argument("--peak", type=_window, help="no grid charging in this local window, e.g. 16:00-19:00")
-    g.add_argument("--start-soc", type=float, help="SOC at the start, %% (default: the reserve)")
-    g.add_argument(
-        "--forecasts",
-        choices=("perfect", "own"),
-        default="perfect",
-        help="load/PV the planner sees: the real ones (perfect) or its own same-time-of-day forecast",
-    )
+    add_battery_args(bt)
     g.add_argument("--strategies", default="no_battery,self_use,seed_rule,batsched,bound")
     g = bt.add_argument_group("output")
     g.add_argument("--out", type=Path, default=Path("backtest-report"), help="directory for the HTML and CSV")
     g.add_argument("--week", type=_date, help="the week to chart SOC and price (default: mid-period)")
     g.add_argument("--json", action="store_true", help="print a JSON summary for machines (no progress bar)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from tools.tariffs.cli import add_parser as add_compare_tariffs
+
+    add_compare_tariffs(sub, _date)
     cfg = sub.add_parser(
         "config",
         help="print every effective setting, its value and where it came from",
@@ -118,6 +132,76 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("--data-dir", type=Path, metavar="DIR", help="the executor's data directory (OUT/data)")
     mig.add_argument("--force", action="store_true", help="replace an existing .env and secret files")
     return parser
+
+
+def model_and_settings(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The battery model and planner settings from ``add_battery_args``'s options (the planner's defaults)."""
+    from services.planner.battery import BatteryModel
+    from shared.models import PlannerSettings
+
+    defaults = BatteryModel()
+    model = BatteryModel(
+        capacity_kwh=args.capacity_kwh or defaults.capacity_kwh,
+        grid_charge_kw=args.grid_charge_kw or defaults.grid_charge_kw,
+        charge_kw=args.charge_kw or defaults.charge_kw,
+        discharge_kw=args.discharge_kw or defaults.discharge_kw,
+        eta_charge=args.eta_charge or defaults.eta_charge,
+        eta_discharge=args.eta_discharge or defaults.eta_discharge,
+        export_price_gbp=defaults.export_price_gbp if args.export_price is None else args.export_price,
+    )
+    overrides: dict[str, Any] = {}
+    if args.min_soc is not None:
+        overrides["min_soc_pct"] = args.min_soc
+    if args.max_charge_price is not None:
+        overrides["max_charge_price_gbp"] = args.max_charge_price
+    if args.target_soc_cap is not None:
+        overrides["target_soc_cap_pct"] = args.target_soc_cap
+    if args.peak:
+        overrides["peak_start_local"], overrides["peak_end_local"] = args.peak
+    settings = PlannerSettings(**overrides)
+    return model, settings
+
+
+def consumption(args: argparse.Namespace, start: Any, end: Any, names: dict[str, str], command: str) -> Any:
+    """The household's half-hourly consumption: a file, the account's meter data, or the bundled household."""
+    from tools.backtest import sources
+
+    if args.consumption:
+        load = sources.load_consumption(args.consumption)
+        names["consumption"] = str(args.consumption)
+    elif args.mpan or args.serial:
+        if not (args.octopus_api_key and args.mpan and args.serial and start and end):
+            raise SystemExit(
+                f"batsched {command}: the consumption API needs --octopus-api-key, --mpan, --serial, --from, --to"
+            )
+        load = sources.octopus_consumption(args.mpan, args.serial, args.octopus_api_key, start, end, args.octopus_url)
+        names["consumption"] = f"Octopus API meter {args.mpan}/{args.serial}"
+    else:
+        from sim.datasets import gross_load_year
+
+        load = gross_load_year()
+        names["consumption"] = "bundled real household (gross load, Oct 2021 - Sep 2022)"
+
+    return load
+
+
+def pv_on_axis(args: argparse.Namespace, axis: Any, i0: int, i1: int, names: dict[str, str]) -> Any:
+    """PV energy per slot of ``axis``: a file, the bundled profile scaled to ``--pv-kwp``, or none."""
+    from tools.backtest import sources
+
+    if args.pv:
+        pv, _ = sources.on_axis(sources.load_pv(args.pv), axis, i0, i1, str(args.pv), fill_outside=True)
+        names["pv"] = str(args.pv)
+    elif args.pv_kwp > 0:
+        from sim.datasets import pv_energy
+
+        pv = pv_energy(axis, args.pv_kwp)
+        names["pv"] = f"PVGIS 2016 profile scaled to {args.pv_kwp:g} kWp"
+    else:
+        pv = np.zeros(len(axis))
+        names["pv"] = "none"
+
+    return pv
 
 
 def _progress_factory(enabled: bool):
@@ -148,8 +232,6 @@ def backtest(args: argparse.Namespace) -> int:
     except ImportError:
         print("batsched backtest: its report needs the tools extra: pip install -e '.[tools]' (make venv does)")
         return 2
-    from services.planner.battery import BatteryModel
-    from shared.models import PlannerSettings
     from tools.backtest import sources
     from tools.backtest.engine import Scenario, run_backtest
     from tools.backtest.report import write_outputs
@@ -173,21 +255,7 @@ def backtest(args: argparse.Namespace) -> int:
         prices = agile_prices()
         names["prices"] = "bundled Agile prices, region J"
 
-    if args.consumption:
-        load = sources.load_consumption(args.consumption)
-        names["consumption"] = str(args.consumption)
-    elif args.mpan or args.serial:
-        if not (args.octopus_api_key and args.mpan and args.serial and start and end):
-            raise SystemExit(
-                "batsched backtest: the consumption API needs --octopus-api-key, --mpan, --serial, --from, --to"
-            )
-        load = sources.octopus_consumption(args.mpan, args.serial, args.octopus_api_key, start, end, args.octopus_url)
-        names["consumption"] = f"Octopus API meter {args.mpan}/{args.serial}"
-    else:
-        from sim.datasets import gross_load_year
-
-        load = gross_load_year()
-        names["consumption"] = "bundled real household (gross load, Oct 2021 - Sep 2022)"
+    load = consumption(args, start, end, names, "backtest")
 
     axis, i0, i1 = sources.window(prices, load, start, end)
     price, _ = sources.on_axis(prices, axis, i0, i1, names["prices"], fill_outside=False)
@@ -196,38 +264,9 @@ def backtest(args: argparse.Namespace) -> int:
         names["filled consumption"] = f"{len(filled)} half-hour(s) set to the mean: " + ", ".join(
             f"{t:%Y-%m-%dT%H:%MZ}" for t in filled[:10]
         )
-    if args.pv:
-        pv, _ = sources.on_axis(sources.load_pv(args.pv), axis, i0, i1, str(args.pv), fill_outside=True)
-        names["pv"] = str(args.pv)
-    elif args.pv_kwp > 0:
-        from sim.datasets import pv_energy
+    pv = pv_on_axis(args, axis, i0, i1, names)
 
-        pv = pv_energy(axis, args.pv_kwp)
-        names["pv"] = f"PVGIS 2016 profile scaled to {args.pv_kwp:g} kWp"
-    else:
-        pv = np.zeros(len(axis))
-        names["pv"] = "none"
-
-    defaults = BatteryModel()
-    model = BatteryModel(
-        capacity_kwh=args.capacity_kwh or defaults.capacity_kwh,
-        grid_charge_kw=args.grid_charge_kw or defaults.grid_charge_kw,
-        charge_kw=args.charge_kw or defaults.charge_kw,
-        discharge_kw=args.discharge_kw or defaults.discharge_kw,
-        eta_charge=args.eta_charge or defaults.eta_charge,
-        eta_discharge=args.eta_discharge or defaults.eta_discharge,
-        export_price_gbp=defaults.export_price_gbp if args.export_price is None else args.export_price,
-    )
-    overrides: dict[str, Any] = {}
-    if args.min_soc is not None:
-        overrides["min_soc_pct"] = args.min_soc
-    if args.max_charge_price is not None:
-        overrides["max_charge_price_gbp"] = args.max_charge_price
-    if args.target_soc_cap is not None:
-        overrides["target_soc_cap_pct"] = args.target_soc_cap
-    if args.peak:
-        overrides["peak_start_local"], overrides["peak_end_local"] = args.peak
-    settings = PlannerSettings(**overrides)
+    model, settings = model_and_settings(args)
     scenario = Scenario(axis, price, load_kwh, pv, np.full(len(axis), model.export_price_gbp), i0, i1)
     strategies = tuple(s.strip() for s in args.strategies.split(",") if s.strip())
     show = not args.json and not args.no_progress and sys.stderr.isatty()
@@ -287,6 +326,16 @@ def main(argv: list[str] | None = None) -> int:
             return backtest(args)
         except (InputError, OctopusError, ValueError) as exc:
             print(f"batsched backtest: {exc}", file=sys.stderr)
+            return 2
+    if args.command == "compare-tariffs":
+        from tools.backtest.inputs import InputError
+        from tools.backtest.octopus import OctopusError
+        from tools.tariffs.cli import run as compare_tariffs
+
+        try:
+            return compare_tariffs(args)
+        except (InputError, OctopusError, ValueError) as exc:
+            print(f"batsched compare-tariffs: {exc}", file=sys.stderr)
             return 2
     return 2
 

@@ -86,6 +86,11 @@ class StatusIn(BaseModel):
     detail: str = Field("", max_length=500)
 
 
+REPORT_CSP = (
+    "sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:"
+)
+
+
 def sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'), default=str)}\n\n"
 
@@ -165,6 +170,20 @@ def create_app(
     @app.get("/control", response_class=HTMLResponse)
     def control_page(request: Request) -> HTMLResponse:
         return page("control", request, "Control")
+
+    @app.get("/reports/tariffs", response_class=HTMLResponse)
+    def tariff_report() -> Response:
+        """The latest ``batsched compare-tariffs`` report, as the command wrote it (its chart's script inline, so
+        it is served sandboxed: scripts run in an origin of their own, with no access to the dashboard)."""
+        path = settings.dashboard_tariff_report or settings.data_dir / "tariff-report" / "compare-tariffs.html"
+        try:
+            body = path.read_text(encoding="utf-8")
+        except OSError:
+            return PlainTextResponse(
+                "No tariff comparison yet: run `batsched compare-tariffs --out <data dir>/tariff-report`.",
+                status_code=404,
+            )
+        return HTMLResponse(body, headers={"Content-Security-Policy": REPORT_CSP})
 
     @app.get("/static/plotly.min.js")
     def plotly_js() -> FileResponse:

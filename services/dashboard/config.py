@@ -71,6 +71,11 @@ class DashboardSettings(ServiceSettings):
     dashboard_history_days: Annotated[int, Field(ge=1, le=3650)] = Field(
         60, description="History kept in dashboard.db (days)"
     )
+    dashboard_tariff_report: Path | None = Field(
+        None,
+        description="The latest `batsched compare-tariffs` report linked from the dashboard "
+        "(default: <data dir>/tariff-report/compare-tariffs.html, i.e. run it with --out <data dir>/tariff-report)",
+    )
     dashboard_heartbeat_stale_s: Annotated[float, Field(gt=0)] = Field(
         180.0, description="Executor heartbeat older than this (clock time) is shown as stale"
     )

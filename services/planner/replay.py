@@ -1,7 +1,9 @@
 """Replay a period half-hour by half-hour: plan with what was knowable, act one slot, apply the real load and PV.
 
-Used by ``tools/bench_planner.py`` and by the backtest. Prices become visible as Octopus publishes them: before
-16:00 local the known prices end at 23:00 local today, from 16:00 at 23:00 local tomorrow. Forecasts are either
+The one replay engine of ``make bench-planner``, ``batsched backtest`` and ``batsched compare-tariffs``. Prices
+become visible as Octopus publishes them: for Agile (and Tracker) before 16:00 local the known prices end at 23:00
+local today, from 16:00 at 23:00 local tomorrow; a tariff known in advance (Go, Flux, Cosy, fixed) is seen as the
+pricing service publishes it, up to local midnight after tomorrow (``World.known_end``). Forecasts are either
 perfect (the real load and PV) or the planner's own (the same half-hour over recent days, from the past only).
 The money is always counted on what really happened (``battery.step_slot``).
 """
@@ -51,6 +53,18 @@ class World:
     pv: np.ndarray  # kWh
     start: int
     stop: int
+    known_end: np.ndarray | None = None  # per slot: the first slot not yet known then (default: Agile's timetable)
+
+    def known(self) -> np.ndarray:
+        return self.known_end if self.known_end is not None else published_end(self.slots)
+
+
+def known_ahead_end(slots: pd.DatetimeIndex) -> np.ndarray:
+    """For a tariff known in advance: at each slot, the index of local midnight after tomorrow (the pricing
+    service's window)."""
+    day = slots.tz_convert(LONDON).tz_localize(None).normalize()
+    end = pd.DatetimeIndex(day + pd.Timedelta(days=2)).tz_localize(LONDON, ambiguous=True, nonexistent="shift_forward")
+    return slots.searchsorted(end.tz_convert("UTC"))
 
 
 def published_end(slots: pd.DatetimeIndex) -> np.ndarray:
@@ -110,7 +124,7 @@ class Batsched:
         self.tail_end_value, self.price_quantile, self.end_share = tail_end_value, price_quantile, end_share
         self.decay, self.anchor = decay, anchor
         self.estimate_params = estimate_params
-        self.known_end = published_end(world.slots)
+        self.known_end = world.known()
         if prices_known == "all":  # a diagnostic: what knowing every price in advance would be worth
             self.known_end = np.full(len(world.slots), len(world.slots))
         self.peak = peak_mask(world.slots, settings)
@@ -232,7 +246,7 @@ class SeedRule:
     def __init__(self, world: World, model: BatteryModel, settings: PlannerSettings) -> None:
         self.w, self.m, self.s = world, model, settings
         self.lim = limits_for(model, settings)
-        self.known_end = published_end(world.slots)
+        self.known_end = world.known()
         self.peak = peak_mask(world.slots, settings)
 
     def __call__(self, i: int, soc: float) -> tuple[int, float]:

@@ -18,7 +18,9 @@ class PricingSettings(ServiceSettings):
     octopus_product: str = Field(
         "AGILE-24-10-01",
         validation_alias=env("octopus_product", "OCTOPUS_PRODUCT"),
-        description='Import product code, or "auto" to discover the current Agile product (or the account\'s)',
+        description="Import product code: Agile (AGILE-…), Go (GO-VAR-…), Intelligent Octopus Go (INTELLI-VAR-…), "
+        'Flux (FLUX-IMPORT-…), Cosy (COSY-…), Tracker (SILVER-…) or a fixed one; "auto": the account\'s tariff '
+        "(with account number and API key), else the current Agile product",
     )
     octopus_region: str = Field(
         "H", validation_alias=env("octopus_region", "OCTOPUS_REGION"), description="Region letter A–P (not I, O)"
@@ -26,7 +28,7 @@ class PricingSettings(ServiceSettings):
     octopus_export_product: str | None = Field(
         None,
         validation_alias=env("octopus_export_product"),
-        description='Export product (e.g. AGILE-OUTGOING-19-05-13, or "auto"); unset = no export prices',
+        description='Export product (AGILE-OUTGOING-…, FLUX-EXPORT-…, OUTGOING-FIX-…, or "auto"); unset = none',
     )
     octopus_api_key: SecretStr | None = Field(
         None,
@@ -46,6 +48,9 @@ class PricingSettings(ServiceSettings):
     )
     sessions_refresh_s: Annotated[float, Field(ge=60, le=86400)] = Field(
         1800.0, description="How often to read Saving Sessions and free-electricity sessions (needs account + API key)"
+    )
+    dispatch_refresh_s: Annotated[float, Field(ge=60, le=3600)] = Field(
+        300.0, description="How often to read Intelligent Octopus Go's smart-charge dispatches (account + API key)"
     )
     octopoints_per_gbp: Annotated[float, Field(gt=0)] = Field(
         800.0, description="OctoPoints worth £1 (values a Saving Session's reward)"

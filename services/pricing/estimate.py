@@ -194,6 +194,8 @@ def estimate(
     levels = np.where(ok, np.nanmean(np.where(ok[:, None], d, 0.0), axis=1), np.nan)
     # A candidate and the ``span`` days after it are complete, and all of them before the anchor.
     n = len(d)
+    if n <= span:  # too few days for one analog and its path (a new tariff without the bundled history)
+        return None
     follow = np.ones(n, dtype=bool)
     for k in range(span + 1):
         follow[: n - k] &= ok[k:]

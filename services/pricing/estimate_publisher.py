@@ -25,7 +25,9 @@ from shared.topics import IMPORT_ESTIMATE
 from .agilepredict import AgilePredictClient, AgilePredictError, ExternalForecast, problem
 from .config import PricingSettings
 from .estimate import Days, EstimateParams, day_matrix, estimate, to_message, with_external
+from .octopus import OctopusError, product_from_tariff
 from .store import RateStore
+from .tariffs import Kind, kind_of
 
 LIBRARY_NAME = "the bundled Agile history (region J, 2021-2024)"
 
@@ -128,7 +130,7 @@ class EstimatePublisher:
         values = pd.Series([v for _, v in rows], dtype=float).to_numpy()
         hours, tz = self.s.price_estimate_hours, self.s.tz
         est = estimate(starts, values, until, hours, tz, self.params) if rows else None
-        if est is None or est.own_days < self.params.min_days:
+        if (est is None or est.own_days < self.params.min_days) and _is_agile(series.tariff_code):
             library = self._library_days()
             if library is not None:
                 est = estimate(starts, values, until, hours, tz, self.params, library, LIBRARY_NAME)
@@ -188,3 +190,11 @@ class EstimatePublisher:
                 icon="mdi:crystal-ball",
             )
         ]
+
+
+def _is_agile(code: str) -> bool:
+    """The bundled history is Agile's: another tariff learns from its own stored prices only."""
+    try:
+        return kind_of(product_from_tariff(code)) == Kind.AGILE
+    except OctopusError:
+        return True  # not an Octopus tariff code (tests, replays): as before

@@ -3,6 +3,8 @@
 A fetch that fails, a batch that fails validation, or a store that refuses the write (disk full, read-only)
 changes nothing that is published: the last good data stays, one log line says why, and the outcome's ``problem``
 goes to the alert. Tariffs (``auto``: discovered from the products list, or the account's) are looked up once.
+Every Octopus tariff kind (Agile, Go, Intelligent Go, Flux, Cosy, Tracker, fixed) comes in as rows of any length
+and goes out as half-hours (``tariffs.half_hour_rows``), so what is stored and published has one shape.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from .config import PricingSettings
 from .estimate import EstimateParams
 from .octopus import OctopusClient, OctopusError, Tariff, tariff_code
 from .store import RateStore, StoreError
+from .tariffs import RowsRejected, half_hour_rows, kind_of
 from .validation import BatchRejected, Bounds, validate_rates
 
 KEEP_DAYS = EstimateParams.window_days + 10  # stored history beyond the published window: the estimate learns from it
@@ -82,6 +85,10 @@ class Fetcher:
                 out.problem = out.problem or Problem("fetch_failing", msg)
         return out
 
+    def tariff(self, direction: str) -> Tariff | None:
+        """The tariff in use for ``direction`` once known (after the first fetch)."""
+        return self._tariffs.get(direction)
+
     def _fetch_direction(self, direction: str, now: datetime) -> None:
         tariff = self._tariff(direction, now)
         start, end = self.window(now)
@@ -91,7 +98,11 @@ class Fetcher:
             max_gbp=self.s.price_max_gbp,
             vat_included=direction == "import",
         )
-        checked = validate_rates(rows, bounds)
+        try:
+            expanded = half_hour_rows(rows, start, end)
+        except RowsRejected as exc:
+            raise BatchRejected(str(exc)) from None
+        checked = validate_rates(expanded.rows, bounds)
         if checked.duplicates_dropped:
             self.log.warning("duplicate slots dropped (same price)", direction=direction, n=checked.duplicates_dropped)
         if checked.gaps:
@@ -123,9 +134,16 @@ class Fetcher:
             if found is None:
                 code = self.client.discover_product(direction, now)
                 found = Tariff(code, tariff_code(code, self.s.octopus_region), direction)
-            self.log.info("tariff discovered", direction=direction, product=found.product, tariff=found.code)
+            self.log.info(
+                "tariff discovered",
+                direction=direction,
+                product=found.product,
+                tariff=found.code,
+                kind=kind_of(found.product).value,
+            )
         else:
             found = Tariff(product, tariff_code(product, self.s.octopus_region), direction)
+            self.log.info("tariff", direction=direction, tariff=found.code, kind=kind_of(product).value)
         self._tariffs[direction] = found
         return found
 

@@ -146,6 +146,12 @@ class OctopusClient:
         params = {"period_from": iso_z(period_from), "period_to": iso_z(period_to), "page_size": PAGE_SIZE}
         return self._paged(url, params)
 
+    def standing_charges(self, product: str, tariff: str, period_from: datetime, period_to: datetime) -> list[Any]:
+        """Raw standing-charge rows (pence per day) overlapping ``[period_from, period_to)``."""
+        url = f"{self.base_url}/v1/products/{product}/electricity-tariffs/{tariff}/standing-charges/"
+        params = {"period_from": iso_z(period_from), "period_to": iso_z(period_to), "page_size": PAGE_SIZE}
+        return self._paged(url, params)
+
     def discover_product(self, direction: str, now: datetime) -> str:
         """The current Agile product code for ``direction`` ("import"/"export") from the public products list."""
         rows = self._paged(

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from typing import Any
 
 from shared.bus_core import BusCore
-from shared.models import CurrentRate, Message, RateSeries
+from shared.models import CurrentRate, Message, Rate, RateSeries
 from shared.prices import price_now
 from shared.slots import SLOT, local_date, slot_start
 from shared.topics import EXPORT_RATES, IMPORT_CURRENT, IMPORT_RATES
@@ -38,6 +38,8 @@ class Publisher:
     published_day: date | None = None  # the local day the series were last published on
     _published: dict[str, Message] = field(default_factory=dict)  # topic -> last state, for a reconnect
     on_import_published: Callable[[RateSeries], None] | None = None  # after each import series (the estimate)
+    # What the stored rates become on the bus (Intelligent Go's dispatched half-hours at the off-peak rate).
+    overlay: Callable[[str, list[Rate]], list[Rate]] | None = None
 
     def coverage_end(self) -> datetime | None:
         series = self.series.get("import")
@@ -66,6 +68,7 @@ class Publisher:
         stored = self.store.load(direction, self.window(now)[0])
         if stored is None or not stored.rates:
             return None
+        rates = self.overlay(direction, stored.rates) if self.overlay else stored.rates
         series = RateSeries(
             generated_at=fetched_at,
             valid_until=stored.rates[-1].end,
@@ -73,7 +76,7 @@ class Publisher:
             direction=direction,  # type: ignore[arg-type]
             source=source,
             fetched_at=fetched_at,
-            rates=stored.rates,
+            rates=rates,
         )
         channel = IMPORT_RATES if direction == "import" else EXPORT_RATES
         with self.lock:
@@ -83,6 +86,12 @@ class Publisher:
         if direction == "import" and self.on_import_published is not None:
             self.on_import_published(series)
         return series
+
+    def republish_direction(self, direction: str) -> None:
+        """Publish ``direction`` again from the store as it was (after the overlay changed)."""
+        series = self.series.get(direction)
+        if series is not None:
+            self.publish_series(direction, series.tariff_code, series.source, series.fetched_at or self.now())
 
     def republish_if_new_day(self) -> None:
         """At a slot boundary on a new local day: the window starts at the new day's midnight."""

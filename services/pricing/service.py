@@ -20,7 +20,7 @@ from typing import Any
 from shared.bus import CommandError
 from shared.cooldown import Cooldown
 from shared.ha import register_discovery
-from shared.models import Command, PricingAlert
+from shared.models import Command, PricingAlert, Rate
 from shared.runner import ServiceContext
 from shared.slots import local_date, local_midnight, parse_hhmm
 from shared.topics import PRICING_ALERT, PRICING_REFRESH
@@ -28,13 +28,16 @@ from shared.topics import PRICING_ALERT, PRICING_REFRESH
 from .alerts import Alerts
 from .config import PricingSettings
 from .discovery import discovery
+from .dispatches import DispatchWatcher, with_dispatches
 from .estimate_publisher import EstimatePublisher
 from .fetching import Fetcher, Problem
 from .octopus import OctopusClient
 from .publishing import Publisher
 from .schedule import Timetable, has_tomorrow
 from .scheduling import Scheduler
+from .sessions import GraphQLClient
 from .store import RateStore
+from .tariffs import Kind, kind_of
 
 
 class PricingService:
@@ -71,17 +74,23 @@ class PricingService:
         )
         self.estimate = EstimatePublisher(ctx, self.store, self.publisher.publish_state)
         self.publisher.on_import_published = self.estimate.on_import_published
+        key = s.octopus_api_key.get_secret_value() if s.octopus_api_key else None
+        graphql = GraphQLClient(s.graphql_url, key, s.http_timeout_s) if key and s.octopus_account else None
+        self.dispatches = DispatchWatcher(graphql, s.octopus_account, ctx.now, self._dispatches_changed, ctx.log)
+        self.publisher.overlay = self._overlay
         self._problem: Problem | None = None
         self._attempted = False  # no alert before the first fetch has had its chance
 
     def wire(self) -> None:
-        ctx = self.ctx
+        ctx, s = self.ctx, self.s
         ctx.bus.command(PRICING_REFRESH, self.on_refresh)
         ctx.bus.on_connect(self.publisher.republish)
         register_discovery(ctx.bus, lambda: [*discovery(ctx.bus), *self.estimate.discovery()])
         # Each task is a loop on absolute instants of the injected clock (``every`` restarts it if it ever ends).
         ctx.every(1.0, self.scheduler.fetch_loop, name="fetch")
         ctx.every(1.0, self.scheduler.slot_loop, name="current")
+        if self.dispatches.enabled:
+            ctx.every(s.dispatch_refresh_s, self._read_dispatches, name="dispatches")
         ctx.on_stop(self.store.close)
         self.estimate.wire()
 
@@ -96,6 +105,26 @@ class PricingService:
             local_midnight(today - timedelta(days=self.s.history_days), self.s.tz),
             local_midnight(today + timedelta(days=2), self.s.tz),
         )
+
+    # ------------------------------------------------------------------ Intelligent Octopus Go's dispatches
+
+    def intelligent_go(self) -> bool:
+        tariff = self.fetcher.tariff("import")
+        return tariff is not None and kind_of(tariff.product) == Kind.INTELLIGENT_GO
+
+    def _read_dispatches(self) -> None:
+        if self.intelligent_go():  # the tariff is known after the first fetch (``auto``: from the account)
+            self.dispatches.refresh()
+
+    def _overlay(self, direction: str, rates: list[Rate]) -> list[Rate]:
+        if direction != "import" or not self.intelligent_go():
+            return rates
+        return with_dispatches(rates, self.dispatches.current())[0]
+
+    def _dispatches_changed(self) -> None:
+        with self.fetcher.lock:
+            self.publisher.republish_direction("import")
+            self.publisher.publish_current()
 
     # ------------------------------------------------------------------ what the loops and the command do
 
@@ -117,7 +146,9 @@ class PricingService:
             self._update_alert()
             end = self.publisher.coverage_end()
             self.log.info("fetch done", why=why, ok=not outcome.errors, coverage_until=end.isoformat() if end else None)
-            return "; ".join(outcome.errors) or None
+        if self.dispatches.enabled and not self.dispatches.attempted:
+            self._read_dispatches()  # the tariff is known now: Intelligent Go's dispatches at once, not in minutes
+        return "; ".join(outcome.errors) or None
 
     def on_slot_boundary(self) -> None:
         self.publisher.republish_if_new_day()

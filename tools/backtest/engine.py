@@ -43,9 +43,12 @@ class Scenario:
     export_price: np.ndarray
     start: int
     stop: int
+    known_end: np.ndarray | None = None  # when each price became known (default: Agile's timetable)
 
     def world(self) -> rp.World:
-        return rp.World(self.slots, self.price, self.export_price, self.load, self.pv, self.start, self.stop)
+        return rp.World(
+            self.slots, self.price, self.export_price, self.load, self.pv, self.start, self.stop, self.known_end
+        )
 
 
 class _Recorder:
