@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: venv run test test-compose test-fresh lint format schemas bench-planner bench-price-estimate bench-forecast backtest bench-backtest bench-load bench-fleet fuzz-long soak clean image-check settings-doc
+.PHONY: venv run test test-compose test-fresh lint format schemas bench-planner bench-price-estimate bench-forecast backtest bench-backtest bench-load bench-fleet fuzz-long soak clean image-check image-size settings-doc
 
 venv: $(STAMP)
 
@@ -29,6 +29,10 @@ test-compose: venv
 # `make test` in a fresh Debian container with only the README's prerequisites (same private engine, as root).
 test-fresh: venv
 	bash tools/docker_ci/test_compose.sh --fresh-make-test
+
+# Build the image alone on the same private engine and print its size, the base's and the biggest layers/packages.
+image-size: venv
+	bash tools/docker_ci/test_compose.sh --image-size
 
 lint: venv
 	$(PY) -m ruff check .
