@@ -109,7 +109,6 @@ def gross_load_for(slots: pd.DatetimeIndex) -> np.ndarray:
     (weeks the year lacks take the nearest earlier week): a realistic house for dates outside the data."""
     import pandas as pd
 
-
     lookup, weeks = _gross_load_table()
     tl = slots.tz_convert(LONDON)
     tiso = tl.isocalendar()
