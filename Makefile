@@ -10,7 +10,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,tools]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,tools,sim]'
 	rm -f $(VENV)/.installed-*; touch $@
 
 run: venv
