@@ -21,7 +21,7 @@ ARG PIP_TRUSTED_HOST=
 ARG PIP_CERT=
 ARG PIP_DEFAULT_TIMEOUT=
 WORKDIR /app
-# binutils' strip, for the shared objects' symbol tables (about 28 MB; tools/install_deps.py). Build stage only;
+# binutils' strip, for the shared objects' symbol tables (about 25 MB; tools/install_deps.py). Build stage only;
 # without a Debian mirror the build goes on and they stay unstripped.
 RUN (apt-get update -qq && apt-get install -y -qq --no-install-recommends binutils >/dev/null \
      && rm -rf /var/lib/apt/lists/*) || echo "build: no binutils, shared objects stay unstripped"

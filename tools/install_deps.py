@@ -92,13 +92,14 @@ def remove_test_suites(site: Path) -> None:
 
 
 def strip_shared_objects(site: Path) -> int:
-    """``strip --strip-unneeded`` on every shared object under ``site`` (when binutils is there); bytes freed."""
+    """``strip --strip-unneeded`` on the shared objects under ``site`` (when binutils is there); bytes freed."""
     if shutil.which("strip") is None:
         print("install_deps: no strip here (binutils): shared objects left as they are", file=sys.stderr)
         return 0
     freed = 0
     for path in sorted(site.rglob("*.so*")):
-        if path.is_symlink() or not path.is_file():
+        # a wheel's vendored libraries (numpy.libs/…) were rewritten by patchelf, which strip breaks
+        if path.is_symlink() or not path.is_file() or any(p.endswith(".libs") for p in path.parts):
             continue
         before = path.stat().st_size
         subprocess.run(["strip", "--strip-unneeded", str(path)], check=False, capture_output=True, timeout=300)
