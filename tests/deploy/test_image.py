@@ -92,6 +92,7 @@ def test_an_unpinned_dependency_stops_the_build(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # two pip installs from the index, the strip and the kernel's compile
 def test_the_dockerfile_install_step_builds_a_working_environment(tmp_path: Path) -> None:
     """``make image-check``: the build stage's commands, then the runtime's entry points, without Docker."""
     venv = tmp_path / "opt-venv"
