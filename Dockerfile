@@ -1,7 +1,8 @@
 # One image for every batsched service; each container runs its own command, e.g.
 #   docker run --rm batsched python -m services.planner
 # Services: services.pricing, services.forecast, services.planner, services.executor, services.executor.watchdog,
-# services.dashboard. Simulators (no accounts needed): sim.octopus, sim.openmeteo, sim.netzero.
+# services.dashboard. Simulators (no accounts needed): sim.octopus, sim.openmeteo, sim.netzero, in the `sim` target
+# (`docker build --target sim`: the same image plus pandas, which the services do not use; compose.sim.yaml).
 # Health: python -m tools.healthcheck <service> | --http URL | --tcp HOST:PORT (compose.yaml sets one per service).
 
 # Pinned by version; pin the digest too (python:3.11.14-slim-bookworm@sha256:…) for byte-for-byte rebuilds.
@@ -20,11 +21,17 @@ ARG PIP_TRUSTED_HOST=
 ARG PIP_CERT=
 ARG PIP_DEFAULT_TIMEOUT=
 WORKDIR /app
+# binutils' strip, for the shared objects' symbol tables (about 25 MB; tools/install_deps.py). Build stage only;
+# without a Debian mirror the build goes on and they stay unstripped.
+RUN (apt-get update -qq && apt-get install -y -qq --no-install-recommends binutils >/dev/null \
+     && rm -rf /var/lib/apt/lists/*) || echo "build: no binutils, shared objects stay unstripped"
 COPY pyproject.toml ./
 COPY tools/install_deps.py tools/install_deps.py
-# The same script the test suite runs into a fresh venv (tests/deploy/test_image.py, `make image-check`).
+# The same script the test suite runs into a fresh venv (tests/deploy/test_image.py, `make image-check`); the
+# simulators' pandas goes to a folder of its own, for the `sim` target only.
 RUN python -m venv /opt/venv \
- && python tools/install_deps.py --python /opt/venv/bin/python
+ && python tools/install_deps.py --python /opt/venv/bin/python \
+ && python tools/install_deps.py --python /opt/venv/bin/python --extra sim --target /opt/sim-packages
 COPY shared/ shared/
 COPY services/ services/
 COPY sim/ sim/
@@ -57,3 +64,11 @@ VOLUME ["/data"]
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
   CMD ["python", "-m", "tools.healthcheck", "--from-env"]
 CMD ["python", "-c", "print('batsched image: run one service, e.g. python -m services.planner (see compose.yaml)')"]
+
+# ---- sim: the simulators (compose.sim.yaml), the services' image plus pandas for their datasets
+FROM runtime AS sim
+COPY --from=build /opt/sim-packages /opt/sim-packages
+ENV PYTHONPATH=/opt/sim-packages
+
+# ---- the default target: the services' image, without pandas
+FROM runtime AS services

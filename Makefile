@@ -4,13 +4,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: venv run test test-ha test-compose test-fresh lint format schemas bench-planner bench-price-estimate bench-forecast backtest compare-tariffs bench-backtest bench-load bench-fleet fuzz-long soak clean image-check settings-doc
+.PHONY: venv run test test-ha test-compose test-fresh lint format schemas bench-planner bench-price-estimate bench-forecast backtest compare-tariffs bench-backtest bench-load bench-fleet fuzz-long soak clean image-check image-size settings-doc
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,tools]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev,tools,sim]'
 	rm -f $(VENV)/.installed-*; touch $@
 
 run: venv
@@ -35,6 +35,10 @@ test-ha: venv
 # `make test` in a fresh Debian container with only the README's prerequisites (same private engine, as root).
 test-fresh: venv
 	bash tools/docker_ci/test_compose.sh --fresh-make-test
+
+# Build the image alone on the same private engine and print its size, the base's and the biggest layers/packages.
+image-size: venv
+	bash tools/docker_ci/test_compose.sh --image-size
 
 lint: venv
 	$(PY) -m ruff check .

@@ -29,9 +29,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import numpy as np
-import pandas as pd
+
+from shared.timeseries import DAY_S, SLOT_S, SlotSeries, as_slot_series, local_seconds, utc_seconds
 
 MODEL_NAME = "weekday-blend-v1"
 DEFAULT_MODEL_NAME = "default-profile-v1"
@@ -63,25 +65,28 @@ class LoadForecast:
     history_days: int  # local days with at least one usable observation before ``now``
 
 
-def _key(local: pd.DatetimeIndex) -> np.ndarray:
-    return (local.hour * 2 + local.minute // 30).to_numpy()
+def _key(local_s: np.ndarray) -> np.ndarray:
+    """The local half-hour of the day (0..47) of local wall-clock seconds."""
+    return (local_s % DAY_S) // SLOT_S
 
 
-def _day_matrix(history: pd.Series, tz: str) -> tuple[pd.DatetimeIndex, np.ndarray]:
-    """History as (local dates, days × 48 matrix of kWh with NaN where unknown).
+def _day_matrix(starts_s: np.ndarray, values: np.ndarray, tz: str) -> tuple[int, np.ndarray]:
+    """History as (the first local day's number, days × 48 matrix of kWh with NaN where unknown); the rows are
+    consecutive local days.
 
     The repeated autumn hour averages into its key; the skipped spring hour stays NaN.
     """
-    if history.empty:
-        return pd.DatetimeIndex([]), np.empty((0, 48))
-    local = pd.DatetimeIndex(history.index).tz_convert(tz)
-    days = local.normalize().tz_localize(None)
-    frame = pd.DataFrame({"day": days, "key": _key(local), "v": history.to_numpy(dtype=float)})
-    table = frame.groupby(["day", "key"])["v"].mean().unstack("key")
-    table = table.reindex(columns=range(48))
-    full = pd.date_range(table.index.min(), table.index.max(), freq="D")
-    table = table.reindex(full)
-    return pd.DatetimeIndex(table.index), table.to_numpy(dtype=float)
+    if len(starts_s) == 0:
+        return 0, np.empty((0, 48))
+    local = local_seconds(starts_s, tz)
+    day = local // DAY_S
+    first = int(day.min())
+    total = np.zeros((int(day.max()) - first + 1, 48))
+    count = np.zeros(total.shape)
+    np.add.at(total, (day - first, _key(local)), values)
+    np.add.at(count, (day - first, _key(local)), 1)
+    with np.errstate(invalid="ignore"):
+        return first, total / count
 
 
 def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
@@ -93,50 +98,50 @@ def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
 
 
 def forecast_load(
-    history: pd.Series,
-    slots: Sequence[datetime] | pd.DatetimeIndex,
+    history: SlotSeries | Any,
+    slots: Sequence[datetime] | Any,
     now: datetime | None = None,
     params: LoadModelParams = LoadModelParams(),
 ) -> LoadForecast:
-    """Forecast the household load (kWh) for each half-hour slot in ``slots`` (aware UTC starts).
+    """Forecast the household load (kWh) for each half-hour slot in ``slots`` (aware UTC starts; a pandas
+    ``DatetimeIndex`` too).
 
-    ``history``: observed kWh per half-hour, indexed by aware slot starts (any zone), NaN for unknown. Only
-    observations strictly before ``now`` (default: the first slot) are used, so a walk-forward benchmark cannot
-    peek at the future.
+    ``history``: observed kWh per half-hour by slot start, NaN for unknown (a ``SlotSeries``, or a pandas
+    ``Series`` indexed by aware slot starts). Only observations strictly before ``now`` (default: the first slot)
+    are used, so a walk-forward benchmark cannot peek at the future.
     """
-    index = pd.DatetimeIndex(slots)
-    if index.tz is None:
-        raise ValueError("slots must be timezone-aware")
-    if len(index) == 0:
+    slots_s = utc_seconds(slots)
+    if len(slots_s) == 0:
         return LoadForecast(np.empty(0), MODEL_NAME, 0)
-    cutoff = pd.Timestamp(now) if now is not None else index[0]
-    hist = history[pd.DatetimeIndex(history.index) < cutoff].astype(float) if len(history) else history
+    cutoff = int(utc_seconds([now])[0]) if now is not None else int(slots_s[0])
+    hist = as_slot_series(history)
+    keep = hist.starts_s < cutoff
+    starts_s, values = hist.starts_s[keep], hist.values[keep]
     if params.exclude_above_kwh is not None:
-        hist = hist.where(hist <= params.exclude_above_kwh)
-    hist = hist.dropna()
-    days, matrix = _day_matrix(hist, params.tz)
-    history_days = int(np.sum(~np.isnan(matrix).all(axis=1))) if len(days) else 0
+        values = np.where(values <= params.exclude_above_kwh, values, np.nan)
+    known = ~np.isnan(values)
+    first_day, matrix = _day_matrix(starts_s[known], values[known], params.tz)
+    history_days = int(np.sum(~np.isnan(matrix).all(axis=1))) if len(matrix) else 0
 
-    local = index.tz_convert(params.tz)
+    local = local_seconds(slots_s, params.tz)
     keys = _key(local)
     defaults = DEFAULT_PROFILE_KWH[keys]
     if history_days < params.min_history_days:
         return LoadForecast(defaults.astype(float), DEFAULT_MODEL_NAME, history_days)
 
-    day_pos = {d: i for i, d in enumerate(days)}
-    target_days = local.normalize().tz_localize(None)
+    target_rows = local // DAY_S - first_day  # the target's local day as a row of the matrix
     lags = np.arange(1, params.lookback_days + 1)
     decay = 0.5 ** ((lags - 1) / params.halflife_days)
     week_lags = 7 * np.arange(1, params.weekday_weeks + 1)
-    out = np.empty(len(index))
-    cache: dict[tuple[pd.Timestamp, int], float] = {}
-    for i, (day, key) in enumerate(zip(target_days, keys, strict=True)):
-        memo = cache.get((day, key))
+    out = np.empty(len(slots_s))
+    cache: dict[tuple[int, int], float] = {}
+    for i, (row, key) in enumerate(zip(target_rows.tolist(), keys.tolist(), strict=True)):
+        memo = cache.get((row, key))
         if memo is not None:
             out[i] = memo
             continue
-        recent = _lagged(matrix, day_pos, day, key, lags)
-        weekly = _lagged(matrix, day_pos, day, key, week_lags)
+        recent = _lagged(matrix, row, key, lags)
+        weekly = _lagged(matrix, row, key, week_lags)
         r = _weighted_mean(recent, decay)
         w = _weighted_mean(weekly, np.ones(len(week_lags)))
         if np.isnan(r) and np.isnan(w):
@@ -147,17 +152,15 @@ def forecast_load(
             value = w
         else:
             value = (1 - params.weekday_weight) * r + params.weekday_weight * w
-        cache[(day, key)] = value
+        cache[(row, key)] = value
         out[i] = value
     return LoadForecast(out, MODEL_NAME, history_days)
 
 
-def _lagged(
-    matrix: np.ndarray, day_pos: dict[pd.Timestamp, int], day: pd.Timestamp, key: int, lags: np.ndarray
-) -> np.ndarray:
+def _lagged(matrix: np.ndarray, row: int, key: int, lags: np.ndarray) -> np.ndarray:
+    """The values at half-hour ``key`` of the days ``lags`` before row ``row`` (NaN outside the matrix)."""
+    rows = row - lags
+    inside = (rows >= 0) & (rows < len(matrix))
     values = np.full(len(lags), np.nan)
-    for j, lag in enumerate(lags):
-        pos = day_pos.get(day - pd.Timedelta(days=int(lag)))
-        if pos is not None:
-            values[j] = matrix[pos, key]
+    values[inside] = matrix[rows[inside], key]
     return values

@@ -16,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
+
+from shared.timeseries import SlotSeries, as_slot_series
 
 QUARTER = timedelta(minutes=15)
 SLOT = timedelta(minutes=30)
@@ -111,14 +113,21 @@ def covered_slots(series: IrradianceSeries) -> tuple[datetime, datetime] | None:
 
 
 def calibration_factor(
-    observed_kwh: pd.Series, forecast_kwh: pd.Series, bounds: tuple[float, float], min_forecast_kwh: float
+    observed_kwh: SlotSeries | Any,
+    forecast_kwh: SlotSeries | Any,
+    bounds: tuple[float, float],
+    min_forecast_kwh: float,
 ) -> float | None:
     """A scale for the PV forecast learned from what the panels really made: Σ observed / Σ forecast over the
     half-hours both know, clamped to ``bounds``. None (no calibration) until the forecast in those half-hours
-    adds up to ``min_forecast_kwh``, so a few cloudy slots cannot swing it."""
-    both = pd.concat([observed_kwh.rename("obs"), forecast_kwh.rename("fc")], axis=1, join="inner").dropna()
-    total = float(both["fc"].sum())
+    adds up to ``min_forecast_kwh``, so a few cloudy slots cannot swing it. Either series may be a pandas
+    ``Series`` indexed by aware slot starts."""
+    obs, fc = as_slot_series(observed_kwh), as_slot_series(forecast_kwh)
+    _, i, j = np.intersect1d(obs.starts_s, fc.starts_s, return_indices=True)
+    o, f = obs.values[i], fc.values[j]
+    both = ~np.isnan(o) & ~np.isnan(f)
+    total = float(f[both].sum())
     if total < min_forecast_kwh or total <= 0:
         return None
     lo, hi = bounds
-    return float(min(hi, max(lo, float(both["obs"].sum()) / total)))
+    return float(min(hi, max(lo, float(o[both].sum()) / total)))

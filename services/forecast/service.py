@@ -182,8 +182,7 @@ class ForecastService:
             return None
         since = history_start(now, s.pv_calibration_days)
         until = slot_start(now)  # only finished half-hours
-        observed = self.store.pv_history(since)
-        observed = observed[observed.index < until]
+        observed = self.store.pv_history(since).before(until)
         model = self.store.pv_model_energy(since, until)
         return calibration_factor(
             observed, model, (s.pv_calibration_min, s.pv_calibration_max), s.pv_calibration_min_kwh

@@ -8,11 +8,10 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pandas as pd
-
 from shared.models import BatteryState, EnergyForecast
 from shared.slots import slot_start
 from shared.sqlite import open_store
+from shared.timeseries import SlotSeries
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS observed (
@@ -88,22 +87,21 @@ class ForecastStore:
             self._db.execute("COMMIT")
         return True
 
-    def load_history(self, since: datetime) -> pd.Series:
+    def load_history(self, since: datetime) -> SlotSeries:
         """Observed load (kWh per half-hour: mean power × 0.5 h), indexed by UTC slot start."""
         return self._series("load", since)
 
-    def pv_history(self, since: datetime) -> pd.Series:
+    def pv_history(self, since: datetime) -> SlotSeries:
         return self._series("pv", since)
 
-    def _series(self, column: str, since: datetime) -> pd.Series:
+    def _series(self, column: str, since: datetime) -> SlotSeries:
         with self._lock:
             rows = self._db.execute(
                 f"SELECT slot_start, {column}_w_sum / {column}_n FROM observed "
                 f"WHERE {column}_n > 0 AND slot_start >= ? ORDER BY slot_start",
                 (_iso(since),),
             ).fetchall()
-        index = pd.DatetimeIndex(pd.to_datetime([r[0] for r in rows], utc=True))
-        return pd.Series([r[1] * 0.5 / 1000.0 for r in rows], index=index, dtype=float, name=f"{column}_kwh")
+        return SlotSeries.of([_utc(r[0]) for r in rows], [r[1] * 0.5 / 1000.0 for r in rows])
 
     def prune(self, before: datetime) -> int:
         with self._lock:
@@ -122,15 +120,14 @@ class ForecastStore:
             )
             self._db.execute("COMMIT")
 
-    def pv_model_energy(self, since: datetime, until: datetime) -> pd.Series:
+    def pv_model_energy(self, since: datetime, until: datetime) -> SlotSeries:
         with self._lock:
             rows = self._db.execute(
                 "SELECT slot_start, energy_kwh FROM pv_forecast WHERE slot_start >= ? AND slot_start < ? "
                 "ORDER BY slot_start",
                 (_iso(since), _iso(until)),
             ).fetchall()
-        index = pd.DatetimeIndex(pd.to_datetime([r[0] for r in rows], utc=True))
-        return pd.Series([r[1] for r in rows], index=index, dtype=float, name="pv_model_kwh")
+        return SlotSeries.of([_utc(r[0]) for r in rows], [r[1] for r in rows])
 
     # ------------------------------------------------------------ last good forecasts
 
@@ -151,6 +148,11 @@ class ForecastStore:
             return EnergyForecast.model_validate_json(row[0])
         except ValueError:
             return None
+
+
+def _utc(iso: str) -> datetime:
+    t = datetime.fromisoformat(iso)  # as _iso wrote it: UTC, with a Z
+    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
 
 
 def _usable(value: float | None) -> float | None:

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import requests
 
 from services.pricing.octopus import USER_AGENT
+from shared.timeseries import utc_seconds
 
 MAX_ENTRIES = 14 * 48 * 2  # two weeks of half-hours, twice over: more is not a forecast we asked for
 OVERLAP_MAE_GBP = 0.10  # mean gap to the published prices where the forecast overlaps them
@@ -36,7 +36,7 @@ class AgilePredictError(Exception):
 @dataclass(frozen=True)
 class ExternalForecast:
     created_at: datetime
-    starts: pd.DatetimeIndex  # UTC slot starts, sorted, unique
+    starts: list[datetime]  # UTC slot starts, sorted, unique
     median: np.ndarray  # GBP/kWh
     low: np.ndarray
     high: np.ndarray
@@ -52,17 +52,25 @@ def _number(entry: dict[str, Any], key: str) -> float:
     return v / 100.0
 
 
+def _time(value: Any) -> datetime | None:
+    """An ISO 8601 time (``Z`` or an offset), or None when it is not one or has no zone."""
+    if not isinstance(value, str):
+        return None
+    try:
+        t = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None else None
+
+
 def parse(doc: Any) -> ExternalForecast:
     """The newest forecast of an AgilePredict answer, in GBP/kWh; raises ``AgilePredictError``."""
     if not isinstance(doc, list) or not doc or not isinstance(doc[0], dict):
         raise AgilePredictError("expected a non-empty list of forecasts")
     newest = doc[0]
-    try:
-        created = pd.Timestamp(newest.get("created_at"))
-    except (TypeError, ValueError):
-        raise AgilePredictError("created_at is not a time") from None
-    if pd.isna(created) or created.tzinfo is None:
-        raise AgilePredictError("created_at is missing or has no zone")
+    created = _time(newest.get("created_at"))
+    if created is None:
+        raise AgilePredictError("created_at is missing, not a time or has no zone")
     prices = newest.get("prices")
     if not isinstance(prices, list) or not prices:
         raise AgilePredictError("the forecast has no prices")
@@ -72,24 +80,23 @@ def parse(doc: Any) -> ExternalForecast:
     for entry in prices:
         if not isinstance(entry, dict):
             raise AgilePredictError("a price entry is not an object")
-        try:
-            t = pd.Timestamp(entry.get("date_time"))
-        except (TypeError, ValueError):
-            raise AgilePredictError(f"date_time is not a time: {str(entry.get('date_time'))[:30]!r}") from None
-        if pd.isna(t) or t.tzinfo is None or t.minute % 30 or t.second or t.microsecond:
+        t = _time(entry.get("date_time"))
+        if t is None:
+            raise AgilePredictError(f"date_time is not a time: {str(entry.get('date_time'))[:30]!r}")
+        t = t.astimezone(UTC)
+        if t.minute % 30 or t.second or t.microsecond:
             raise AgilePredictError(f"date_time is not a half-hour slot start in UTC: {entry.get('date_time')!r}")
-        starts.append(t.tz_convert("UTC"))
+        starts.append(t)
         med.append(_number(entry, "agile_pred"))
         lo.append(_number(entry, "agile_low"))
         hi.append(_number(entry, "agile_high"))
-    index = pd.DatetimeIndex(starts)
-    order = np.argsort(index.asi8, kind="stable")
-    index = index[order]
-    if index.has_duplicates:
+    seconds = utc_seconds(starts)
+    order = np.argsort(seconds, kind="stable")
+    if (np.diff(seconds[order]) == 0).any():
         raise AgilePredictError("the same slot twice")
     return ExternalForecast(
-        created_at=created.tz_convert("UTC").to_pydatetime(),
-        starts=index,
+        created_at=created.astimezone(UTC),
+        starts=[starts[k] for k in order],
         median=np.array(med)[order],
         low=np.array(lo)[order],
         high=np.array(hi)[order],
@@ -107,14 +114,14 @@ def problem(
     """Why the forecast cannot be used now (late or implausible), or None when it can."""
     if now - fc.created_at > max_age:
         return f"late: made at {fc.created_at.isoformat()}, more than {max_age} ago"
-    if pd.Timestamp(published_until) not in fc.starts:
+    if published_until not in fc.starts:
         return f"late: it does not reach {published_until.isoformat()}, the end of the published prices"
     values = np.concatenate([fc.low, fc.median, fc.high])
     if values.min() < bounds[0] or values.max() > bounds[1]:
         return f"implausible: prices outside {bounds[0] * 100:g}..{bounds[1] * 100:g}p/kWh"
     if (fc.low > fc.median + ORDER_SLACK_GBP).any() or (fc.median > fc.high + ORDER_SLACK_GBP).any():
         return "implausible: agile_low <= agile_pred <= agile_high does not hold"
-    overlap = [(fc.median[k], published[t]) for k, t in enumerate(fc.starts.to_pydatetime()) if t in published]
+    overlap = [(fc.median[k], published[t]) for k, t in enumerate(fc.starts) if t in published]
     if overlap:
         gap = float(np.mean([abs(a - b) for a, b in overlap]))
         if gap > OVERLAP_MAE_GBP:

@@ -30,14 +30,16 @@ features are level-free, so another region's or year's days fit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import pandas as pd
 
 from shared.models import SLOT, EstimateSlot, PriceEstimate
+from shared.timeseries import DAY_S, SLOT_S, local_seconds, to_datetimes, utc_seconds
 
 POSITIONS = 48  # half-hours of a 24-hour delivery day
 DAY_START = time(23, 0)  # the day-ahead auction's delivery day starts at 23:00 local
@@ -73,7 +75,7 @@ class Days:
 
 @dataclass(frozen=True)
 class Estimate:
-    starts: pd.DatetimeIndex  # UTC slot starts, from the end of the last published slot
+    starts: list[datetime]  # UTC slot starts, from the end of the last published slot
     paths: np.ndarray  # (analogs, slots) GBP/kWh, equally likely
     median: np.ndarray
     low: np.ndarray
@@ -84,14 +86,16 @@ class Estimate:
     library_days: int  # days of the cold-start library among the candidates (0 when not needed)
 
 
-def delivery_positions(starts_utc: pd.DatetimeIndex, tz: ZoneInfo, day_start: time) -> tuple[np.ndarray, np.ndarray]:
-    """(delivery date as days since the epoch, position 0..47 by local wall time) of each slot."""
-    wall = starts_utc.tz_convert(tz).tz_localize(None)  # naive local wall time: arithmetic on the wall clock
-    shifted = wall + pd.Timedelta(hours=24 - day_start.hour, minutes=-day_start.minute)
-    day = shifted.normalize()
-    pos = ((shifted - day) // pd.Timedelta(minutes=30)).to_numpy().astype(int)
-    epoch_days = ((day - pd.Timestamp("1970-01-01")) // pd.Timedelta(days=1)).to_numpy().astype(int)
-    return epoch_days, pos
+def delivery_positions(
+    starts_utc: Sequence[datetime] | np.ndarray | Any, tz: ZoneInfo, day_start: time
+) -> tuple[np.ndarray, np.ndarray]:
+    """(delivery date as days since the epoch, position 0..47 by local wall time) of each slot (aware starts, UNIX
+    seconds or a pandas ``DatetimeIndex``)."""
+    wall = local_seconds(utc_seconds(starts_utc), tz)  # local wall time: arithmetic on the wall clock
+    shifted = wall + (24 - day_start.hour) * 3600 - day_start.minute * 60
+    day = shifted // DAY_S
+    pos = (shifted - day * DAY_S) // SLOT_S
+    return day.astype(int), pos.astype(int)
 
 
 def _epoch_date(n: int) -> date:
@@ -99,7 +103,7 @@ def _epoch_date(n: int) -> date:
 
 
 def day_matrix(
-    starts_utc: pd.DatetimeIndex,
+    starts_utc: Sequence[datetime] | np.ndarray | Any,
     values: np.ndarray,
     tz: ZoneInfo,
     day_start: time = DAY_START,
@@ -110,8 +114,8 @@ def day_matrix(
     ok = np.isfinite(values)
     if not ok.any():
         return None
-    starts_utc, values = starts_utc[ok], np.asarray(values, dtype=float)[ok]
-    day, pos = delivery_positions(starts_utc, tz, day_start)
+    starts_s, values = utc_seconds(starts_utc)[ok], np.asarray(values, dtype=float)[ok]
+    day, pos = delivery_positions(starts_s, tz, day_start)
     first = int(day.min())
     rows = int(day.max()) - first + 1
     total = np.zeros((rows, POSITIONS))
@@ -154,7 +158,7 @@ def _season(library: Days, anchor: date, days: int) -> Days:
 
 
 def estimate(
-    history_starts: pd.DatetimeIndex,
+    history_starts: Sequence[datetime] | np.ndarray | Any,
     history_values: np.ndarray,
     published_until: datetime,
     hours: float,
@@ -166,13 +170,16 @@ def estimate(
 ) -> Estimate | None:
     """Estimate the ``hours`` after ``published_until`` (the end of the last published slot) from the tariff's
     own half-hourly history (UTC starts, GBP/kWh, NaN = unknown; nothing at or after ``published_until`` is
-    read). None when there is too little history (fewer than two complete consecutive days)."""
-    cut = history_starts < pd.Timestamp(published_until)
-    own = day_matrix(history_starts[cut], np.asarray(history_values)[cut], tz, day_start)
+    read; the starts as aware datetimes, UNIX seconds or a pandas ``DatetimeIndex``). None when there is too little
+    history (fewer than two complete consecutive days)."""
+    history_s = utc_seconds(history_starts)
+    until_s = int(utc_seconds([published_until])[0])
+    cut = history_s < until_s
+    own = day_matrix(history_s[cut], np.asarray(history_values)[cut], tz, day_start)
     n_out = round(hours * 2)
     if own is None or n_out <= 0:
         return None
-    out = pd.date_range(pd.Timestamp(published_until), periods=n_out, freq="30min")
+    out = until_s + SLOT_S * np.arange(n_out, dtype=np.int64)
     out_day, out_pos = delivery_positions(out, tz, day_start)
     complete_own = own.complete()
     before = (out_day[0] - (own.first - date(1970, 1, 1)).days) - 1  # own row of the day before the first output
@@ -229,7 +236,7 @@ def estimate(
     if lib_used:
         learned += f" and {lib_used} days of {library_name} around this time of year (cold start)"
     return Estimate(
-        starts=out,
+        starts=to_datetimes(out),
         paths=paths,
         median=np.median(paths, axis=0),
         low=np.quantile(paths, q_lo, axis=0),
@@ -242,16 +249,21 @@ def estimate(
 
 
 def with_external(
-    est: Estimate, starts: pd.DatetimeIndex, median: np.ndarray, low: np.ndarray, high: np.ndarray, name: str
+    est: Estimate,
+    starts: Sequence[datetime] | Any,
+    median: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    name: str,
 ) -> Estimate:
     """The estimate re-centred on an external forecast where it has one: each path keeps its deviation from the
     learned median (the analogs' spread), the median and band are the external ones."""
-    ext = pd.Series(np.arange(len(starts)), index=starts)
-    at = ext.reindex(est.starts).to_numpy()
-    has = np.isfinite(at)
+    position = {int(t): k for k, t in enumerate(utc_seconds(starts))}
+    at = [position.get(int(t), -1) for t in utc_seconds(est.starts)]
+    has = np.array([k >= 0 for k in at], dtype=bool)
     if not has.any():
         return est
-    k = at[has].astype(int)
+    k = np.array([k for k in at if k >= 0], dtype=int)
     med, lo, hi = est.median.copy(), est.low.copy(), est.high.copy()
     paths = est.paths.copy()
     paths[:, has] += (median[k] - med[has])[None, :]
@@ -280,7 +292,7 @@ def to_message(
             low_gbp=round(float(lo), r),
             high_gbp=round(float(hi), r),
         )
-        for t, m, lo, hi in zip(est.starts.to_pydatetime(), est.median, est.low, est.high, strict=True)
+        for t, m, lo, hi in zip(est.starts, est.median, est.low, est.high, strict=True)
     ]
     return PriceEstimate(
         generated_at=generated_at,

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pandas as pd
+import numpy as np
 
 from shared.ha import entity
 from shared.models import Message, PriceEstimate, RateSeries
@@ -34,10 +34,10 @@ LIBRARY_NAME = "the bundled Agile history (region J, 2021-2024)"
 
 def bundled_library(tz: ZoneInfo) -> Days | None:
     """The Agile history that ships with batsched (``sim/data``) as delivery days: the cold-start analogs."""
-    from sim.datasets import agile_prices  # the data ships with the package; imported only when needed
+    from sim.datasets import agile_price_arrays  # the data ships with the package; imported only when needed
 
-    prices = agile_prices()
-    return day_matrix(prices.index, prices.to_numpy(), tz)
+    starts_s, values = agile_price_arrays()
+    return day_matrix(starts_s, values, tz)
 
 
 class EstimatePublisher:
@@ -126,8 +126,8 @@ class EstimatePublisher:
     def build(self, series: RateSeries, external: ExternalForecast | None, now: datetime) -> PriceEstimate | None:
         until = series.valid_until
         rows = self.store.history("import", series.tariff_code, until - timedelta(days=self.params.window_days + 3))
-        starts = pd.DatetimeIndex([t for t, _ in rows])
-        values = pd.Series([v for _, v in rows], dtype=float).to_numpy()
+        starts = [t for t, _ in rows]
+        values = np.array([v for _, v in rows], dtype=float)
         hours, tz = self.s.price_estimate_hours, self.s.tz
         est = estimate(starts, values, until, hours, tz, self.params) if rows else None
         if (est is None or est.own_days < self.params.min_days) and _is_agile(series.tariff_code):

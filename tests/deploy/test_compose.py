@@ -139,6 +139,9 @@ def test_images_are_pinned() -> None:
             assert repo and re.fullmatch(r"\d+\.\d+\.\d+", tag), f"{name}: {image} is not pinned to a version"
             if repo == "eclipse-mosquitto":
                 assert tag.startswith("2.0."), "Mosquitto 2.0.x: the ACL semantics the tests check"
+            elif path == SIM:  # the simulators: the services' image plus pandas (the Dockerfile's sim target)
+                assert default == f"batsched-sim:{version}", f"{name}: the image is tagged with the project version"
+                assert svc["build"] == {"context": ".", "target": "sim"}, f"{name}: built from the sim target"
             else:
                 assert default == f"batsched:{version}", f"{name}: the image is tagged with the project version"
 

@@ -35,12 +35,17 @@ def test_base_image_is_a_slim_python_pinned_by_version() -> None:
     base = re.search(r"(?m)^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE)
     assert base, "the base image is set once, in ARG PYTHON_IMAGE"
     assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", base.group(1))
-    assert all(stage.startswith("${PYTHON_IMAGE}") for stage in stages())
+    build, runtime, sim, services = stages()
+    assert build.startswith("${PYTHON_IMAGE}") and runtime.startswith("${PYTHON_IMAGE}")
+    assert sim.startswith("runtime AS sim") and services.startswith("runtime AS services")
 
 
 def test_multi_stage_with_a_non_root_final_stage_and_no_build_tools() -> None:
-    build, runtime = stages()
+    build, runtime, sim, services = stages()
     assert "AS build" in build and "AS runtime" in runtime
+    # the default target (the last stage) is the services' image as it is; the simulators' adds pandas alone
+    assert services.strip() == "runtime AS services", "the default target adds nothing to the runtime"
+    assert "COPY --from=build /opt/sim-packages /opt/sim-packages" in sim and "RUN" not in sim
     assert "tools/install_deps.py" in build
     final = runtime.split("\n")
     assert not any(BUILD_TOOLS.search(line) for line in final if line.startswith("RUN")), "build tools in runtime"
@@ -52,7 +57,7 @@ def test_multi_stage_with_a_non_root_final_stage_and_no_build_tools() -> None:
 
 def test_the_planner_kernel_is_compiled_at_build_into_a_cache_the_services_can_use() -> None:
     """numba compiles the DP on first use (seconds); the image ships it compiled, at the path it was built at."""
-    build, runtime = stages()
+    build, runtime, _, _ = stages()
     cache = re.search(r"NUMBA_CACHE_DIR=(\S+)", build)
     # install_deps.py --prune --app runs `python -m services.planner.dp_kernel` (checked by the slow test below)
     assert cache and re.search(r"(?m)^RUN .*install_deps\.py .*--prune --app /app", build), "the build warms the kernel"
@@ -87,6 +92,7 @@ def test_an_unpinned_dependency_stops_the_build(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # two pip installs from the index, the strip and the kernel's compile
 def test_the_dockerfile_install_step_builds_a_working_environment(tmp_path: Path) -> None:
     """``make image-check``: the build stage's commands, then the runtime's entry points, without Docker."""
     venv = tmp_path / "opt-venv"
@@ -115,16 +121,37 @@ def test_the_dockerfile_install_step_builds_a_working_environment(tmp_path: Path
                 modules.append(f"{pkg}.{sub.name}")
             elif sub.suffix == ".py" and sub.stem != "__init__":
                 modules.append(f"{pkg}.{sub.stem}")
+    # the simulators' pandas, as the Dockerfile's sim target gets it
+    sim_packages = tmp_path / "sim-packages"
+    done = subprocess.run(
+        [
+            python,
+            str(app / "tools" / "install_deps.py"),
+            "--python",
+            python,
+            "--extra",
+            "sim",
+            "--target",
+            str(sim_packages),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert (sim_packages / "pandas").is_dir() and not (sim_packages / "pandas" / "tests").exists()
     probe = "import importlib, sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\nprint('ok')"
+    sim_env = {"PATH": "/usr/bin", "PYTHONPATH": str(sim_packages)}
     ran = subprocess.run(
-        [python, "-c", probe, *modules], cwd=app, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin"}
+        [python, "-c", probe, *modules], cwd=app, capture_output=True, text=True, timeout=120, env=sim_env
     )
     assert ran.returncode == 0 and ran.stdout.startswith("ok"), ran.stderr[-2000:]
     help_ = subprocess.run([python, "-m", "tools.healthcheck", "--help"], cwd=app, capture_output=True, timeout=60)
     assert help_.returncode == 0
     env = {"PATH": "/usr/bin", "NUMBA_CACHE_DIR": str(tmp_path / "numba-cache"), "PYTHONDONTWRITEBYTECODE": "1"}
     site = Path(install_deps.site_packages(python))
-    assert (site / "pandas" / "tests").is_dir() and (site / "pip").is_dir()
+    assert (site / "numpy" / "tests").is_dir() and (site / "pip").is_dir()
+    assert not (site / "pandas").exists(), "pandas is for the simulators' image only"
     pruned = subprocess.run(
         [python, str(app / "tools" / "install_deps.py"), "--python", python, "--prune", "--app", str(app)],
         cwd=app,
@@ -136,11 +163,23 @@ def test_the_dockerfile_install_step_builds_a_working_environment(tmp_path: Path
     assert pruned.returncode == 0, pruned.stdout[-2000:] + pruned.stderr[-2000:]
     assert "compiled" in pruned.stdout and "missing" not in pruned.stdout, pruned.stdout
     assert any((tmp_path / "numba-cache").rglob("*.nbi")), "the compiled kernel is cached for the services"
-    assert not (site / "pandas" / "tests").exists() and not (site / "pip").exists() and not (site / "highspy").exists()
+    assert not (site / "numpy" / "tests").exists() and not (site / "pip").exists() and not (site / "highspy").exists()
     assert not list((site / "numba" / "cuda").rglob("*.pyc")), "no bytecode for what no service imports"
-    assert list((site / "pandas").rglob("*.pyc")), "bytecode for what the services import"
+    assert list((site / "numpy").rglob("*.pyc")), "bytecode for what the services import"
     # every entry point still imports after the prune
     again = subprocess.run(
-        [python, "-c", probe, *modules], cwd=app, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin"}
+        [python, "-c", probe, *modules], cwd=app, capture_output=True, text=True, timeout=120, env=sim_env
     )
     assert again.returncode == 0 and again.stdout.startswith("ok"), again.stderr[-2000:]
+    # and the services', without the simulators' packages: none of them loads pandas
+    services = [m for m in modules if not m.startswith("sim.")]
+    no_pandas = probe.replace("print('ok')", "assert 'pandas' not in sys.modules, 'pandas'\nprint('ok')")
+    alone = subprocess.run(
+        [python, "-c", no_pandas, *services],
+        cwd=app,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin"},
+    )
+    assert alone.returncode == 0 and alone.stdout.startswith("ok"), alone.stderr[-2000:]

@@ -108,7 +108,7 @@ def test_the_store_counts_each_observation_once_and_survives_a_clock_set_back(tm
     assert store.record(state(t, 1000))
     assert not store.record(state(t, 1000))  # the retained message again after a reconnect
     assert store.record(state(t + timedelta(minutes=10), 2000))
-    assert store.load_history(t - timedelta(hours=1)).iloc[-1] == pytest.approx(0.75)  # mean 1.5 kW × 0.5 h
+    assert store.load_history(t - timedelta(hours=1)).values[-1] == pytest.approx(0.75)  # mean 1.5 kW × 0.5 h
     assert store.record(state(t - timedelta(days=3), 400))  # the demo started again from an earlier time
     assert len(store.load_history(t - timedelta(days=4))) == 2
     store.close()

@@ -151,7 +151,7 @@ def test_load_forecast_follows_the_observed_household(spawn, probe: Probe, openm
     assert result["status"] == "ok"
     check = ForecastStore(data / "forecast.db")
     try:
-        assert check.load_history(NOON).iloc[-1] == pytest.approx(1.5)  # 3 kW for half an hour
+        assert check.load_history(NOON).values[-1] == pytest.approx(1.5)  # 3 kW for half an hour
     finally:
         check.close()
 

@@ -95,6 +95,12 @@ if [ "${1:-}" = "--fresh-make-test" ]; then
     exit $?
 fi
 
+# ---- `make image-size`: the image alone, its size and where it goes
+if [ "${1:-}" = "--image-size" ]; then
+    bash tools/docker_ci/image_size.sh
+    exit $?
+fi
+
 # ---- the stack and its tests
 export BATSCHED_STACK_TESTS=1
 mkdir -p "$BATSCHED_STACK_STATE"
