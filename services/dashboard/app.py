@@ -32,10 +32,13 @@ from .auth import Auth, csrf_token
 from .config import DashboardSettings
 from .control import Controller, Outcome
 from .live import LiveState
+from .login_links import LoginLinks
 from .store import Store
 
 HERE = Path(__file__).resolve().parent
 PLOTLY_JS = HERE / "static" / "plotly.min.js"  # plotly.js as published (MIT), see static/README.md
+FAVICON = HERE / "static" / "favicon.svg"
+HSTS = "max-age=31536000"  # only when the public URL is https: a browser then never tries plain http
 # Topics (below the prefix) whose change redraws the Plan chart: its inputs and the peak window it shades.
 PLAN_TOPICS = frozenset(
     [c.path for c in charts.CHART_INPUTS]
@@ -98,9 +101,11 @@ def create_app(
     clock: Clock,
     local_token: str | None = None,
     session_secret: str | None = None,
+    announce_link: Callable[[str], None] | None = None,
 ) -> FastAPI:
+    """``local_token``: the login link printed at start (local/link modes); ``announce_link`` prints each new one."""
     tz = settings.tz
-    auth = Auth(settings, local_token)
+    auth = Auth(settings, LoginLinks(announce_link, local_token), store)
     control = Controller(bus, live, clock, settings.dashboard_command_timeout_s)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     external: dict[str, dict[str, str]] = {}  # /update_status notes from machines, shown on the Now page
@@ -138,6 +143,8 @@ def create_app(
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("Cache-Control", "no-store")
+        if settings.https:
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
         return response
 
     # ------------------------------------------------------------------ pages
@@ -169,6 +176,11 @@ def create_app(
     @app.get("/static/plotly.min.js")
     def plotly_js() -> FileResponse:
         return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+
+    @app.get("/favicon.ico")  # browsers ask for it on every page: an answer, not a redirect to /login
+    @app.get("/favicon.svg")
+    def favicon() -> FileResponse:
+        return FileResponse(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
     @app.get("/static/{name}")
     def static(name: str) -> Response:
@@ -311,6 +323,10 @@ def create_app(
     @app.get("/login")
     async def login(request: Request) -> Response:
         return await auth.login(request)
+
+    @app.post("/login/new-link")
+    async def new_link(request: Request) -> Response:
+        return await auth.new_link(request)
 
     @app.get("/auth/callback", name="auth_callback")
     async def auth_callback(request: Request) -> Response:
