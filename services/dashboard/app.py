@@ -27,7 +27,7 @@ from shared.clock import Clock
 from shared.slots import local_date
 from shared.topics import EXECUTOR_APPLIED, PLANNER_SETTING
 
-from . import charts, extras_view, history, seed_api, views
+from . import charts, extras_view, history, history_spans, seed_api, views
 from .auth import Auth, csrf_token
 from .config import DashboardSettings
 from .control import Controller, Outcome
@@ -211,8 +211,10 @@ def create_app(
         except ValueError:
             return JSONResponse({"error": f"bad day {day!r}: use YYYY-MM-DD"}, status_code=422)
         start, end = history.day_range(chosen, tz)
-        rows = history.decision_rows(store.decisions_between(start, end), tz)
-        return JSONResponse({"day": chosen.isoformat(), "rows": rows})
+        decisions = store.decisions_between(start, end)
+        doc = history_spans.page(chosen, local_date(clock.now(), tz), decisions, tz)
+        doc["rows"] = history.decision_rows(decisions, tz)  # the CSV's rows, as JSON (scripts read these)
+        return JSONResponse(doc)
 
     @app.get("/api/history.csv")
     def api_history_csv(day: str | None = None) -> Response:

@@ -128,14 +128,20 @@ def test_the_executors_alert_is_a_warning_on_every_page_until_it_clears() -> Non
     )
 
 
-def test_daily_summary_shown_with_extra_totals() -> None:
+def test_daily_summary_reads_as_sentences_and_never_as_a_negative_saving() -> None:
     doc = (
         '{"generated_at":"2024-01-15T00:05:00Z","date":"2024-01-14","actual_cost_gbp":1.5,'
-        '"no_battery_cost_gbp":2.75,"month":{"actual_cost_gbp":20.1},"since_install":{"actual_cost_gbp":400.0}}'
+        '"no_battery_cost_gbp":2.75,"month":{"actual_cost_gbp":20.1,"days":14,"saved_vs_no_battery_gbp":-0.4},'
+        '"since_install":{"actual_cost_gbp":400.0,"days":300,"saved_vs_no_battery_gbp":151.2}}'
     )
     s = views.now_view(entries(executor__daily_summary=doc), NOW, TZ, 180, True)["daily_summary"]
-    assert s["date"] == "2024-01-14" and s["no_battery_cost_gbp"] == 2.75
-    assert s["month"] == {"actual_cost_gbp": 20.1} and s["since_install"]["actual_cost_gbp"] == 400.0
+    text = " ".join(s["lines"])
+    assert s["date"] == "2024-01-14"
+    assert "Sun 14 Jan: electricity cost £1.50" in text
+    assert "Without a battery it would have been £2.75: the battery saved £1.25." in text
+    assert "This month: £20.10 over 14 days; against no battery the battery cost £0.40 more." in text
+    assert "Since install" in text and "saved £151.20" in text
+    assert "£-" not in text and "first date" not in text and "days compared" not in text
 
 
 def test_history_rows_and_csv_show_commanded_vs_observed(tmp_path: Path) -> None:

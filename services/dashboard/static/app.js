@@ -50,17 +50,16 @@
 
   // ------------------------------------------------------------------ Now
   function renderNow(now) {
+    set("headline", now.headline);
+    set("next-charge", now.next_charge ? now.next_charge.text : "none planned");
     const b = now.battery;
     if (b) {
       set("soc", b.soc_pct.toFixed(1));
       const bar = $("soc-bar"); if (bar) bar.style.width = b.soc_pct + "%";
-      set("battery-observed", "observed " + b.observed + (b.stale ? " — STALE" : ""));
-      $("battery-observed") && $("battery-observed").classList.toggle("bad", b.stale);
-      set("p-battery", watts(b.battery_power_w) + (b.battery_power_w > 0 ? " out" : b.battery_power_w < 0 ? " in" : ""));
-      set("p-grid", watts(b.grid_power_w) + (b.grid_power_w > 0 ? " import" : b.grid_power_w < 0 ? " export" : ""));
-      set("p-solar", watts(b.solar_power_w));
-      set("p-load", watts(b.load_power_w));
-      set("grid-status", b.grid_status);
+      set("battery-observed", "read at " + b.observed + (b.stale ? " — OUT OF DATE" : ""));
+      $("battery-observed").classList.toggle("bad", b.stale);
+      $("flows").innerHTML = now.flows.map((f) => "<tr><th>" + esc(f.label) + '</th><td class="flow ' + esc(f.direction) + '">' + esc(f.text) + "</td></tr>").join("");
+      set("grid-status", b.grid_status === "on_grid" ? "grid connected" : b.grid_status === "off_grid" ? "GRID DOWN: running on the battery" : "grid status unknown");
     }
     if (now.price) {
       set("price", now.price.p_per_kwh === null ? "unknown" : now.price.p_per_kwh.toFixed(2));
@@ -68,16 +67,16 @@
     }
     const a = now.action;
     if ($("action")) {
-      $("action").textContent = a.action || "no plan";
+      $("action").textContent = a.action_text || "no plan";
       $("action").className = "tag " + (a.action || "none");
-      set("action-reason", a.reason ? a.reason + (a.detail ? ": " + a.detail : "") + (a.target_soc_pct != null ? " (target " + a.target_soc_pct + " %)" : "") : "—");
+      set("action-reason", a.reason_text ? a.reason_text + (a.detail ? " (" + a.detail + ")" : "") + (a.target_soc_pct != null ? ", target " + a.target_soc_pct + " %" : "") : "—");
       const d = now.last_decision;
       const ex = now.executor;
       set("executor-state", ex ? (ex.forced ? "forced state active" + (ex.lease_until ? " until " + ex.lease_until : "") : "normal Powerwall control") + " · heartbeat " + ex.age + " ago" + (now.watchdog ? " · watchdog " + now.watchdog.state : "") : "no executor heartbeat yet");
-      set("last-decision", d ? "executor at " + d.at + ": " + d.action + " (" + d.outcome + ")" + (d.rules.length ? " — " + d.rules.join("; ") : "") + (d.error ? " — error: " + d.error : "") : "no decision from the executor yet");
+      set("last-decision", d ? "Last decision " + d.at + ": " + d.action + ", " + d.outcome + " — " + d.why + (d.error ? " — " + d.error : "") : "no decision from the executor yet");
     }
     if ($("services")) {
-      $("services").innerHTML = Object.entries(now.services).map(([k, v]) => "<tr><th>" + esc(k) + '</th><td class="st ' + esc(v) + '">' + esc(v) + "</td></tr>").join("");
+      $("services").innerHTML = Object.entries(now.services).map(([k, v]) => "<tr><th>" + esc(k) + '</th><td class="st ' + esc(v) + '">' + esc(v === "online" ? "running" : v === "offline" ? "stopped" : "no news") + "</td></tr>").join("");
     }
     if ($("inputs")) {
       $("inputs").innerHTML = now.inputs.map((i) => "<tr><th>" + esc(i.label) + '</th><td class="st ' + esc(i.state) + '">' + esc(i.state) + "</td><td>" + esc(i.age) + "</td></tr>").join("");
@@ -85,19 +84,8 @@
     if ($("costs") && page === "now") $("costs").innerHTML = costsHtml(now.plan_costs);
     if ($("summary") && now.daily_summary) {
       const s = now.daily_summary;
-      if (s.error) { $("summary").textContent = s.error; } else {
-        const label = (k) => k.replace(/_gbp$/, "").replace(/_/g, " ");
-        const money = (k, v) => (/_gbp$/.test(k) && typeof v === "number" ? "£" + v.toFixed(2) : String(v));
-        let h = '<table class="kv"><tr><th>' + esc(s.date) + "</th><td>£" + Number(s.actual_cost_gbp).toFixed(2) + "</td></tr>";
-        for (const [k, v] of Object.entries(s)) {
-          if (v && typeof v === "object") h += "<tr><th>" + esc(label(k)) + "</th><td>" + esc(Object.entries(v).map(([a, b]) => label(a) + " " + money(a, b)).join(", ")) + "</td></tr>";
-        }
-        for (const k of ["no_battery_cost_gbp", "self_use_cost_gbp", "planned_cost_gbp"]) {
-          if (s[k] !== null && s[k] !== undefined) h += "<tr><th>" + esc(k.replace(/_gbp$/, "").replace(/_/g, " ")) + "</th><td>£" + Number(s[k]).toFixed(2) + "</td></tr>";
-        }
-        $("summary").innerHTML = h + "</table>";
-        $("summary").classList.remove("muted");
-      }
+      $("summary").innerHTML = s.error ? esc(s.error) : s.lines.map((l) => "<p>" + esc(l) + "</p>").join("");
+      $("summary").classList.toggle("muted", !!s.error);
     }
     if ($("sessions-card") && now.sessions) {
       const ss = now.sessions;
@@ -130,20 +118,40 @@
   }
 
   // ------------------------------------------------------------------ History
-  async function loadHistory() {
-    const day = $("day").value;
+  function decisionHtml(d) {
+    return '<li class="dec"><span class="t">' + esc(d.time) + "</span> " +
+      '<span class="tag ' + esc(d.action.replace(/[^a-z]/g, "_")) + '">' + esc(d.action) + "</span> " +
+      "<span>" + esc(d.outcome) + (d.dry_run ? " (dry run)" : "") + "</span>" +
+      '<span class="why">' + esc(d.why) + "</span>" +
+      '<span class="cfg">sent: ' + esc(d.sent) + '</span><span class="cfg' + (d.read_back_differs ? " bad" : "") + '">read back: ' + esc(d.read_back) + "</span>" +
+      (d.soc_pct === null ? "" : '<span class="cfg">SOC ' + esc(d.soc_pct) + " %</span>") +
+      (d.error ? '<span class="bad">' + esc(d.error) + "</span>" : "") + "</li>";
+  }
+  async function loadHistory(day) {
+    if (day !== undefined) $("day").value = day;
+    day = $("day").value;
     $("csv").href = "/api/history.csv" + (day ? "?day=" + day : "");
     const res = await fetch("/api/history" + (day ? "?day=" + day : ""), { credentials: "same-origin" });
     const doc = await res.json();
     if (!res.ok) { set("history-count", doc.error || "error " + res.status); return; }
-    if (!day) $("day").value = doc.day;
-    const body = $("decisions").querySelector("tbody");
-    body.innerHTML = doc.rows.slice().reverse().map((r) =>
-      "<tr><td>" + esc(r.time) + "</td><td>" + esc(r.slot) + "</td><td>" + esc(r.mode) + (r.dry_run ? " (dry)" : "") + "</td><td>" + esc(r.requested) +
-      '</td><td><span class="tag ' + esc(r.action) + '">' + esc(r.action) + "</span></td><td>" + esc(r.outcome) + (r.error ? ": " + esc(r.error) : "") +
-      "</td><td>" + esc(r.commanded) + '</td><td class="' + (r.match === false ? "bad" : "") + '">' + esc(r.observed) + "</td><td>" + esc(r.rules) +
-      "</td><td>" + (r.soc_pct === null ? "" : esc(r.soc_pct.toFixed(0))) + "</td></tr>").join("");
-    set("history-count", doc.rows.length + (doc.rows.length === 1 ? " decision on " : " decisions on ") + doc.day);
+    $("day").value = doc.day;
+    $("csv").href = "/api/history.csv?day=" + doc.day;
+    $("day-prev").dataset.day = doc.prev_day;
+    $("day-next").dataset.day = doc.next_day || "";
+    $("day-next").disabled = !doc.next_day;
+    set("history-tz", doc.tz);
+    const open = new Set(Array.from(document.querySelectorAll("#spans details[open]")).map((d) => d.dataset.key));
+    $("spans").innerHTML = doc.spans.map((s) => {
+      const key = s.start + "|" + s.action_code + "|" + s.outcome_code;
+      return '<details class="span' + (s.problem ? " problem" : "") + '" data-key="' + esc(key) + '"' + (open.has(key) ? " open" : "") + "><summary>" +
+        '<span class="t">' + esc(s.start) + "–" + esc(s.end) + "</span> " +
+        '<span class="tag ' + esc(s.action_code) + '">' + esc(s.action) + "</span> " +
+        '<span class="outcome">' + esc(s.outcome) + "</span> " +
+        '<span class="muted">' + s.count + (s.count === 1 ? " decision" : " decisions") + "</span>" +
+        '<span class="why">' + esc(s.why) + (s.other_reasons ? " (and " + s.other_reasons + " other reason" + (s.other_reasons === 1 ? "" : "s") + ")" : "") + "</span>" +
+        '</summary><ul class="decs">' + s.decisions.map(decisionHtml).join("") + "</ul></details>";
+    }).join("") || '<p class="muted">No decisions on this day.</p>';
+    set("history-count", doc.decisions + (doc.decisions === 1 ? " decision" : " decisions") + " in " + doc.spans.length + (doc.spans.length === 1 ? " span" : " spans") + " on " + doc.day_text);
   }
   async function loadHistoryChart() {
     const res = await fetch("/api/history/chart?days=" + $("chart-days").value, { credentials: "same-origin" });
@@ -255,7 +263,9 @@
 
   window.addEventListener("DOMContentLoaded", () => {
     if (page === "history") {
-      $("day").addEventListener("change", loadHistory);
+      $("day").addEventListener("change", () => loadHistory());
+      $("day-prev").addEventListener("click", () => loadHistory($("day-prev").dataset.day));
+      $("day-next").addEventListener("click", () => { if ($("day-next").dataset.day) loadHistory($("day-next").dataset.day); });
       $("chart-days").addEventListener("change", loadHistoryChart);
       loadHistory(); loadHistoryChart();
     }
