@@ -32,6 +32,7 @@ from .auth import Auth, csrf_token
 from .config import DashboardSettings
 from .control import Controller, Outcome
 from .live import LiveState
+from .local_time import control_clock, parse_local
 from .login_links import LoginLinks
 from .store import Store
 
@@ -64,12 +65,18 @@ class DryRunIn(BaseModel):
 class OverrideIn(BaseModel):
     action: str | None = None  # None or "" cancels
     until: datetime | None = None
+    until_day: str | None = None  # or a local day and 24-hour HH:MM on the system's clock (the Control page)
+    until_hhmm: str | None = None
     target_soc_pct: float | None = Field(None, ge=0, le=100)
 
 
 class WindowIn(BaseModel):
     start: datetime | None = None
     end: datetime | None = None
+    start_day: str | None = None  # or local days and HH:MM (the Control page)
+    start_hhmm: str | None = None
+    end_day: str | None = None
+    end_hhmm: str | None = None
     action: str = "charge"
     target_soc_pct: float | None = None
 
@@ -118,6 +125,7 @@ def create_app(
         doc["windows"] = extras_view.windows_view(entries, now, tz)
         doc["sessions"] = extras_view.sessions_view(entries, now, tz)
         doc["warnings"] += extras_view.warnings(entries, now, tz)
+        doc["clock"] = control_clock(now, tz)
         return doc
 
     def plan_doc() -> dict[str, Any]:
@@ -286,7 +294,12 @@ def create_app(
     # ------------------------------------------------------------------ control (POST, CSRF-checked)
 
     def reply(outcome: Outcome) -> JSONResponse:
-        return JSONResponse(outcome.as_dict(), status_code=outcome.status)
+        doc = outcome.as_dict()
+        doc["at"] = clock.now().astimezone(tz).strftime("%H:%M:%S")  # the system's time, not the browser's
+        return JSONResponse(doc, status_code=outcome.status)
+
+    def local_or(given: datetime | None, day: str | None, hhmm: str | None) -> datetime | None:
+        return parse_local(day, hhmm, tz) if day and hhmm else given
 
     @app.post("/api/control/mode")
     def set_mode(body: ModeIn) -> JSONResponse:
@@ -298,7 +311,11 @@ def create_app(
 
     @app.post("/api/control/override")
     def override(body: OverrideIn) -> JSONResponse:
-        return reply(control.override(body.action, body.until, body.target_soc_pct))
+        try:
+            until = local_or(body.until, body.until_day, body.until_hhmm)
+        except ValueError as exc:
+            return reply(Outcome(False, f"override: {exc}", 422))
+        return reply(control.override(body.action, until, body.target_soc_pct))
 
     @app.post("/api/control/replan")
     def replan() -> JSONResponse:
@@ -310,7 +327,12 @@ def create_app(
 
     @app.post("/api/control/window")
     def add_window(body: WindowIn) -> JSONResponse:
-        return reply(control.add_window(body.start, body.end, body.action, body.target_soc_pct, "dashboard"))
+        try:
+            start = local_or(body.start, body.start_day, body.start_hhmm)
+            end = local_or(body.end, body.end_day, body.end_hhmm)
+        except ValueError as exc:
+            return reply(Outcome(False, f"window: {exc}", 422))
+        return reply(control.add_window(start, end, body.action, body.target_soc_pct, "dashboard"))
 
     @app.post("/api/control/window/delete")
     def delete_window(body: WindowDeleteIn) -> JSONResponse:

@@ -161,39 +161,38 @@
   }
 
   // ------------------------------------------------------------------ Control
-  function result(ok, text) {
+  // Every time shown or typed here is the SYSTEM's (the server's clock and zone), 24-hour: never the browser's.
+  function result(ok, text, at) {
     const ul = $("results");
     if (ul.querySelector(".muted")) ul.innerHTML = "";
     const li = document.createElement("li");
     li.className = ok ? "ok" : "bad";
-    li.textContent = new Date().toLocaleTimeString() + " — " + text;
+    li.textContent = (at || (latestNow && latestNow.clock ? latestNow.clock.now_hhmm : "")) + " — " + text;
     ul.prepend(li);
   }
   async function send(url, body, button) {
     if (button) button.disabled = true;
     try {
       const doc = await post(url, body);
-      result(doc.ok, doc.ok ? doc.message : "error: " + doc.error);
+      result(doc.ok, doc.ok ? doc.message : "error: " + doc.error, doc.at);
     } catch (e) {
       result(false, "error: request failed (" + e + ")");
     } finally { if (button) button.disabled = false; }
   }
+  const SETTINGS = ["min_soc_pct", "target_soc_cap_pct", "max_charge_price_gbp", "peak_start_local", "peak_end_local"];
   function wireControl() {
     const on = (id, fn) => $(id).addEventListener("submit", (ev) => { ev.preventDefault(); fn(ev.submitter); });
     on("f-mode", (b) => send("/api/control/mode", { mode: $("mode").value }, b));
     on("f-dry", (b) => send("/api/control/dry_run", { enabled: $("dry").checked }, b));
     on("f-override", (b) => {
-      const until = $("ov-until").value;
-      if (!until) { result(false, "error: choose an end time"); return; }
       const target = $("ov-target").value;
-      send("/api/control/override", { action: $("ov-action").value, until: new Date(until).toISOString(), target_soc_pct: target === "" ? null : Number(target) }, b);
+      send("/api/control/override", { action: $("ov-action").value, until_day: $("ov-day").value, until_hhmm: $("ov-time").value, target_soc_pct: target === "" ? null : Number(target) }, b);
     });
     $("ov-cancel").addEventListener("click", (ev) => send("/api/control/override", { action: null }, ev.target));
     on("f-replan", (b) => send("/api/control/replan", {}, b));
     on("f-settings", async (b) => {
-      const cur = (latestNow && latestNow.settings) || {};
       let changed = 0;
-      for (const name of ["min_soc_pct", "max_charge_price_gbp", "peak_start_local", "peak_end_local"]) {
+      for (const name of SETTINGS) {
         const el = $("s-" + name);
         if (el.value === "" || el.dataset.shown === el.value) continue;
         let value = el.value;
@@ -203,11 +202,10 @@
       }
       if (!changed) result(false, "nothing changed");
     });
-    $("ov-until").addEventListener("input", () => { $("ov-until").dataset.touched = "1"; });
+    for (const id of ["ov-time", "ov-day"]) $(id).addEventListener("input", () => { $("ov-time").dataset.touched = "1"; });
     on("f-window", (b) => {
-      const start = $("w-start").value, end = $("w-end").value, target = $("w-target").value;
-      if (!start || !end) { result(false, "error: choose a start and an end"); return; }
-      send("/api/control/window", { action: $("w-action").value, start: new Date(start).toISOString(), end: new Date(end).toISOString(), target_soc_pct: target === "" ? null : Number(target) }, b);
+      const target = $("w-target").value;
+      send("/api/control/window", { action: $("w-action").value, start_day: $("w-start-day").value, start_hhmm: $("w-start").value, end_day: $("w-end-day").value, end_hhmm: $("w-end").value, target_soc_pct: target === "" ? null : Number(target) }, b);
     });
     $("windows").addEventListener("click", (ev) => {
       const btn = ev.target.closest("button[data-window]");
@@ -216,18 +214,26 @@
   }
   function renderWindows(list) {
     const body = $("windows").querySelector("tbody");
-    body.innerHTML = list.length ? list.map((w) => '<tr data-id="' + esc(w.id) + '"><td>' + esc(w.id) + "</td><td>" + esc(w.start_local) + "</td><td>" + esc(w.end_local) + '</td><td><span class="tag ' + esc(w.action) + '">' + esc(w.action) + "</span>" + (w.active ? " now" : "") + "</td><td>" + (w.target_soc_pct == null ? "" : esc(w.target_soc_pct) + " %") + "</td><td>" + esc(w.origin || w.source) + '</td><td><button type="button" class="secondary" data-window="' + esc(w.id) + '">Delete</button></td></tr>').join("") : '<tr><td colspan="7" class="muted">no windows</td></tr>';
+    body.innerHTML = list.length ? list.map((w) => '<tr data-id="' + esc(w.id) + '"><td>' + esc(w.id) + "</td><td>" + esc(w.start_local) + "–" + esc(w.end_local) + '</td><td><span class="tag ' + esc(w.action) + '">' + esc(w.action) + "</span>" + (w.target_soc_pct == null ? "" : " to " + esc(w.target_soc_pct) + " %") + (w.active ? " (now)" : "") + '</td><td class="opt">' + esc(w.origin || w.source) + '</td><td><button type="button" class="secondary" data-window="' + esc(w.id) + '" aria-label="delete window ' + esc(w.id) + '">Delete</button></td></tr>').join("") : '<tr><td colspan="5" class="muted">no windows</td></tr>';
   }
-  // The default end time is two hours after the SERVER's time (the demo runs a simulated clock).
-  function defaultUntil(serverNow) {
-    const el = $("ov-until");
-    if (el.dataset.touched) return;
-    const d = new Date(new Date(serverNow).getTime() + 2 * 3600 * 1000);
-    d.setMinutes(d.getMinutes() - d.getTimezoneOffset());
-    el.value = d.toISOString().slice(0, 16);
+  function fillDays(id, days, chosen) {
+    const el = $(id);
+    const key = days.map((d) => d.value).join();
+    if (el.dataset.days !== key) {
+      const keep = el.value;
+      el.innerHTML = days.map((d) => '<option value="' + esc(d.value) + '">' + esc(d.label) + "</option>").join("");
+      el.dataset.days = key;
+      el.value = keep && days.some((d) => d.value === keep) ? keep : chosen || days[0].value;
+    }
   }
   function renderControl(now) {
-    defaultUntil(now.now);
+    const c = now.clock;
+    set("ctl-now", c.now_hhmm + " on " + c.days[0].label.replace("Today, ", ""));
+    set("ctl-zone", c.zone);
+    fillDays("ov-day", c.days, c.later_day);
+    fillDays("w-start-day", c.days, c.days[1].value);
+    fillDays("w-end-day", c.days, c.days[1].value);
+    if (!$("ov-time").dataset.touched && document.activeElement !== $("ov-time")) { $("ov-time").value = c.later_hhmm; $("ov-day").value = c.later_day; }
     if (now.windows) renderWindows(now.windows);
     set("cur-mode", now.mode || "unknown");
     set("cur-dry", now.dry_run === null ? "unknown" : now.dry_run ? "on" : "off");
