@@ -37,7 +37,9 @@ def next_charge(plan: Plan | None, now: datetime, tz: ZoneInfo) -> dict[str, Any
     """The first charge run that starts after now: when, to what SOC, at what average price."""
     if plan is None:
         return None
-    slots = [s for s in plan.slots if s.start > now]
+    current = plan.slot_at(now)
+    after = _run_end(plan, current) if current is not None and current.action.value == "charge" else now
+    slots = [s for s in plan.slots if s.start >= after and s.start > now]
     first = next((i for i, s in enumerate(slots) if s.action.value == "charge"), None)
     if first is None:
         return None

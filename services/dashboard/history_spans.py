@@ -80,7 +80,8 @@ def spans(decisions: list[dict[str, Any]], tz: ZoneInfo) -> list[dict[str, Any]]
         span.pop("key")
         rows = span["decisions"]
         span["count"] = len(rows)
-        span["label"] = f"{span['start']}–{span['end']} {span['action']}, {span['outcome']}"
+        when = span["start"] if span["start"] == span["end"] else f"{span['start']}–{span['end']}"
+        span["label"] = f"{when} {span['action']}, {span['outcome']}"
         reasons = Counter(r["why"] for r in rows)
         span["why"] = reasons.most_common(1)[0][0]
         span["other_reasons"] = len(reasons) - 1

@@ -75,13 +75,15 @@ def decisions(now: datetime) -> list[AppliedDecision]:
             }
         )
         out.append(d)
+    sent = "{'operational_mode': 'backup', 'grid_charging': True}"  # as the executor words it (a Python dict)
+    limit = RuleOutcome(rule="price_limit", verdict="blocked", detail="price 31.20p/kWh above limit 20.00p/kWh")
     wrong = _decision(start - timedelta(minutes=30), "w-mismatch").model_copy(
         update={
-            "error": "read-back differs from what was sent (sent {'operational_mode': 'backup', 'grid_charging': True})",
-            "rules": [RuleOutcome(rule="price_limit", verdict="blocked", detail="price 31.20p/kWh above limit 20.00p/kWh")],
+            "error": f"read-back differs from what was sent (sent {sent})",
+            "rules": [limit],
             "action": Action.SELF_USE,
         }
-    )  # fmt: skip
+    )
     return [wrong, *out]
 
 

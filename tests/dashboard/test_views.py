@@ -36,8 +36,8 @@ def test_plan_chart_colours_bars_by_action_and_explains_each_slot() -> None:
     charge_in_view = [s for s in plan.slots if s.action.value == "charge"]
     assert bars["marker"]["color"].count(green) == len(charge_in_view) == fig["charge_slots"]
     i = bars["marker"]["color"].index(green)
-    assert "cheapest_needed: one of the 6 cheapest" in bars["hovertext"][i]
-    soc = fig["figure"]["data"][1]["y"]
+    assert "among the cheapest hours before the energy is needed (one of the 6 cheapest" in bars["hovertext"][i]
+    soc = fig["figure"]["data"][2]["y"]
     assert max(v for v in soc if v is not None) > 40
     assert fig["costs"]["expected_cost_gbp"] == 1.23
     assert {b["name"] for b in fig["costs"]["baselines"]} == {"No battery", "Seed rule"}

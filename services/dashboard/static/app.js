@@ -113,6 +113,16 @@
     window.Plotly.react(el, p.figure.data, p.figure.layout, { responsive: true, displaylogo: false });
     el.dataset.slots = p.slots;
     el.dataset.charge = p.charge_slots;
+    el.dataset.estimated = p.estimated_slots;
+    el.dataset.windows = p.window_count;
+    const notes = [];
+    if (p.estimated_slots) notes.push(p.estimated_slots + " half-hours after the published prices show an estimate (hatched grey, " + p.estimate_method + "): not a price, nothing charges on it.");
+    if (p.window_count) notes.push("Blue bands are your manual windows.");
+    set("plan-notes", notes.join(" "));
+    if (p.end) {
+      set("plan-end", "At " + p.end.at + " the plan leaves the battery at " + p.end.soc_pct.toFixed(0) + " %, counted as worth £" + p.end.value_gbp.toFixed(2) + (p.end.method ? " (" + p.end.method + ")" : "") + ".");
+      $("plan-end").classList.remove("muted");
+    }
     set("plan-meta", p.generated ? "plan made " + p.generated + ", valid until " + p.valid_until + (p.expired ? " — EXPIRED" : "") + " · " + p.charge_slots + " charge slots" : "prices only: no plan yet");
     if ($("costs")) { $("costs").innerHTML = costsHtml(p.costs); $("costs").classList.toggle("muted", !p.costs); }
   }
@@ -140,11 +150,12 @@
     $("day-next").dataset.day = doc.next_day || "";
     $("day-next").disabled = !doc.next_day;
     set("history-tz", doc.tz);
+    set("day-text", doc.day_text);
     const open = new Set(Array.from(document.querySelectorAll("#spans details[open]")).map((d) => d.dataset.key));
     $("spans").innerHTML = doc.spans.map((s) => {
       const key = s.start + "|" + s.action_code + "|" + s.outcome_code;
       return '<details class="span' + (s.problem ? " problem" : "") + '" data-key="' + esc(key) + '"' + (open.has(key) ? " open" : "") + "><summary>" +
-        '<span class="t">' + esc(s.start) + "–" + esc(s.end) + "</span> " +
+        '<span class="t">' + esc(s.start) + (s.end !== s.start ? "–" + esc(s.end) : "") + "</span> " +
         '<span class="tag ' + esc(s.action_code) + '">' + esc(s.action) + "</span> " +
         '<span class="outcome">' + esc(s.outcome) + "</span> " +
         '<span class="muted">' + s.count + (s.count === 1 ? " decision" : " decisions") + "</span>" +
@@ -269,7 +280,6 @@
 
   window.addEventListener("DOMContentLoaded", () => {
     if (page === "history") {
-      $("day").addEventListener("change", () => loadHistory());
       $("day-prev").addEventListener("click", () => loadHistory($("day-prev").dataset.day));
       $("day-next").addEventListener("click", () => { if ($("day-next").dataset.day) loadHistory($("day-next").dataset.day); });
       $("chart-days").addEventListener("change", loadHistoryChart);
