@@ -19,18 +19,18 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, Field
 from starlette.middleware.sessions import SessionMiddleware
 
 from shared.bus import Bus
 from shared.clock import Clock
 from shared.slots import local_date
-from shared.topics import EXECUTOR_APPLIED, PLANNER_SETTING
+from shared.topics import ACCOUNTING_MONEY, EXECUTOR_APPLIED, PLAN, PLANNER_SETTING
 
-from . import charts, extras_view, history, history_spans, seed_api, views
+from . import charts, extras_view, history, history_spans, money_view, seed_api, views
 from .auth import Auth, csrf_token
 from .config import DashboardSettings
 from .control import Controller, Outcome
+from .inputs import DryRunIn, ModeIn, OverrideIn, SettingIn, WindowDeleteIn, WindowIn
 from .live import LiveState
 from .local_time import control_clock, parse_local
 from .login_links import LoginLinks
@@ -52,48 +52,6 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
-
-
-class ModeIn(BaseModel):
-    mode: str
-
-
-class DryRunIn(BaseModel):
-    enabled: bool
-
-
-class OverrideIn(BaseModel):
-    action: str | None = None  # None or "" cancels
-    until: datetime | None = None
-    until_day: str | None = None  # or a local day and 24-hour HH:MM on the system's clock (the Control page)
-    until_hhmm: str | None = None
-    target_soc_pct: float | None = Field(None, ge=0, le=100)
-
-
-class WindowIn(BaseModel):
-    start: datetime | None = None
-    end: datetime | None = None
-    start_day: str | None = None  # or local days and HH:MM (the Control page)
-    start_hhmm: str | None = None
-    end_day: str | None = None
-    end_hhmm: str | None = None
-    action: str = "charge"
-    target_soc_pct: float | None = None
-
-
-class WindowDeleteIn(BaseModel):
-    window_id: int
-
-
-class SettingIn(BaseModel):
-    name: str
-    value: str
-
-
-class StatusIn(BaseModel):
-    source: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.\-]+$")
-    status: str = Field(min_length=1, max_length=40)
-    detail: str = Field("", max_length=500)
 
 
 def sse(event: str, data: Any) -> str:
@@ -126,10 +84,14 @@ def create_app(
         doc["sessions"] = extras_view.sessions_view(entries, now, tz)
         doc["warnings"] += extras_view.warnings(entries, now, tz)
         doc["clock"] = control_clock(now, tz)
+        doc["money_today"] = money_view.today_text(entries)
         return doc
 
     def plan_doc() -> dict[str, Any]:
-        return charts.plan_figure(live.snapshot(), clock.now(), tz)
+        entries = live.snapshot()
+        doc = charts.plan_figure(entries, clock.now(), tz)
+        doc["comparison"] = money_view.plan_comparison(views.parse(entries, PLAN))
+        return doc
 
     # ------------------------------------------------------------------ middleware (order: last added runs first)
 
@@ -177,6 +139,10 @@ def create_app(
     def history_page(request: Request) -> HTMLResponse:
         return page("history", request, "History")
 
+    @app.get("/money", response_class=HTMLResponse)
+    def money_page(request: Request) -> HTMLResponse:
+        return page("money", request, "Money")
+
     @app.get("/control", response_class=HTMLResponse)
     def control_page(request: Request) -> HTMLResponse:
         return page("control", request, "Control")
@@ -202,6 +168,10 @@ def create_app(
     @app.get("/api/now")
     def api_now() -> dict[str, Any]:
         return now_doc()
+
+    @app.get("/api/money")
+    def api_money() -> dict[str, Any]:
+        return money_view.money_page(live.snapshot())
 
     @app.get("/api/plan")
     def api_plan() -> dict[str, Any]:
@@ -281,6 +251,8 @@ def create_app(
                     yield sse("now", now_doc())
                     if names & PLAN_TOPICS:
                         yield sse("plan", plan_doc())
+                    if ACCOUNTING_MONEY.path in names:
+                        yield sse("money", {})
                     if EXECUTOR_APPLIED.path in names:
                         yield sse("applied", {"day": local_date(clock.now(), tz).isoformat()})
             finally:

@@ -311,22 +311,29 @@ def summary_view(entries: Mapping[str, Entry]) -> dict[str, Any] | None:
 
 
 def plan_costs(plan: Plan | None) -> dict[str, Any] | None:
+    """The plan's cost and, per other strategy, what the plan saves against it in words. With the plan's
+    ``comparison`` (each strategy's end energy valued alike) when it has one; else the bare baseline costs."""
     if plan is None:
         return None
-    baselines = [
-        {
-            "name": BASELINE_LABELS.get(k, k),
-            "cost_gbp": round(v, 2),
-            "saving_gbp": round(v - plan.expected_cost_gbp, 2),
-        }
-        for k, v in plan.baseline_costs_gbp.items()
-    ]
+    from .money_view import saving  # here: money_view reads views' parse
+
+    rows = []
+    if plan.comparison:
+        for key, o in plan.comparison.items():
+            if key != "plan":
+                rows.append({"name": BASELINE_LABELS.get(key, key), "cost_gbp": round(o.cost_gbp, 2),
+                             "vs": saving(o.saving_gbp, present=True)})  # fmt: skip
+    else:
+        for key, v in plan.baseline_costs_gbp.items():
+            rows.append({"name": BASELINE_LABELS.get(key, key), "cost_gbp": round(v, 2),
+                         "vs": saving(v - plan.expected_cost_gbp, present=True)})  # fmt: skip
     return {
         "plan_id": plan.plan_id,
         "status": plan.status,
         "reason": plan.reason,
         "expected_cost_gbp": round(plan.expected_cost_gbp, 2),
         "end_value_gbp": round(plan.end_value_gbp, 2),
-        "baselines": baselines,
+        "baselines": rows,
+        "fair": bool(plan.comparison),
         "slots": len(plan.slots),
     }

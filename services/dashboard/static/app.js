@@ -41,17 +41,25 @@
     if (!c) return "no plan yet";
     let h = '<table class="kv"><tr><th>This plan</th><td><b>£' + c.expected_cost_gbp.toFixed(2) + "</b></td><td></td></tr>";
     for (const b of c.baselines) {
-      h += "<tr><th>" + esc(b.name) + "</th><td>£" + b.cost_gbp.toFixed(2) + '</td><td class="muted">saves £' + b.saving_gbp.toFixed(2) + "</td></tr>";
+      h += "<tr><th>" + esc(b.name) + "</th><td>£" + b.cost_gbp.toFixed(2) + '</td><td class="' + (b.vs.loss ? "bad" : "muted") + '">' + esc(b.vs.text) + "</td></tr>";
     }
     h += "</table>";
     if (c.status !== "ok") h += '<div class="bad">plan degraded: ' + esc(c.reason || "") + "</div>";
     return h;
+  }
+  function comparisonHtml(c) {
+    let h = '<div class="table-wrap"><table class="list fit money"><thead><tr><th>strategy</th><th>paid over the plan</th><th>ends at</th><th>energy left worth</th><th>paid, allowing for it</th><th>this plan against it</th></tr></thead><tbody>';
+    for (const r of c.rows) {
+      h += '<tr data-key="' + esc(r.key) + '"><th>' + esc(r.name) + "</th><td>" + esc(r.paid) + "</td><td>" + esc(r.end_soc_pct) + " %</td><td>" + esc(r.end_value) + "</td><td>" + esc(r.comparable) + '</td><td class="' + (r.vs_plan && r.vs_plan.loss ? "bad" : "") + '">' + (r.vs_plan ? esc(r.vs_plan.text) : "—") + "</td></tr>";
+    }
+    return h + "</tbody></table></div>";
   }
 
   // ------------------------------------------------------------------ Now
   function renderNow(now) {
     set("headline", now.headline);
     set("next-charge", now.next_charge ? now.next_charge.text : "none planned");
+    set("money-today", now.money_today || "not published yet");
     const b = now.battery;
     if (b) {
       set("soc", b.soc_pct.toFixed(1));
@@ -124,7 +132,11 @@
       $("plan-end").classList.remove("muted");
     }
     set("plan-meta", p.generated ? "plan made " + p.generated + ", valid until " + p.valid_until + (p.expired ? " — EXPIRED" : "") + " · " + p.charge_slots + " charge slots" : "prices only: no plan yet");
-    if ($("costs")) { $("costs").innerHTML = costsHtml(p.costs); $("costs").classList.toggle("muted", !p.costs); }
+    if ($("comparison")) {
+      if (p.comparison) { $("comparison").innerHTML = comparisonHtml(p.comparison); set("comparison-note", p.comparison.note); }
+      else $("comparison").innerHTML = costsHtml(p.costs);
+      $("comparison").classList.toggle("muted", !p.costs);
+    }
   }
 
   // ------------------------------------------------------------------ History
@@ -170,6 +182,32 @@
     const fig = await res.json();
     if (window.Plotly) window.Plotly.react($("history-chart"), fig.data, fig.layout, { responsive: true, displaylogo: false });
   }
+
+  // ------------------------------------------------------------------ Money
+  function moneyTable(rows) {
+    return '<div class="table-wrap"><table class="list fit money"><thead><tr><th>period</th><th>paid</th><th>battery</th><th>no battery</th><th>self-use</th><th>against no battery</th><th>against self-use</th></tr></thead><tbody>' +
+      rows.map((r) => '<tr><th>' + esc(r.label) + "</th><td>" + esc(r.paid) + "</td><td>" + esc(r.stored) + "</td><td>" + esc(r.no_battery) + "</td><td>" + esc(r.self_use) + '</td><td class="' + (r.vs_no_battery.loss ? "bad" : "") + '">' + esc(r.vs_no_battery.text) + '</td><td class="' + (r.vs_self_use.loss ? "bad" : "") + '">' + esc(r.vs_self_use.text) + "</td></tr>").join("") + "</tbody></table></div>";
+  }
+  async function loadMoney() {
+    const res = await fetch("/api/money", { credentials: "same-origin" });
+    if (!res.ok) return;
+    const m = await res.json();
+    $("money-meanings").innerHTML = Object.entries(m.meanings).map(([k, v]) => "<dt>" + esc(MONEY_NAMES[k] || k) + "</dt><dd>" + esc(v) + "</dd>").join("");
+    if (!m.published) return;
+    const t = m.today;
+    set("money-state", t ? t.label + ": " + t.paid + "; against no battery " + t.vs_no_battery.text + ", against self-use " + t.vs_self_use.text + "." : "No figures for today yet.");
+    $("money-state").classList.remove("muted");
+    set("money-note", m.note);
+    $("money-days").innerHTML = m.days.length ? moneyTable(m.days) : '<p class="muted">no closed day yet</p>';
+    $("money-months").innerHTML = moneyTable(m.months.concat(m.since_install ? [m.since_install] : []));
+    if (window.Plotly && m.days.length) {
+      const c = m.chart;
+      const bar = (name, y, color) => ({ type: "bar", name: name, x: c.x, y: y, marker: { color: color } });
+      window.Plotly.react($("money-chart"), [bar("batsched (allowing for stored energy)", c.comparable, "#1d7a3a"), bar("self-use", c.self_use, "#4a6a8f"), bar("no battery", c.no_battery, "#8a909b")],
+        { barmode: "group", margin: { l: 50, r: 10, t: 10, b: 60 }, legend: { orientation: "h", y: -0.25 }, yaxis: { title: { text: "£" } } }, { responsive: true, displaylogo: false });
+    }
+  }
+  const MONEY_NAMES = { paid: "paid", stored: "battery", no_battery: "no battery", self_use: "self-use", vs_no_battery: "against no battery", vs_self_use: "against self-use" };
 
   // ------------------------------------------------------------------ Control
   // Every time shown or typed here is the SYSTEM's (the server's clock and zone), 24-hour: never the browser's.
@@ -271,6 +309,7 @@
       if (page === "control") renderControl(now);
     });
     es.addEventListener("plan", (ev) => { if (page === "plan") renderPlan(JSON.parse(ev.data)); });
+    es.addEventListener("money", () => { if (page === "money") loadMoney(); });
     es.addEventListener("applied", (ev) => {
       if (page !== "history") return;
       const day = JSON.parse(ev.data).day;
@@ -286,6 +325,7 @@
       loadHistory(); loadHistoryChart();
     }
     if (page === "control") wireControl();
+    if (page === "money") loadMoney();
     connect();
   });
 })();
