@@ -41,10 +41,11 @@ def entity(
     component: str,
     object_id: str,
     name: str,
-    state_topic: Channel | str,
+    state_topic: Channel | str | None,
     **extra: Any,
 ) -> tuple[str, dict[str, Any]]:
-    """A discovery (topic, payload) for one entity owned by ``bus.service``; every ``…_topic`` may be a channel."""
+    """A discovery (topic, payload) for one entity owned by ``bus.service``; every ``…_topic`` may be a channel.
+    ``state_topic`` None: an entity without state (a button)."""
     node = bus.topics.node_prefix
     state_topic = bus.topics.of(state_topic) if isinstance(state_topic, Channel) else state_topic
     extra = {k: bus.topics.of(v) if isinstance(v, Channel) else v for k, v in extra.items()}
@@ -53,7 +54,7 @@ def entity(
         "name": name,
         "unique_id": unique_id,
         "default_entity_id": f"{component}.{unique_id}",
-        "state_topic": state_topic,
+        **({"state_topic": state_topic} if state_topic is not None else {}),
         "availability": [{"topic": bus.status_topic}],
         "device": device_block(bus),
         "origin": origin_block(),
@@ -107,15 +108,27 @@ BINARY_SENSOR_CLASSES = {"battery_charging", "connectivity", "problem", "running
 COMMAND_COMPONENTS = {"select", "switch", "number", "button", "text"}
 
 
+# What each service does, in a household's words: its connectivity sensor is "<this> service".
+SERVICE_NAMES = {
+    "pricing": "Prices",
+    "forecast": "Solar and usage forecast",
+    "planner": "Planner",
+    "executor": "Battery control",
+    "watchdog": "Watchdog",
+    "accounting": "Money accounting",
+    "dashboard": "Dashboard",
+}
+
+
 def status_entity(bus: Bus) -> tuple[str, dict[str, Any]]:
-    """A "<service> status" connectivity sensor on the service's own ``status`` topic (its last will).
+    """A "<what it does> service" connectivity sensor on the service's own ``status`` topic (its last will).
 
     It has no availability: it must show "disconnected" rather than "unavailable" when the service is gone."""
     topic, payload = entity(
         bus,
         "binary_sensor",
         f"{bus.service}_status",
-        f"{bus.service.capitalize()} status",
+        f"{SERVICE_NAMES.get(bus.service, bus.service.capitalize())} service",
         bus.status_topic,
         device_class="connectivity",
         payload_on="online",

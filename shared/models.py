@@ -348,6 +348,28 @@ class PlanInputs(BaseModel):
     soc_pct: Percent | None = None
 
 
+EndValueMethod = Literal["zero", "linear", "forecast", "scenarios", "estimate"]
+
+
+class StrategyOutcome(BaseModel):
+    """One strategy over a plan's slots (``Plan.comparison``), with the energy it leaves in the battery valued the
+    same way for every strategy: by the plan's own value of stored energy at the horizon's end (its cost-to-go
+    curve). ``no_battery`` keeps the energy the battery has now (as if it were not used): no change.
+
+    ``comparable_cost_gbp = cost_gbp - stored_change_value_gbp``; ``saving_gbp`` is this strategy's comparable cost
+    minus the plan's (what the plan saves against it: never negative for a correct plan, except where a person
+    fixed slots by hand)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    cost_gbp: Finite  # money paid over the slots (imports minus exports)
+    end_soc_pct: Percent  # SOC at the horizon's end
+    end_value_gbp: Finite  # the energy above the reserve at the end, valued by the plan's end value
+    stored_change_value_gbp: Finite  # end value minus the same valuation of the energy there now
+    comparable_cost_gbp: Finite
+    saving_gbp: Finite  # comparable cost minus the plan's (0 for the plan itself)
+
+
 class Plan(Expiring):
     """``planner/plan``: the schedule. ``valid_until`` is a lease the executor enforces."""
 
@@ -359,6 +381,13 @@ class Plan(Expiring):
     expected_cost_gbp: Finite = 0.0
     baseline_costs_gbp: dict[str, Finite] = Field(default_factory=dict)  # no_battery, self_use, seed_rule
     end_value_gbp: Finite = 0.0  # value credited for the energy left at the horizon's end
+    end_soc_pct: Percent | None = None  # the SOC the plan leaves at the horizon's end
+    end_value_method: EndValueMethod | None = None  # how that energy was valued (``comparison``'s note says more)
+    end_value_gbp_per_kwh: Finite | None = None  # the plan's end value per stored kWh above the reserve (a mean)
+    comparable_cost_gbp: Finite | None = None  # expected cost minus the value of the change in stored energy
+    # plan, no_battery, self_use, seed_rule: each strategy over the same slots, its end energy valued alike
+    comparison: dict[str, StrategyOutcome] = Field(default_factory=dict)
+    comparison_note: str | None = None  # one line: how the energy left at the end was valued
     # The rules it was made with (None in a plan from before they were recorded): the executor enforces them too.
     peak_start_local: Annotated[str, Field(pattern=HHMM)] | None = None
     peak_end_local: Annotated[str, Field(pattern=HHMM)] | None = None
@@ -436,6 +465,21 @@ class AppliedDecision(Message):
     soc_pct: Percent | None = None
 
 
+class LastDecision(Message):
+    """``executor/last_decision`` (retained): the latest decision in a few fields, for Home Assistant and glances
+    (``executor/applied`` carries the whole decision, not retained). ``generated_at`` is when it was decided."""
+
+    decision_id: str
+    action: Action | None  # after the rules; None = stood aside (touched nothing)
+    requested_action: Action | None = None  # from the plan or an override, before the rules
+    outcome: str  # AppliedDecision.outcome
+    mode: ExecutorMode
+    dry_run: bool = False
+    rule: str | None = None  # the rule that changed or blocked the request, if one did
+    summary: Annotated[str, Field(max_length=200)]  # one plain line, e.g. "Charging the battery (applied)"
+    soc_pct: Percent | None = None
+
+
 class Heartbeat(Message):
     """``executor/heartbeat``: the executor is alive; ``forced`` says whether a forced state is active."""
 
@@ -499,8 +543,53 @@ class DailySummary(Message):
     slots_planned: int = 0  # slots a plan covered (planned_cost_gbp is their sum)
     soc_start_pct: Percent | None = None  # first observed SOC of the day: energy bought for another day shows here
     soc_end_pct: Percent | None = None  # last observed SOC of the day
+    # Stored energy valued alike for batsched and the self-use counterfactual (see MoneyPeriod); None: not valued
+    stored_value_gbp_per_kwh: Finite | None = None
+    stored_value_source: Literal["plan", "day_prices"] | None = None  # the day's last plan, or its mean price
+    stored_change_value_gbp: Finite | None = None  # (soc_end - soc_start) as kWh x the value per kWh
+    self_use_end_soc_pct: Percent | None = None  # where the self-use counterfactual ended the day
+    self_use_stored_change_value_gbp: Finite | None = None
     month: CostTotals | None = None  # this local month up to and including ``date``
     since_install: CostTotals | None = None  # every day in the accounting history up to ``date``
+
+
+class MoneyPeriod(BaseModel):
+    """One period's money (a day, a month, since install) in ``accounting/money``. Estimated from observations,
+    not a bill. ``None`` where the observations cannot support a figure (no load/PV readings, no start SOC).
+
+    Stored energy: at the end of a period batsched's battery and the self-use counterfactual's hold different
+    amounts; that difference is valued per kWh (``MoneySummary.stored_value_note`` says how), so neither side is
+    credited for draining the battery. The no-battery household has no battery: nothing stored changes."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    period: Literal["day", "month", "since_install"]
+    label: str  # "2026-12-05", "2026-12", "since install"
+    first_date: date | None = None
+    last_date: date | None = None
+    days: int = 0
+    days_compared: int = 0  # days whose counterfactuals could be estimated (the comparisons sum over these)
+    partial: bool = False  # today so far (not a closed day)
+    actual_cost_gbp: Finite  # what the meter saw: imports minus exports
+    stored_change_value_gbp: Finite | None = None  # value of the energy added to the battery (negative: drawn)
+    actual_comparable_cost_gbp: Finite | None = None  # actual cost minus stored_change_value_gbp
+    no_battery_cost_gbp: Finite | None = None
+    self_use_cost_gbp: Finite | None = None  # battery left in self-use, from the same start
+    self_use_comparable_cost_gbp: Finite | None = None  # self-use cost minus the value of its stored change
+    saved_vs_no_battery_gbp: Finite | None = None  # no_battery - actual_comparable (over days_compared)
+    saved_vs_self_use_gbp: Finite | None = None  # self_use_comparable - actual_comparable (over days_compared)
+    grid_import_kwh: Annotated[float, Field(ge=0)] = 0.0
+    grid_export_kwh: Annotated[float, Field(ge=0)] = 0.0
+
+
+class MoneySummary(Message):
+    """``accounting/money`` (retained): today so far, each recent day, each month and since install."""
+
+    today: MoneyPeriod | None = None
+    days: Annotated[list[MoneyPeriod], Field(max_length=400)] = Field(default_factory=list)  # oldest first
+    months: Annotated[list[MoneyPeriod], Field(max_length=400)] = Field(default_factory=list)  # oldest first
+    since_install: MoneyPeriod | None = None
+    stored_value_note: str = ""  # one line: how stored energy was valued
 
 
 # --------------------------------------------------------------------------------------------- manual windows

@@ -35,6 +35,8 @@ from shared.models import (
     FleetStats,
     Heartbeat,
     ImportedHistory,
+    LastDecision,
+    MoneySummary,
     OverrideCommand,
     Plan,
     PlannerSettings,
@@ -50,7 +52,7 @@ from shared.models import (
     WindowList,
 )
 
-SERVICES = ("pricing", "forecast", "planner", "executor", "watchdog", "dashboard")
+SERVICES = ("pricing", "forecast", "planner", "executor", "watchdog", "accounting", "dashboard")
 PLANNER_SETTINGS = ("min_soc_pct", "max_charge_price_gbp", "target_soc_cap_pct", "peak_start_local", "peak_end_local")
 
 Kind = Literal["state", "event", "command", "set"]
@@ -262,6 +264,14 @@ EXECUTOR_APPLIED = _ch(
     "event",
     "AppliedDecision, one per decision: rules, desired, sent, read back",
 )
+EXECUTOR_LAST_DECISION = _ch(
+    "executor_last_decision",
+    "executor/last_decision",
+    LastDecision,
+    "executor",
+    "state",
+    "LastDecision: the latest decision in a few fields (action, outcome, rule, one plain line)",
+)
 EXECUTOR_HEARTBEAT = _ch(
     "executor_heartbeat", "executor/heartbeat", Heartbeat, "executor", "state", "Heartbeat", readers=("watchdog",)
 )
@@ -314,6 +324,14 @@ EXECUTOR_DAILY_SUMMARY = _ch(
     "accounting",
     "state",
     "DailySummary: yesterday's estimated cost vs plan and baselines",
+)
+ACCOUNTING_MONEY = _ch(
+    "accounting_money",
+    "accounting/money",
+    MoneySummary,
+    "accounting",
+    "state",
+    "MoneySummary: today so far, days, months, since install: cost vs no battery and vs self-use",
 )
 
 # Home Assistant's own topics, under its discovery prefix.
@@ -370,6 +388,7 @@ CHANNELS: tuple[Channel, ...] = (
     EXECUTOR_DRY_RUN_SET,
     EXECUTOR_OVERRIDE,
     EXECUTOR_APPLIED,
+    EXECUTOR_LAST_DECISION,
     EXECUTOR_HEARTBEAT,
     EXECUTOR_ALERT,
     EXECUTOR_WINDOWS,
@@ -378,6 +397,7 @@ CHANNELS: tuple[Channel, ...] = (
     EXECUTOR_HISTORY_IMPORTED,
     WATCHDOG_REPORT,
     EXECUTOR_DAILY_SUMMARY,
+    ACCOUNTING_MONEY,
     HA_STATUS,
     HA_DISCOVERY,
     FLEET_SYNC,
@@ -536,6 +556,7 @@ class Topics:
     executor_dry_run_set = _Bound(EXECUTOR_DRY_RUN_SET)
     executor_override = _Bound(EXECUTOR_OVERRIDE)
     executor_applied = _Bound(EXECUTOR_APPLIED)
+    executor_last_decision = _Bound(EXECUTOR_LAST_DECISION)
     executor_heartbeat = _Bound(EXECUTOR_HEARTBEAT)
     executor_alert = _Bound(EXECUTOR_ALERT)
     executor_windows = _Bound(EXECUTOR_WINDOWS)
@@ -543,6 +564,7 @@ class Topics:
     executor_window_delete = _Bound(EXECUTOR_WINDOW_DELETE)
     executor_history_imported = _Bound(EXECUTOR_HISTORY_IMPORTED)
     executor_daily_summary = _Bound(EXECUTOR_DAILY_SUMMARY)
+    accounting_money = _Bound(ACCOUNTING_MONEY)
     watchdog_report = _Bound(WATCHDOG_REPORT)
     ha_status = _Bound(HA_STATUS)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from services.accounting.config import AccountingSettings
+from services.accounting.discovery import discovery
 from services.accounting.job import AccountingJob
 from services.accounting.store import AccountingStore
+from shared.ha import register_discovery
 from shared.runner import ServiceContext, run_service
 from shared.topics import BATTERY_STATE, EXPORT_RATES, IMPORT_RATES, PLAN
 
@@ -17,7 +19,9 @@ def wire(ctx: ServiceContext[AccountingSettings]) -> None:
     ctx.bus.subscribe(EXPORT_RATES, job.on_export_rates)
     ctx.bus.subscribe(PLAN, job.on_plan)
     ctx.bus.on_connect(job.republish)
+    register_discovery(ctx.bus, lambda: discovery(ctx.bus))
     ctx.every(job.seconds_to_next_close, job.close_finished_days, name="close-days")
+    ctx.every(ctx.settings.accounting_money_interval_s, job.publish_money, name="money", run_now=False)
 
 
 if __name__ == "__main__":

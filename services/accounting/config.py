@@ -19,6 +19,9 @@ class AccountingSettings(ServiceSettings):
     accounting_keep_days: Annotated[int, Field(ge=3, le=3660)] = Field(
         35, description="Keep raw samples, rates and plan slots this many days (summaries are kept for ever)"
     )
+    accounting_money_interval_s: Annotated[float, Field(ge=10, le=3600)] = Field(
+        300, description="Republish accounting/money (today so far) this often"
+    )
     battery_capacity_kwh: Annotated[float, Field(gt=0)] = Field(
         13.5, description="Capacity for the self-use estimate when battery/state does not report one"
     )

@@ -13,6 +13,12 @@ export rates at all, exports earn nothing (no export tariff assumed).
 Counterfactuals from the same observations: *no battery* pays for ``max(load − pv, 0)`` and sells the PV surplus;
 *self-use* runs the planner's battery model (``services.planner.battery.step_slot``, in self-use) with the
 observed capacity and the configured reserve, starting from the day's first observed SOC.
+
+Stored energy: batsched's battery and the self-use counterfactual end the day holding different amounts (a
+self-use battery drained in the evening paid less that day and has less for the next). Each side's change in
+stored energy over the day is valued at one price per kWh (``StoredValue``: the planner's own end value from its
+last plan of the day, as the plan comparison values it, else the day's mean import price after the discharge
+loss) and taken off its cost, so neither is credited for draining the battery. No battery stores nothing.
 """
 
 from __future__ import annotations
@@ -49,6 +55,22 @@ class PlannedSlot:
     plan_generated_at: datetime
     start: datetime
     cost_gbp: float
+
+
+@dataclass(frozen=True)
+class StoredValue:
+    """The price of a stored kWh at the day's end, and where it came from."""
+
+    gbp_per_kwh: float
+    source: str  # "plan" | "day_prices"
+
+
+def day_price_value(import_prices: Mapping[datetime, float], eta_discharge: float) -> StoredValue | None:
+    """The fallback: the day's mean known import price, after the discharge loss (the planner's ``linear``)."""
+    known = [p for p in import_prices.values() if math.isfinite(p)]
+    if not known:
+        return None
+    return StoredValue(max(sum(known) / len(known), 0.0) * eta_discharge, "day_prices")
 
 
 @dataclass(frozen=True)
@@ -98,6 +120,10 @@ class DayAccount:
     soc_start_pct: float | None = None
     soc_end_pct: float | None = None
     flows: list[SlotFlows] = field(default_factory=list)
+    stored_value: StoredValue | None = None
+    stored_change_value_gbp: float | None = None  # (soc_end - soc_start) x capacity x value
+    self_use_end_soc_pct: float | None = None
+    self_use_stored_change_value_gbp: float | None = None
 
 
 def integrate(samples: Iterable[Sample], slots: Sequence[datetime], max_hold: timedelta = MAX_HOLD) -> list[SlotFlows]:
@@ -145,13 +171,20 @@ def self_use_grid(
 ) -> list[tuple[float, float]]:
     """(import, export) kWh per slot for a battery left in self-use, by the planner's own battery model: PV
     surplus charges it, it covers the load, never below the reserve."""
+    return self_use_run(load_kwh, pv_kwh, start_soc_pct, battery)[0]
+
+
+def self_use_run(
+    load_kwh: Sequence[float], pv_kwh: Sequence[float], start_soc_pct: float, battery: BatteryParams
+) -> tuple[list[tuple[float, float]], float]:
+    """``self_use_grid`` and the SOC (%) the self-use battery ends with."""
     model, limits = battery.model(), battery.limits()
     soc = min(max(battery.capacity_kwh * start_soc_pct / 100.0, 0.0), battery.capacity_kwh)
     out = []
     for load, pv in zip(load_kwh, pv_kwh, strict=True):
         soc, imp, exp_ = step_slot(model, limits, soc, SELF_USE, soc, load, pv)
         out.append((imp, exp_))
-    return out
+    return out, soc / battery.capacity_kwh * 100.0
 
 
 def _planned(slots: Sequence[datetime], planned: Iterable[PlannedSlot]) -> tuple[float | None, int]:
@@ -185,6 +218,7 @@ def account_day(
     battery: BatteryParams | None = None,
     tz: ZoneInfo = LONDON,
     max_hold: timedelta = MAX_HOLD,
+    plan_value: StoredValue | None = None,
 ) -> DayAccount:
     """The local ``day``'s actual cost and its counterfactuals (see the module docstring for the rules)."""
     slots = local_day_slots(day, tz)
@@ -203,7 +237,11 @@ def account_day(
 
     planned_cost, slots_planned = _planned(slots, planned)
     observed = [f for f in flows if f.observed]
-    no_battery = self_use = None
+    no_battery = self_use = self_use_end = None
+    params = battery or BatteryParams()
+    cap = next((s.capacity_kwh for s in samples if s.capacity_kwh), None)
+    if cap:
+        params = BatteryParams(cap, params.reserve_pct)
     loads_known = observed and all(f.load_covered_s >= f.covered_s for f in observed)
     priced = [f for f in observed if f.start in import_prices]
     if loads_known and priced:
@@ -212,24 +250,33 @@ def account_day(
             - max(f.pv_kwh - f.load_kwh, 0.0) * exports.get(f.start, 0.0)
             for f in priced
         )
-        params = battery or BatteryParams()
-        cap = next((s.capacity_kwh for s in samples if s.capacity_kwh), None)
-        if cap:
-            params = BatteryParams(cap, params.reserve_pct)
         day_start = slots[0]
         first_soc = next(
             (s.soc_pct for s in sorted(samples, key=lambda s: s.at) if s.at >= day_start and s.soc_pct is not None),
             None,
         )
         if first_soc is not None:
-            grid = self_use_grid([f.load_kwh for f in priced], [f.pv_kwh for f in priced], first_soc, params)
+            grid, self_use_end = self_use_run(
+                [f.load_kwh for f in priced], [f.pv_kwh for f in priced], first_soc, params
+            )
             self_use = sum(
                 imp * import_prices[f.start] - exp * exports.get(f.start, 0.0)
                 for f, (imp, exp) in zip(priced, grid, strict=True)
             )
 
     socs = [s.soc_pct for s in sorted(samples, key=lambda s: s.at) if slots[0] <= s.at and s.soc_pct is not None]
+    value = plan_value or day_price_value(import_prices, params.model().eta_discharge)
+    stored = su_stored = None
+    if value is not None and socs:
+        per_pct = params.capacity_kwh / 100.0 * value.gbp_per_kwh
+        stored = (socs[-1] - socs[0]) * per_pct
+        if self_use_end is not None:
+            su_stored = (self_use_end - socs[0]) * per_pct
     return DayAccount(
+        stored_value=value if socs else None,
+        stored_change_value_gbp=stored,
+        self_use_end_soc_pct=self_use_end,
+        self_use_stored_change_value_gbp=su_stored,
         day=day,
         soc_start_pct=socs[0] if socs else None,
         soc_end_pct=socs[-1] if socs else None,

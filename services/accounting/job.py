@@ -11,21 +11,29 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from services.accounting.config import AccountingSettings
-from services.accounting.daily import BatteryParams, DayAccount, Sample, account_day
+from services.accounting.daily import BatteryParams, DayAccount, Sample, StoredValue, account_day
+from services.accounting.money import money_summary
 from services.accounting.store import AccountingStore, keep_from
 from shared.bus import Bus
 from shared.clock import Clock
-from shared.models import BatteryState, CostTotals, DailySummary, Plan, RateSeries
+from shared.models import BatteryState, CostTotals, DailySummary, MoneySummary, Plan, RateSeries
 from shared.slots import local_date, local_day_bounds, local_midnight
 from shared.topics import EXECUTOR_DAILY_SUMMARY
 
 
+def _net(cost: float | None, stored: float | None) -> float | None:
+    """A cost net of the value of its stored change (the cost itself on a day without a valued SOC)."""
+    return None if cost is None else cost - (stored or 0.0)
+
+
 def totals(summaries: list[DailySummary]) -> CostTotals | None:
-    """Add up daily summaries; counterfactuals only over days where both they and the actual are known."""
+    """Add up daily summaries; counterfactuals only over days where both they and the actual are known. Savings
+    compare costs net of the value of each side's stored change (``money.py``), as ``accounting/money`` does."""
     if not summaries:
         return None
     compared = [s for s in summaries if s.no_battery_cost_gbp is not None]
     with_self_use = [s for s in summaries if s.self_use_cost_gbp is not None]
+    actual = {s.date: _net(s.actual_cost_gbp, s.stored_change_value_gbp) or 0.0 for s in summaries}
     planned = [s for s in summaries if s.planned_cost_gbp is not None]
     return CostTotals(
         first_date=summaries[0].date,
@@ -37,10 +45,16 @@ def totals(summaries: list[DailySummary]) -> CostTotals | None:
         no_battery_cost_gbp=round(sum(s.no_battery_cost_gbp or 0.0 for s in compared), 4) if compared else None,
         self_use_cost_gbp=round(sum(s.self_use_cost_gbp or 0.0 for s in with_self_use), 4) if with_self_use else None,
         saved_vs_no_battery_gbp=(
-            round(sum((s.no_battery_cost_gbp or 0.0) - s.actual_cost_gbp for s in compared), 4) if compared else None
+            round(sum((s.no_battery_cost_gbp or 0.0) - actual[s.date] for s in compared), 4) if compared else None
         ),
         saved_vs_self_use_gbp=(
-            round(sum((s.self_use_cost_gbp or 0.0) - s.actual_cost_gbp for s in with_self_use), 4)
+            round(
+                sum(
+                    (_net(s.self_use_cost_gbp, s.self_use_stored_change_value_gbp) or 0.0) - actual[s.date]
+                    for s in with_self_use
+                ),
+                4,
+            )
             if with_self_use
             else None
         ),
@@ -96,12 +110,27 @@ class AccountingJob:
         if plan is None:
             return
         self.store.add_plan(plan.plan_id, plan.generated_at, ((s.start, s.cost_gbp) for s in plan.slots))
+        if plan.end_value_gbp_per_kwh is not None:
+            self.store.add_plan_value(plan.plan_id, plan.generated_at, plan.end_value_gbp_per_kwh)
 
     def republish(self) -> None:
         """After a (re)connect: put the latest summary back as retained state (a restarted broker may lose it)."""
         latest = self.store.latest_summary()
         if latest is not None:
             self.bus.publish(EXECUTOR_DAILY_SUMMARY, latest)
+        self.publish_money()
+
+    # ---------------------------------------------------------------- accounting/money
+
+    def publish_money(self) -> MoneySummary:
+        """Today so far, each day, month and since install (retained ``accounting/money``)."""
+        now = self.clock.now()
+        today = local_date(now, self.tz)
+        account = self._account(today, now)
+        partial = self._summary(account, now) if account is not None else None
+        money = money_summary(self.store.summaries(last=today - timedelta(days=1)), partial, now.astimezone(UTC))
+        self.bus.publish_state(self.bus.topics.accounting_money, money)
+        return money
 
     # ---------------------------------------------------------------- closing days
 
@@ -128,21 +157,22 @@ class AccountingJob:
                     published.append(summary)
             day += timedelta(days=1)
         self.store.prune(keep_from(now, self.keep_days))
+        self.publish_money()
         return published
 
     @property
     def keep_days(self) -> int:
         return self.settings.accounting_keep_days
 
-    def close_day(self, day: date, now: datetime) -> DailySummary | None:
+    def _account(self, day: date, now: datetime) -> DayAccount | None:
+        """The day's account from what is stored (up to ``now`` for today); None without observations."""
         start, end = local_day_bounds(day, self.tz)
+        end = min(end, now)
         samples = self.store.samples(start - self.max_hold, end)
         if not any(start <= s.at < end for s in samples):
-            if day not in self._empty_days:
-                self._empty_days.add(day)
-                self.log.info("no observations for the day; no summary", day=day.isoformat())
             return None
-        account = account_day(
+        value = self.store.plan_value(start, end)
+        return account_day(
             day,
             samples,
             self.store.prices("import", start, end),
@@ -151,7 +181,16 @@ class AccountingJob:
             self.battery,
             self.tz,
             self.max_hold,
+            plan_value=None if value is None else StoredValue(value, "plan"),
         )
+
+    def close_day(self, day: date, now: datetime) -> DailySummary | None:
+        account = self._account(day, now)
+        if account is None:
+            if day not in self._empty_days:
+                self._empty_days.add(day)
+                self.log.info("no observations for the day; no summary", day=day.isoformat())
+            return None
         summary = self._summary(account, now)
         self.store.save_summary(summary)
         history = self.store.summaries(last=day)
@@ -190,4 +229,9 @@ class AccountingJob:
             slots_planned=a.slots_planned,
             soc_start_pct=a.soc_start_pct,
             soc_end_pct=a.soc_end_pct,
+            stored_value_gbp_per_kwh=_round(a.stored_value.gbp_per_kwh) if a.stored_value else None,
+            stored_value_source=a.stored_value.source if a.stored_value else None,  # type: ignore[arg-type]
+            stored_change_value_gbp=_round(a.stored_change_value_gbp),
+            self_use_end_soc_pct=None if a.self_use_end_soc_pct is None else round(a.self_use_end_soc_pct, 2),
+            self_use_stored_change_value_gbp=_round(a.self_use_stored_change_value_gbp),
         )

@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS plan_slots (
 );
 CREATE INDEX IF NOT EXISTS plan_slots_start ON plan_slots (start);
 CREATE TABLE IF NOT EXISTS summaries (day TEXT PRIMARY KEY, json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS plan_values (plan_id TEXT PRIMARY KEY, generated_at TEXT, gbp_per_kwh REAL);
 """
 
 
@@ -68,6 +69,23 @@ class AccountingStore:
         with self._lock, self._db:
             self._db.executemany("INSERT OR REPLACE INTO plan_slots VALUES (?, ?, ?, ?)", rows)
 
+    def add_plan_value(self, plan_id: str, generated_at: datetime, gbp_per_kwh: float) -> None:
+        """A plan's end value per stored kWh (``Plan.end_value_gbp_per_kwh``): how the day's stored energy is valued."""
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO plan_values VALUES (?, ?, ?)", (plan_id, _iso(generated_at), gbp_per_kwh)
+            )
+
+    def plan_value(self, start: datetime, end: datetime) -> float | None:
+        """The end value per kWh of the last plan made in ``[start, end)``."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT gbp_per_kwh FROM plan_values WHERE generated_at >= ? AND generated_at < ? "
+                "ORDER BY generated_at DESC LIMIT 1",
+                (_iso(start), _iso(end)),
+            ).fetchone()
+        return None if row is None else float(row[0])
+
     def save_summary(self, summary: DailySummary) -> None:
         with self._lock:
             self._db.execute(
@@ -80,6 +98,7 @@ class AccountingStore:
             self._db.execute("DELETE FROM samples WHERE observed_at < ?", (cut,))
             self._db.execute("DELETE FROM rates WHERE start < ?", (cut,))
             self._db.execute("DELETE FROM plan_slots WHERE start < ?", (cut,))
+            self._db.execute("DELETE FROM plan_values WHERE generated_at < ?", (cut,))
 
     # ---------------------------------------------------------------- reads
 

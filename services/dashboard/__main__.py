@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from pydantic import SecretStr
 
+from shared.ha import register_discovery
 from shared.runner import ServiceContext, run_service
 from shared.settings import load_settings
 
@@ -28,6 +29,7 @@ def wire(ctx: ServiceContext[DashboardSettings], sock: socket.socket) -> None:
     live = LiveState(ctx.topics, ctx.clock, store)
     live.restore()
     ctx.bus.listen(ctx.topics.all, live.on_message)
+    register_discovery(ctx.bus, list)  # Home Assistant: its connectivity sensor only
 
     local_token = secrets.token_urlsafe(24) if s.login_link else None
     session_secret = (

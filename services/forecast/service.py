@@ -241,8 +241,10 @@ class ForecastService:
     def discovery(self) -> list[tuple[str, dict[str, Any]]]:
         return [
             entity(
-                self.bus, "sensor", "pv_forecast_today", "PV forecast today", self.topics.forecast_pv_today,
-                value_template="{{ value_json.energy_kwh }}", unit_of_measurement="kWh", device_class="energy",
-                icon="mdi:solar-power",
+                # A forecast, not a meter: a measurement in kWh (device class energy would make HA treat it as
+                # an accumulating total in its statistics).
+                self.bus, "sensor", "pv_forecast_today", "Solar forecast today", self.topics.forecast_pv_today,
+                value_template="{{ value_json.energy_kwh }}", unit_of_measurement="kWh", state_class="measurement",
+                suggested_display_precision=1, icon="mdi:solar-power",
             ),
         ]  # fmt: skip

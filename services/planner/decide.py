@@ -14,7 +14,7 @@ from datetime import datetime
 import numpy as np
 
 from services.planner.battery import BatteryModel, Limits
-from services.planner.dp import Horizon, Solution, solve, terminal_linear, value_function
+from services.planner.dp import Horizon, Solution, grid_states, solve, terminal_linear, value_function
 from services.planner.fixed import Fixed
 from services.planner.horizon import SLOTS_PER_DAY, TAIL_END_SHARE, estimate_paths, fill_gaps
 from shared.models import PriceEstimate
@@ -36,6 +36,10 @@ class Decision:
     solution: Solution  # over the known slots only
     charge_ok: np.ndarray  # per known slot, after the hard rules
     end_value_gbp: float  # value credited for the energy left at the end of the known slots
+    # The same valuation for any SOC: GBP credited per grid state of stored energy (0 at the reserve), so that
+    # other strategies' end energy is valued as the plan's was (``comparison.py``). Zeros with no end value.
+    end_credit: np.ndarray
+    cost_price: np.ndarray  # the import price each known slot was costed at (estimates where unknown)
 
 
 def charge_allowed(price: np.ndarray, peak: np.ndarray, max_price: float) -> np.ndarray:
@@ -87,6 +91,17 @@ def decide(
         terminal = terminal_linear(model, limits, end_value_gbp_per_kwh)
     sol = solve(h, soc0_kwh, model, limits, terminal)
     tail_cost = float(sol.cost_gbp[n_known:].sum())
+    if tail is not None and len(tail.price):  # the tail's cost-to-go from each state is what the end energy saves
+        tail_h = Horizon(
+            h.price[n_known:], h.export_price[n_known:], h.load[n_known:], h.pv[n_known:], h.charge_ok[n_known:]
+        )
+        cost_to_go = value_function(tail_h, model, limits, terminal)
+    elif terminal is not None:
+        cost_to_go = np.asarray(terminal, dtype=float)
+    else:
+        cost_to_go = np.zeros(grid_states(model))
+    grid = np.arange(len(cost_to_go)) * model.soc_step_kwh
+    end_credit = float(np.interp(limits.min_kwh, grid, cost_to_go)) - cost_to_go
     known = Solution(
         action=sol.action[:n_known],
         soc_kwh=sol.soc_kwh[:n_known],
@@ -96,7 +111,7 @@ def decide(
         wear_gbp=sol.wear_gbp,
         terminal_value_gbp=sol.terminal_value_gbp,
     )
-    return Decision(known, ok, sol.terminal_value_gbp - tail_cost)
+    return Decision(known, ok, sol.terminal_value_gbp - tail_cost, end_credit, np.asarray(h.price[:n_known]))
 
 
 def scenario_value(

@@ -17,6 +17,8 @@ import numpy as np
 
 from services.planner.baselines import horizon_baselines
 from services.planner.battery import CHARGE, HOLD, BatteryModel, limits_for
+from services.planner.comparison import EndCredit, compare
+from services.planner.comparison import note as comparison_note
 from services.planner.decide import Tail, charge_allowed, decide, estimate_value, tail_value
 from services.planner.fixed import fixed_slots
 from services.planner.horizon import (
@@ -31,6 +33,7 @@ from services.planner.horizon import (
 from shared.models import (
     Action,
     BatteryState,
+    EndValueMethod,
     EnergyForecast,
     Plan,
     PlanInputs,
@@ -164,6 +167,7 @@ def _optimal(
     tail = None
     terminal = None
     end_value = 0.0
+    method: EndValueMethod = "zero"  # the valuation actually used (a fallback says so in the plan's reason)
     if cfg.end_value in ("forecast", "scenarios", "estimate") and cfg.tail_slots > 0:
         t_starts = [horizon_end + k * SLOT for k in range(cfg.tail_slots)]
         t_load, t_pv = _energy(load_forecast, pv_forecast, t_starts, now, cfg, [])
@@ -177,20 +181,23 @@ def _optimal(
                 settings.max_charge_price_gbp, end_price,
             )  # fmt: skip
         if terminal is not None:
-            missing = False
+            missing, method = False, "estimate"
         elif cfg.end_value in ("scenarios", "estimate"):
             if why_not:
                 notes.append(f"{why_not}: energy beyond the known prices valued from the last 7 days' prices")
             terminal = tail_value(past, t_export, t_load, t_pv, t_peak, m, lim, settings.max_charge_price_gbp)
             missing = terminal is None
+            method = "zero" if missing else "scenarios"
         else:
             tail = Tail(same_time_mean(past, cfg.tail_slots), t_export, t_load, t_pv, t_peak)
             end_value = TAIL_END_SHARE * linear_end_value(past, m.eta_discharge)
             missing = not np.isfinite(tail.price).any()
+            method = "zero" if missing else "forecast"
         if missing:
             notes.append("no price history: energy left at the horizon's end valued at 0")
     elif cfg.end_value == "linear":
         end_value = linear_end_value(past, m.eta_discharge)
+        method = "linear" if end_value else "zero"
 
     fixed = fixed_slots(starts, charge_allowed(price, peak, settings.max_charge_price_gbp), m, now, windows, sessions)
     d = decide(
@@ -228,6 +235,15 @@ def _optimal(
         )
         soc_prev = float(sol.soc_kwh[k])
     baselines = horizon_baselines(price, export, load, pv, peak, soc0, m, lim, settings.max_charge_price_gbp)
+    money_price = d.cost_price - fixed.price_adjust if fixed.any else d.cost_price
+    credit = EndCredit(d.end_credit, m.soc_step_kwh)
+    end_kwh = float(sol.soc_kwh[-1])
+    expected = round(float(sol.cost_gbp.sum()), 4)
+    comparison = compare(
+        expected, end_kwh, money_price, price, export, load, pv, peak, soc0, m, lim, settings.max_charge_price_gbp,
+        credit,
+    )  # fmt: skip
+    per_kwh = credit.per_kwh(end_kwh, lim.min_kwh)
     return Plan(
         generated_at=now,
         valid_until=min(now + cfg.lease, horizon_end),
@@ -236,9 +252,15 @@ def _optimal(
         reason="; ".join(notes) or None,
         inputs=inputs,
         slots=slots,
-        expected_cost_gbp=round(float(sol.cost_gbp.sum()), 4),
+        expected_cost_gbp=expected,
         baseline_costs_gbp=baselines,
         end_value_gbp=round(d.end_value_gbp, 4),
+        end_soc_pct=_pct(end_kwh, m),
+        end_value_method=method,
+        end_value_gbp_per_kwh=round(per_kwh, 4),
+        comparable_cost_gbp=comparison["plan"].comparable_cost_gbp,
+        comparison=comparison,
+        comparison_note=comparison_note(method, per_kwh, _pct(end_kwh, m)),
     )
 
 

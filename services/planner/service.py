@@ -16,9 +16,9 @@ from pydantic import ValidationError
 
 from services.planner.battery import BatteryModel
 from services.planner.config import PlannerServiceSettings
+from services.planner.discovery import discovery
 from services.planner.home import HomeInputs, initial_settings, plan_home
 from services.planner.optimiser import PlannerConfig
-from shared.ha import entity
 from shared.models import (
     Action,
     BatteryState,
@@ -246,32 +246,4 @@ class PlannerService:
     # ------------------------------------------------------------------ Home Assistant
 
     def discovery(self) -> list[tuple[str, dict[str, Any]]]:
-        bus = self.ctx.bus
-        t = bus.topics
-        return [
-            entity(
-                bus,
-                "sensor",
-                "next_action",
-                "Battery plan action",
-                t.plan_current,
-                device_class="enum",
-                options=[a.value for a in Action],
-                value_template="{{ value_json.slot.action if value_json.slot else 'self_use' }}",
-                json_attributes_topic=t.plan_current,
-                json_attributes_template=json.dumps(
-                    {"reason": "{{ value_json.slot.reason if value_json.slot else '' }}"}
-                ),
-                icon="mdi:battery-clock",
-            ),
-            entity(
-                bus,
-                "sensor",
-                "plan_expected_cost",
-                "Battery plan expected cost",
-                t.plan,
-                value_template="{{ value_json.expected_cost_gbp }}",
-                unit_of_measurement="GBP",
-                icon="mdi:cash",
-            ),
-        ]
+        return discovery(self.ctx.bus)

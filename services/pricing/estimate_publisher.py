@@ -166,9 +166,10 @@ class EstimatePublisher:
                 bus,
                 "sensor",
                 "agile_price_estimate",
-                "Agile price estimate (not a published price)",
+                "Price estimate, next day (not a published price)",
                 topic,
                 unit_of_measurement="GBP/kWh",
+                state_class="measurement",
                 suggested_display_precision=4,
                 # the mean of the estimate's median over the 24 h after the published prices
                 value_template=(

@@ -348,7 +348,7 @@ def wire_sessions(ctx: Any, rest: Any) -> SessionFetcher:
                    icon="mdi:piggy-bank"),
             entity(bus, "sensor", "next_free_session", "Next free-electricity session", topic,
                    device_class="timestamp", value_template=nxt("free"), icon="mdi:lightning-bolt"),
-            entity(bus, "binary_sensor", "sessions_problem", "Octopus sessions fetch", topic,
+            entity(bus, "binary_sensor", "sessions_problem", "Octopus sessions problem", topic,
                    device_class="problem", value_template="{{ 'ON' if value_json.status == 'failing' else 'OFF' }}",
                    json_attributes_topic=topic, json_attributes_template="{{ {'error': value_json.error} | tojson }}"),
         ]  # fmt: skip
