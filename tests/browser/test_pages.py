@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from shared.models import CommandResult
@@ -19,7 +20,7 @@ from tests.browser.checks import finish
 from tests.browser.conftest import Site
 from tests.support.prereqs import needs
 
-pytestmark = needs("chromium")
+pytestmark = [needs("chromium"), pytest.mark.xdist_group("browser")]  # one dashboard and browser per run
 T = world.T
 
 
@@ -42,6 +43,7 @@ def test_now(page: Any, site: Site, shots: Path) -> None:
         expect(services).to_contain_text(svc)
     expect(services.locator("tr", has_text="accounting")).to_contain_text("running")
     # Money in sentences: no raw keys, no negative saving.
+    expect(page.locator("#money-today")).to_have_text("Paid £0.42; against no battery saved £1.58")
     summary = page.locator("#summary")
     expect(summary).to_contain_text("the battery saved £1.25")
     assert "£-" not in summary.inner_text() and "first date" not in summary.inner_text()
@@ -57,7 +59,15 @@ def test_plan(page: Any, site: Site, shots: Path) -> None:
     assert estimated > 0  # the estimate channel's slots after the published prices are marked
     expect(chart).to_contain_text("your charge window to 80 %")
     expect(page.locator("#plan-notes")).to_contain_text("estimate")
-    expect(page.locator("#plan-end")).to_contain_text(re.compile(r"leaves the battery at \d+ %, counted as worth £"))
+    expect(page.locator("#plan-end")).to_contain_text(re.compile(r"leaves the battery at 48 %, counted as worth £"))
+    # The comparison values the energy each strategy leaves alike: the plan saves against every one of them.
+    table = page.locator("#comparison")
+    expect(table.locator("tr[data-key=self_use]")).to_contain_text("saves £0.36")
+    expect(table.locator("tr[data-key=no_battery]")).to_contain_text("saves £0.61")
+    expect(table.locator("tr[data-key=seed_rule]")).to_contain_text("saves £0.05")
+    expect(table.locator("tr[data-key=self_use]")).to_contain_text("10 %")
+    assert "£-" not in table.inner_text() and "costs" not in table.inner_text()
+    expect(page.locator("#comparison-note")).to_contain_text("valued at the plan's own price")
     assert finish(page, shots, "plan") == []
 
 
@@ -87,6 +97,29 @@ def test_history(page: Any, site: Site, shots: Path) -> None:
     assert csv.splitlines()[0] == "time,slot,mode,dry_run,requested,action,outcome,commanded,observed,match,rules," \
         "soc_pct,error,decision_id"  # fmt: skip
     assert finish(page, shots, "history") == []
+
+
+def test_money(page: Any, site: Site, shots: Path) -> None:
+    page.goto(site.base + "/money")
+    expect(page.locator("#money-state")).to_have_text(
+        "Today so far, Mon 15 Jul: paid £0.42; against no battery saved £1.58, against self-use saved £1.28."
+    )
+    days = page.locator("#money-days tbody tr")
+    expect(days).to_have_count(3)
+    expect(days.first).to_contain_text("Sun 14 Jul")
+    # A real loss is said as one and marked; no negative figure anywhere.
+    loss = days.first.locator("td.bad")
+    expect(loss).to_have_text("cost £0.10 more")
+    expect(days.first).to_contain_text("£0.20 drawn from the battery")
+    months = page.locator("#money-months tbody tr")
+    expect(months).to_have_count(2)
+    expect(months.first).to_contain_text("July 2024")
+    expect(months.last).to_contain_text("Since install")
+    expect(page.locator("#money-meanings dt")).to_have_count(6)
+    expect(page.locator("#money-note")).to_contain_text("valued at the plan's own value")
+    expect(page.locator("#money-chart .main-svg").first).to_be_visible()
+    assert "£-" not in page.locator("main").inner_text()
+    assert finish(page, shots, "money") == []
 
 
 def placeholder_cut(page: Any, selector: str) -> float:

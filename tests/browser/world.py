@@ -5,7 +5,7 @@ browser's: the browser runs in New York's time zone with a US locale, so any tim
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from shared.models import (
@@ -16,10 +16,14 @@ from shared.models import (
     ExecutorMode,
     Heartbeat,
     ManualWindow,
+    MoneyPeriod,
+    MoneySummary,
+    Plan,
     PlanNow,
     PowerwallConfig,
     PriceEstimate,
     RuleOutcome,
+    StrategyOutcome,
     WindowList,
 )
 from shared.topics import Topics
@@ -49,6 +53,52 @@ def estimate(now: datetime, published_until: datetime, hours: int = 24) -> Price
         slots=slots,
         scenarios_gbp=[[s.median_gbp for s in slots]],
     )
+
+
+def money(now: datetime) -> MoneySummary:
+    """The accounting service's money: three closed days (one a real loss against self-use), today so far."""
+
+    def day(d: date, paid: float, stored: float, no_batt: float, self_use: float, partial: bool = False) -> MoneyPeriod:
+        comparable = paid - stored
+        return MoneyPeriod(period="day", label=d.isoformat(), first_date=d, last_date=d, days=1, days_compared=1,
+                           partial=partial, actual_cost_gbp=paid, stored_change_value_gbp=stored,
+                           actual_comparable_cost_gbp=comparable, no_battery_cost_gbp=no_batt,
+                           self_use_cost_gbp=self_use, self_use_comparable_cost_gbp=self_use,
+                           saved_vs_no_battery_gbp=no_batt - comparable, saved_vs_self_use_gbp=self_use - comparable,
+                           grid_import_kwh=12.0, grid_export_kwh=0.5)  # fmt: skip
+
+    today = now.date()
+    days = [day(today - timedelta(days=i), 1.2 + 0.1 * i, 0.3, 2.6, 1.9) for i in (3, 2)]
+    days.append(day(today - timedelta(days=1), 1.5, -0.2, 2.75, 1.6))  # batsched did worse than self-use here
+    month = MoneyPeriod(period="month", label=today.strftime("%Y-%m"), first_date=today.replace(day=1),
+                        last_date=today, days=14, days_compared=14, actual_cost_gbp=20.1,
+                        stored_change_value_gbp=0.4, actual_comparable_cost_gbp=19.7, no_battery_cost_gbp=31.0,
+                        self_use_cost_gbp=24.0, self_use_comparable_cost_gbp=23.5, saved_vs_no_battery_gbp=11.3,
+                        saved_vs_self_use_gbp=3.8)  # fmt: skip
+    since = month.model_copy(update={"period": "since_install", "label": "since install"})
+    return MoneySummary(generated_at=now, today=day(today, 0.42, 0.9, 1.1, 0.8, partial=True), days=days,
+                        months=[month], since_install=since,
+                        stored_value_note="stored energy valued at the plan's own value per kWh")  # fmt: skip
+
+
+def comparison(plan: Plan) -> Plan:
+    """The planner's fair comparison: each strategy's end energy valued alike."""
+
+    def outcome(cost: float, soc: float, end_value: float, change: float, saving: float) -> StrategyOutcome:
+        return StrategyOutcome(cost_gbp=cost, end_soc_pct=soc, end_value_gbp=end_value,
+                               stored_change_value_gbp=change, comparable_cost_gbp=cost - change,
+                               saving_gbp=saving)  # fmt: skip
+
+    return plan.model_copy(update={
+        "end_soc_pct": 48.0, "end_value_method": "estimate", "comparable_cost_gbp": 1.31 - 0.62,
+        "comparison": {
+            "plan": outcome(1.31, 48, 1.10, 0.62, 0.0),
+            "no_battery": outcome(1.30, 42, 0.48, 0.0, 1.30 - 0.69),
+            "self_use": outcome(0.57, 10, 0.0, -0.48, 1.05 - 0.69),
+            "seed_rule": outcome(0.31, 12, 0.05, -0.43, 0.74 - 0.69),
+        },
+        "comparison_note": "the energy left at the end is valued at the plan's own price for stored energy",
+    })  # fmt: skip
 
 
 def battery(now: datetime, soc: float) -> Any:
@@ -90,7 +140,7 @@ def decisions(now: datetime) -> list[AppliedDecision]:
 def publish(probe: Any, now: datetime = NOW) -> dict[str, Any]:
     """Every retained message the pages read; returns facts the tests check against."""
     rates = helpers.rates(now, hours=30)
-    plan = helpers.plan(now, hours=30, charge_hours=(1, 2, 3))  # UTC: 02:00–05:00 in London
+    plan = comparison(helpers.plan(now, hours=30, charge_hours=(1, 2, 3)))  # UTC: 02:00–05:00 in London
     current = plan.slot_at(now)
     probe.publish(T.import_rates, rates.model_dump_json(), retain=True)
     probe.publish(T.import_estimate, estimate(now, rates.rates[-1].end).model_dump_json(), retain=True)
@@ -119,6 +169,7 @@ def publish(probe: Any, now: datetime = NOW) -> dict[str, Any]:
         "since_install": {"actual_cost_gbp": 400.0, "days": 300, "saved_vs_no_battery_gbp": 151.2},
     }
     probe.publish(T.executor_daily_summary, summary, retain=True)
+    probe.publish(T.accounting_money, money(now).model_dump_json(), retain=True)
     for svc in SERVICES:
         probe.publish(T.status(svc), "online", retain=True)
     return {"plan": plan, "window": window, "mode": ExecutorMode.AUTO}

@@ -105,7 +105,7 @@ def test_login_plan_live_soc_and_override_in_chromium(spawn, probe, provider, ar
             chart = page.locator("#plan-chart")
             expect(chart.locator(".main-svg").first).to_be_visible()
             expect(chart).to_have_attribute("data-charge", str(charge_slots))
-            expect(page.locator("#costs")).to_contain_text("£1.23")
+            expect(page.locator("#comparison")).to_contain_text("£1.23")
             bars = chart.locator(".bars .point path")
             assert bars.count() > 40
             charge_bar = page.evaluate(

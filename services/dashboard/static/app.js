@@ -50,7 +50,7 @@
   function comparisonHtml(c) {
     let h = '<div class="table-wrap"><table class="list fit money"><thead><tr><th>strategy</th><th>paid over the plan</th><th>ends at</th><th>energy left worth</th><th>paid, allowing for it</th><th>this plan against it</th></tr></thead><tbody>';
     for (const r of c.rows) {
-      h += '<tr data-key="' + esc(r.key) + '"><th>' + esc(r.name) + "</th><td>" + esc(r.paid) + "</td><td>" + esc(r.end_soc_pct) + " %</td><td>" + esc(r.end_value) + "</td><td>" + esc(r.comparable) + '</td><td class="' + (r.vs_plan && r.vs_plan.loss ? "bad" : "") + '">' + (r.vs_plan ? esc(r.vs_plan.text) : "—") + "</td></tr>";
+      h += '<tr data-key="' + esc(r.key) + '"><th>' + esc(r.name) + '</th><td data-label="paid over the plan">' + esc(r.paid) + '</td><td data-label="ends at">' + esc(r.end_soc_pct) + ' %</td><td data-label="energy left worth">' + esc(r.end_value) + '</td><td data-label="paid, allowing for it">' + esc(r.comparable) + '</td><td data-label="this plan against it" class="' + (r.vs_plan && r.vs_plan.loss ? "bad" : "") + '">' + (r.vs_plan ? esc(r.vs_plan.text) : "—") + "</td></tr>";
     }
     return h + "</tbody></table></div>";
   }
@@ -186,7 +186,7 @@
   // ------------------------------------------------------------------ Money
   function moneyTable(rows) {
     return '<div class="table-wrap"><table class="list fit money"><thead><tr><th>period</th><th>paid</th><th>battery</th><th>no battery</th><th>self-use</th><th>against no battery</th><th>against self-use</th></tr></thead><tbody>' +
-      rows.map((r) => '<tr><th>' + esc(r.label) + "</th><td>" + esc(r.paid) + "</td><td>" + esc(r.stored) + "</td><td>" + esc(r.no_battery) + "</td><td>" + esc(r.self_use) + '</td><td class="' + (r.vs_no_battery.loss ? "bad" : "") + '">' + esc(r.vs_no_battery.text) + '</td><td class="' + (r.vs_self_use.loss ? "bad" : "") + '">' + esc(r.vs_self_use.text) + "</td></tr>").join("") + "</tbody></table></div>";
+      rows.map((r) => "<tr><th>" + esc(r.label) + '</th><td data-label="paid">' + esc(r.paid) + '</td><td data-label="battery">' + esc(r.stored) + '</td><td data-label="no battery">' + esc(r.no_battery) + '</td><td data-label="self-use">' + esc(r.self_use) + '</td><td data-label="against no battery" class="' + (r.vs_no_battery.loss ? "bad" : "") + '">' + esc(r.vs_no_battery.text) + '</td><td data-label="against self-use" class="' + (r.vs_self_use.loss ? "bad" : "") + '">' + esc(r.vs_self_use.text) + "</td></tr>").join("") + "</tbody></table></div>";
   }
   async function loadMoney() {
     const res = await fetch("/api/money", { credentials: "same-origin" });
