@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 from shared.models import CommandResult
 from tests.browser import world
 from tests.browser.checks import finish
-from tests.browser.conftest import Site
+from tests.browser.conftest import VIEWPORTS, Site
 from tests.support.prereqs import needs
 
 pytestmark = [needs("chromium"), pytest.mark.xdist_group("browser")]  # one dashboard and browser per run
@@ -166,3 +166,36 @@ def test_control(page: Any, site: Site, shots: Path) -> None:
     page.fill("#ov-time", "7pm")  # a 12-hour time is not taken: the field says so before anything is sent
     expect(page.locator("#ov-time:invalid")).to_have_count(1)
     assert finish(page, shots, "control") == []
+
+
+def printed_links(site: Site) -> int:
+    return len(set(re.findall(r"\?token=([\w-]+)", site.proc.log())))
+
+
+FAVICON_STATUS = "async () => (await fetch('/favicon.ico', {redirect: 'manual'})).status"
+
+
+@pytest.mark.parametrize("name", list(VIEWPORTS))
+def test_login(browser: Any, site: Site, shots: Path, name: str) -> None:
+    """Logged out: any page leads to the login page, which has a favicon (not a redirect) and a button that prints
+    a new one-time link in the log; a spent or wrong link is refused with that button at hand."""
+    context = browser.new_context(viewport=VIEWPORTS[name])
+    page = context.new_page()
+    page.viewport_name = name
+    icons: list[int] = []
+    page.on("response", lambda r: icons.append(r.status) if "favicon" in r.url else None)
+    page.goto(site.base + "/history")
+    expect(page).to_have_url(re.compile(r"/login\?next=%2Fhistory$"))
+    expect(page.locator("h1")).to_have_text("Log in")
+    expect(page.locator("main")).to_contain_text("works once and for 10 minutes")
+    assert page.evaluate(FAVICON_STATUS) == 200 and set(icons) <= {200}, icons
+    links_before = printed_links(site)
+    page.click("text=Print a new login link in the log")
+    expect(page.locator("h1")).to_have_text("New link printed")
+    if "a moment ago" not in page.locator("main").inner_text():
+        assert printed_links(site) == links_before + 1
+    page.goto(site.base + "/?token=spent-or-wrong")
+    expect(page.locator("main")).to_contain_text("already used or older than 10 minutes")
+    expect(page.locator("button")).to_contain_text("Print a new login link")
+    assert finish(page, shots, "login") == []
+    context.close()
