@@ -25,6 +25,8 @@ ESTIMATE_COLOUR = "#c9ced6"  # hatched: an estimate is not a price
 WINDOW_FILL = "rgba(46, 91, 184, 0.14)"
 # The Plan chart is redrawn when one of these changes.
 CHART_INPUTS = (PLAN, IMPORT_RATES, IMPORT_ESTIMATE, FORECAST_PV, FORECAST_LOAD, EXECUTOR_WINDOWS)
+# 24-hour local times over the day, never rotated (a phone has room for about five labels).
+TIME_AXIS = {"type": "date", "tickformat": "%H:%M<br>%a %d", "tickangle": 0, "nticks": 6, "automargin": True}
 SOC_AXIS = {  # the right-hand axis of both charts
     "title": {"text": "SOC %"},
     "overlaying": "y",
@@ -224,7 +226,7 @@ def plan_figure(entries: Mapping[str, Entry], now: datetime, tz: ZoneInfo) -> di
         "bargap": 0.1,
         "hovermode": "closest",
         "legend": {"orientation": "h", "y": -0.12},
-        "xaxis": {"type": "date", "anchor": "y3"},
+        "xaxis": {**TIME_AXIS, "anchor": "y3"},
         "yaxis": {"title": {"text": "p/kWh"}, "domain": [0.35, 1]},
         "yaxis2": SOC_AXIS,
         "yaxis3": {"title": {"text": "kWh"}, "domain": [0, 0.28]},
@@ -259,17 +261,27 @@ def plan_figure(entries: Mapping[str, Entry], now: datetime, tz: ZoneInfo) -> di
     }
 
 
+END_VALUE_WORDS = {  # Plan.end_value_method: how the energy left at the end was valued
+    "zero": "not counted at all",
+    "linear": "at a flat price per kWh",
+    "forecast": "at the prices forecast beyond the plan",
+    "scenarios": "over several likely price paths after the plan",
+    "estimate": "at the estimated prices after the published ones",
+}
+
+
 def plan_end(plan: Any, tz: ZoneInfo) -> dict[str, Any] | None:
     """Where the plan leaves the battery: the SOC at the horizon's end and what that energy is counted as worth."""
     if plan is None or not plan.slots:
         return None
     last = plan.slots[-1]
-    soc = getattr(plan, "end_soc_pct", None)
+    own = plan.comparison.get("plan")  # the comparison's figures, valued as every strategy's are
+    soc = plan.end_soc_pct if plan.end_soc_pct is not None else last.expected_soc_pct
     return {
         "at": local_text(last.end, tz),
-        "soc_pct": round(soc if soc is not None else last.expected_soc_pct, 1),
-        "value_gbp": round(plan.end_value_gbp, 2),
-        "method": getattr(plan, "end_value_method", None),
+        "soc_pct": round(soc, 1),
+        "value_gbp": round(own.end_value_gbp if own is not None else plan.end_value_gbp, 2),
+        "method": END_VALUE_WORDS.get(plan.end_value_method or "", plan.end_value_method),
     }
 
 
@@ -304,7 +316,7 @@ def history_figure(battery: list[Any], prices: list[tuple[str, float]], tz: Zone
     layout = {
         "margin": {"l": 55, "r": 55, "t": 10, "b": 40},
         "legend": {"orientation": "h", "y": -0.15},
-        "xaxis": {"type": "date"},
+        "xaxis": TIME_AXIS,
         "yaxis": {"title": {"text": "p/kWh"}},
         "yaxis2": SOC_AXIS,
     }

@@ -59,7 +59,7 @@ def test_plan(page: Any, site: Site, shots: Path) -> None:
     assert estimated > 0  # the estimate channel's slots after the published prices are marked
     expect(chart).to_contain_text("your charge window to 80 %")
     expect(page.locator("#plan-notes")).to_contain_text("estimate")
-    expect(page.locator("#plan-end")).to_contain_text(re.compile(r"leaves the battery at 48 %, counted as worth £"))
+    expect(page.locator("#plan-end")).to_contain_text(re.compile(r"leaves the battery at 48 %, counted as worth £1.10"))
     # The comparison values the energy each strategy leaves alike: the plan saves against every one of them.
     table = page.locator("#comparison")
     expect(table.locator("tr[data-key=self_use]")).to_contain_text("saves £0.36")
