@@ -298,9 +298,13 @@ def summary_view(entries: Mapping[str, Entry]) -> dict[str, Any] | None:
     day = summary.date.strftime("%a %d %b")
     lines = [f"{day}: electricity cost £{summary.actual_cost_gbp:.2f} (estimated from the meter readings)."]
     if summary.no_battery_cost_gbp is not None:
-        diff = summary.no_battery_cost_gbp - summary.actual_cost_gbp
+        stored = summary.stored_change_value_gbp  # the energy the day left in the battery, valued (None: not valued)
+        diff = summary.no_battery_cost_gbp - summary.actual_cost_gbp + (stored or 0.0)
         verdict = f"saved £{diff:.2f}" if diff >= 0 else f"cost £{-diff:.2f} more"
-        lines.append(f"Without a battery it would have been £{summary.no_battery_cost_gbp:.2f}: the battery {verdict}.")
+        allowing = ", allowing for the energy left in it" if stored else ""
+        lines.append(
+            f"Without a battery it would have been £{summary.no_battery_cost_gbp:.2f}: the battery {verdict}{allowing}."
+        )
     for name, totals in (("This month", summary.month), ("Since install", summary.since_install)):
         if totals is not None and totals.saved_vs_no_battery_gbp is not None:
             saved = totals.saved_vs_no_battery_gbp

@@ -178,3 +178,16 @@ def test_store_keeps_prices_and_soc_for_charts(tmp_path: Path) -> None:
 def test_rate_fixture_is_sane() -> None:
     r = helpers.rates(NOW).rates[0]
     assert isinstance(r, Rate) and r.end - r.start == SLOT
+
+
+def test_daily_summary_allows_for_the_energy_left_in_the_battery() -> None:
+    """A day that ended with less stored than it began with is not credited for draining the battery."""
+    doc = (
+        '{"generated_at":"2024-01-15T00:05:00Z","date":"2024-01-14","actual_cost_gbp":1.5,'
+        '"no_battery_cost_gbp":2.75,"stored_change_value_gbp":-0.2}'
+    )
+    lines = views.now_view(entries(executor__daily_summary=doc), NOW, TZ, 180, True)["daily_summary"]["lines"]
+    assert (
+        lines[1]
+        == "Without a battery it would have been £2.75: the battery saved £1.05, allowing for the energy left in it."
+    )
