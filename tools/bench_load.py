@@ -195,12 +195,12 @@ def _wait_dashboard(proc: ServiceProcess, world: SimWorld, needle: str, timeout:
 
     import httpx
 
-    token = re.search(r"token=([A-Za-z0-9_\-]+)", proc.log())
-    if not token:
+    tokens = re.findall(r"token=([A-Za-z0-9_\-]+)", proc.log())
+    if not tokens:
         raise RuntimeError("the dashboard printed no local login link")
     deadline = time.monotonic() + timeout
     with httpx.Client(base_url=f"http://127.0.0.1:{world.ports['dashboard']}", timeout=10) as web:
-        web.get("/", params={"token": token.group(1)}, follow_redirects=True)
+        web.get("/", params={"token": tokens[-1]}, follow_redirects=True)  # the newest link: each works once
         while needle not in web.get("/api/now").text:
             if time.monotonic() > deadline:
                 raise TimeoutError("the dashboard never showed the final state")

@@ -35,20 +35,24 @@ def wire(ctx: ServiceContext[DashboardSettings], sock: socket.socket) -> None:
     session_secret = (
         s.dashboard_session_secret.get_secret_value() if s.dashboard_session_secret else secrets.token_urlsafe(48)
     )
-    app = create_app(s, live, store, ctx.bus, ctx.clock, local_token=local_token, session_secret=session_secret)
+    port = sock.getsockname()[1]
+    # The public URL is the address the browser uses (Compose: the published port), else this port here.
+    base = (s.dashboard_public_url or f"http://localhost:{port}").rstrip("/")
+
+    def announce(token: str) -> None:
+        url = f"{base}/?token={token}"
+        ctx.log.info(f"dashboard ({s.dashboard_auth} mode): open this link to log in (once, within 10 min)", url=url)
+        print(f"batsched-dashboard: open {url}", file=sys.stderr, flush=True)
+
+    app = create_app(s, live, store, ctx.bus, ctx.clock, local_token, session_secret, announce if local_token else None)
     web = WebServer(app, sock)
     web.start()
     ctx.on_stop(web.stop)
     ctx.on_stop(store.close)  # after the web server: no page reads it any more
     ctx.every(3600, lambda: store.prune(ctx.now() - timedelta(days=s.dashboard_history_days)), name="prune")
 
-    port = sock.getsockname()[1]
     if local_token:
-        # The public URL is the address the browser uses (Compose: the published port), else this port here.
-        base = (s.dashboard_public_url or f"http://localhost:{port}").rstrip("/")
-        url = f"{base}/?token={local_token}"
-        ctx.log.info(f"dashboard ({s.dashboard_auth} mode): open this link to log in", url=url)
-        print(f"batsched-dashboard: open {url}", file=sys.stderr, flush=True)
+        announce(local_token)
         if s.dashboard_auth == "link" and not is_loopback(s.dashboard_host):
             ctx.log.warning(
                 "login by link on a network address: whoever reads this log or the link can steer the battery; "

@@ -19,23 +19,27 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel, Field
 from starlette.middleware.sessions import SessionMiddleware
 
 from shared.bus import Bus
 from shared.clock import Clock
 from shared.slots import local_date
-from shared.topics import EXECUTOR_APPLIED, PLANNER_SETTING
+from shared.topics import ACCOUNTING_MONEY, EXECUTOR_APPLIED, PLAN, PLANNER_SETTING
 
-from . import charts, extras_view, history, seed_api, views
+from . import charts, extras_view, history, history_spans, money_view, seed_api, views
 from .auth import Auth, csrf_token
 from .config import DashboardSettings
 from .control import Controller, Outcome
+from .inputs import DryRunIn, ModeIn, OverrideIn, SettingIn, WindowDeleteIn, WindowIn
 from .live import LiveState
+from .local_time import control_clock, parse_local
+from .login_links import LoginLinks
 from .store import Store
 
 HERE = Path(__file__).resolve().parent
 PLOTLY_JS = HERE / "static" / "plotly.min.js"  # plotly.js as published (MIT), see static/README.md
+FAVICON = HERE / "static" / "favicon.svg"
+HSTS = "max-age=31536000"  # only when the public URL is https: a browser then never tries plain http
 # Topics (below the prefix) whose change redraws the Plan chart: its inputs and the peak window it shades.
 PLAN_TOPICS = frozenset(
     [c.path for c in charts.CHART_INPUTS]
@@ -48,42 +52,6 @@ CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
-
-
-class ModeIn(BaseModel):
-    mode: str
-
-
-class DryRunIn(BaseModel):
-    enabled: bool
-
-
-class OverrideIn(BaseModel):
-    action: str | None = None  # None or "" cancels
-    until: datetime | None = None
-    target_soc_pct: float | None = Field(None, ge=0, le=100)
-
-
-class WindowIn(BaseModel):
-    start: datetime | None = None
-    end: datetime | None = None
-    action: str = "charge"
-    target_soc_pct: float | None = None
-
-
-class WindowDeleteIn(BaseModel):
-    window_id: int
-
-
-class SettingIn(BaseModel):
-    name: str
-    value: str
-
-
-class StatusIn(BaseModel):
-    source: str = Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.\-]+$")
-    status: str = Field(min_length=1, max_length=40)
-    detail: str = Field("", max_length=500)
 
 
 REPORT_CSP = (
@@ -103,9 +71,11 @@ def create_app(
     clock: Clock,
     local_token: str | None = None,
     session_secret: str | None = None,
+    announce_link: Callable[[str], None] | None = None,
 ) -> FastAPI:
+    """``local_token``: the login link printed at start (local/link modes); ``announce_link`` prints each new one."""
     tz = settings.tz
-    auth = Auth(settings, local_token)
+    auth = Auth(settings, LoginLinks(announce_link, local_token), store)
     control = Controller(bus, live, clock, settings.dashboard_command_timeout_s)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     external: dict[str, dict[str, str]] = {}  # /update_status notes from machines, shown on the Now page
@@ -118,10 +88,15 @@ def create_app(
         doc["windows"] = extras_view.windows_view(entries, now, tz)
         doc["sessions"] = extras_view.sessions_view(entries, now, tz)
         doc["warnings"] += extras_view.warnings(entries, now, tz)
+        doc["clock"] = control_clock(now, tz)
+        doc["money_today"] = money_view.today_text(entries)
         return doc
 
     def plan_doc() -> dict[str, Any]:
-        return charts.plan_figure(live.snapshot(), clock.now(), tz)
+        entries = live.snapshot()
+        doc = charts.plan_figure(entries, clock.now(), tz)
+        doc["comparison"] = money_view.plan_comparison(views.parse(entries, PLAN))
+        return doc
 
     # ------------------------------------------------------------------ middleware (order: last added runs first)
 
@@ -143,6 +118,8 @@ def create_app(
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("Cache-Control", "no-store")
+        if settings.https:
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
         return response
 
     # ------------------------------------------------------------------ pages
@@ -167,6 +144,10 @@ def create_app(
     def history_page(request: Request) -> HTMLResponse:
         return page("history", request, "History")
 
+    @app.get("/money", response_class=HTMLResponse)
+    def money_page(request: Request) -> HTMLResponse:
+        return page("money", request, "Money")
+
     @app.get("/control", response_class=HTMLResponse)
     def control_page(request: Request) -> HTMLResponse:
         return page("control", request, "Control")
@@ -189,6 +170,11 @@ def create_app(
     def plotly_js() -> FileResponse:
         return FileResponse(PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
 
+    @app.get("/favicon.ico")  # browsers ask for it on every page: an answer, not a redirect to /login
+    @app.get("/favicon.svg")
+    def favicon() -> FileResponse:
+        return FileResponse(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
     @app.get("/static/{name}")
     def static(name: str) -> Response:
         allowed = {"app.js": "text/javascript", "style.css": "text/css"}
@@ -201,6 +187,10 @@ def create_app(
     @app.get("/api/now")
     def api_now() -> dict[str, Any]:
         return now_doc()
+
+    @app.get("/api/money")
+    def api_money() -> dict[str, Any]:
+        return money_view.money_page(live.snapshot())
 
     @app.get("/api/plan")
     def api_plan() -> dict[str, Any]:
@@ -218,8 +208,10 @@ def create_app(
         except ValueError:
             return JSONResponse({"error": f"bad day {day!r}: use YYYY-MM-DD"}, status_code=422)
         start, end = history.day_range(chosen, tz)
-        rows = history.decision_rows(store.decisions_between(start, end), tz)
-        return JSONResponse({"day": chosen.isoformat(), "rows": rows})
+        decisions = store.decisions_between(start, end)
+        doc = history_spans.page(chosen, local_date(clock.now(), tz), decisions, tz)
+        doc["rows"] = history.decision_rows(decisions, tz)  # the CSV's rows, as JSON (scripts read these)
+        return JSONResponse(doc)
 
     @app.get("/api/history.csv")
     def api_history_csv(day: str | None = None) -> Response:
@@ -278,6 +270,8 @@ def create_app(
                     yield sse("now", now_doc())
                     if names & PLAN_TOPICS:
                         yield sse("plan", plan_doc())
+                    if ACCOUNTING_MONEY.path in names:
+                        yield sse("money", {})
                     if EXECUTOR_APPLIED.path in names:
                         yield sse("applied", {"day": local_date(clock.now(), tz).isoformat()})
             finally:
@@ -291,7 +285,12 @@ def create_app(
     # ------------------------------------------------------------------ control (POST, CSRF-checked)
 
     def reply(outcome: Outcome) -> JSONResponse:
-        return JSONResponse(outcome.as_dict(), status_code=outcome.status)
+        doc = outcome.as_dict()
+        doc["at"] = clock.now().astimezone(tz).strftime("%H:%M:%S")  # the system's time, not the browser's
+        return JSONResponse(doc, status_code=outcome.status)
+
+    def local_or(given: datetime | None, day: str | None, hhmm: str | None) -> datetime | None:
+        return parse_local(day, hhmm, tz) if day and hhmm else given
 
     @app.post("/api/control/mode")
     def set_mode(body: ModeIn) -> JSONResponse:
@@ -303,7 +302,11 @@ def create_app(
 
     @app.post("/api/control/override")
     def override(body: OverrideIn) -> JSONResponse:
-        return reply(control.override(body.action, body.until, body.target_soc_pct))
+        try:
+            until = local_or(body.until, body.until_day, body.until_hhmm)
+        except ValueError as exc:
+            return reply(Outcome(False, f"override: {exc}", 422))
+        return reply(control.override(body.action, until, body.target_soc_pct))
 
     @app.post("/api/control/replan")
     def replan() -> JSONResponse:
@@ -315,7 +318,12 @@ def create_app(
 
     @app.post("/api/control/window")
     def add_window(body: WindowIn) -> JSONResponse:
-        return reply(control.add_window(body.start, body.end, body.action, body.target_soc_pct, "dashboard"))
+        try:
+            start = local_or(body.start, body.start_day, body.start_hhmm)
+            end = local_or(body.end, body.end_day, body.end_hhmm)
+        except ValueError as exc:
+            return reply(Outcome(False, f"window: {exc}", 422))
+        return reply(control.add_window(start, end, body.action, body.target_soc_pct, "dashboard"))
 
     @app.post("/api/control/window/delete")
     def delete_window(body: WindowDeleteIn) -> JSONResponse:
@@ -330,6 +338,10 @@ def create_app(
     @app.get("/login")
     async def login(request: Request) -> Response:
         return await auth.login(request)
+
+    @app.post("/login/new-link")
+    async def new_link(request: Request) -> Response:
+        return await auth.new_link(request)
 
     @app.get("/auth/callback", name="auth_callback")
     async def auth_callback(request: Request) -> Response:

@@ -32,7 +32,10 @@ class DashboardSettings(ServiceSettings):
         "loopback only (make run); link: the same on any address (the Compose demo: whoever has the link gets in)",
     )
     dashboard_public_url: str | None = Field(
-        None, description="External URL, e.g. https://battery.example.org (https makes the cookie Secure)"
+        None,
+        pattern=r"^(https?://[^/?#\s]+(/[^?#\s]*)?)?$",  # empty = unset
+        description="External URL, e.g. https://battery.example.org: the OpenID redirect URI is built from it "
+        "(required for oidc on a network address); https makes the cookie Secure and turns on HSTS",
     )
     dashboard_session_secret: SecretStr | None = Field(
         None,
@@ -87,6 +90,13 @@ class DashboardSettings(ServiceSettings):
     def https(self) -> bool:
         return bool(self.dashboard_public_url and self.dashboard_public_url.lower().startswith("https://"))
 
+    def base_url(self) -> str:
+        """Where browsers reach this dashboard, from settings only: the public URL, else the bind address."""
+        if self.dashboard_public_url:
+            return self.dashboard_public_url.rstrip("/")
+        host = self.dashboard_host.strip("[]")
+        return f"http://{'[' + host + ']' if ':' in host else host}:{self.dashboard_port}"
+
     @property
     def login_link(self) -> bool:
         """Logged in by the random-token link the dashboard prints at start (``local`` and ``link``)."""
@@ -113,6 +123,11 @@ class DashboardSettings(ServiceSettings):
             return f"BATSCHED_DASHBOARD_SESSION_SECRET must be at least {MIN_SECRET_BYTES} bytes"
         if not self.oidc_client_id or not self.oidc_client_secret:
             return "BATSCHED_OIDC_CLIENT_ID and BATSCHED_OIDC_CLIENT_SECRET are required for OpenID Connect login"
+        if not self.dashboard_public_url and not is_loopback(self.dashboard_host):
+            return (
+                "BATSCHED_DASHBOARD_PUBLIC_URL is required for OpenID Connect login on a network address: the "
+                "provider's redirect URI is built from it (never from a request's Host header)"
+            )
         return None
 
 

@@ -227,7 +227,7 @@ def register(
         if not isinstance(body, dict) or not body:
             return JSONResponse({"error": "No JSON payload provided"}, status_code=400)
         if "source" in body and "status" in body:  # batsched's own shape
-            from .app import StatusIn
+            from .inputs import StatusIn
 
             try:
                 doc = StatusIn.model_validate(body)

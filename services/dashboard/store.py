@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     decision_id TEXT PRIMARY KEY, generated_at TEXT NOT NULL, doc TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS decisions_time ON decisions (generated_at);
+CREATE TABLE IF NOT EXISTS sessions (sid TEXT PRIMARY KEY, email TEXT NOT NULL, created_s REAL NOT NULL);
 """
 
 
@@ -114,6 +115,32 @@ class Store:
             self._db.execute("DELETE FROM battery WHERE observed_at < ?", (cut,))
             self._db.execute("DELETE FROM prices WHERE slot_start < ?", (cut,))
             self._db.execute("DELETE FROM decisions WHERE generated_at < ?", (cut,))
+
+    # ------------------------------------------------------------------ login sessions (web threads)
+    # The cookie says who; this table says whether that login still stands: logout deletes the row, so a cookie
+    # copied before it is worth nothing afterwards, across restarts too. Times are real epoch seconds.
+
+    def session_add(self, sid: str, email: str, created_s: float) -> None:
+        with self._lock:
+            if not self._closed:
+                self._db.execute("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?)", (sid, email, created_s))
+
+    def session_alive(self, sid: str, after_s: float) -> bool:
+        with self._lock:
+            if self._closed:
+                return False
+            row = self._db.execute("SELECT 1 FROM sessions WHERE sid = ? AND created_s > ?", (sid, after_s)).fetchone()
+        return row is not None
+
+    def session_drop(self, sid: str) -> None:
+        with self._lock:
+            if not self._closed:
+                self._db.execute("DELETE FROM sessions WHERE sid = ?", (sid,))
+
+    def sessions_prune(self, before_s: float) -> None:
+        with self._lock:
+            if not self._closed:
+                self._db.execute("DELETE FROM sessions WHERE created_s <= ?", (before_s,))
 
     # ------------------------------------------------------------------ reads (web threads)
 

@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from shared.models import SLOT, DailySummary, Plan
+from shared.models import SLOT, DailySummary, Plan, PlannerSettings
+from shared.peak import PeakWindow
 from shared.plain import parse_bool
 from shared.prices import price_now
 from shared.slots import slot_start
@@ -42,9 +43,14 @@ from shared.topics import (
     Channel,
 )
 
+from . import headline
+from .history_spans import why as decided_by
 from .live import Entry
+from .words import action_word, outcome_word, plain, power_flows, reason_word
 
 BASELINE_LABELS = {"no_battery": "No battery", "self_use": "Battery, self-use only", "seed_rule": "Seed rule"}
+# Every service, the accounting job included (its status topic is ``accounting/status`` like the others').
+SHOWN_SERVICES = tuple(dict.fromkeys((*SERVICES, "accounting")))
 
 
 @dataclass(frozen=True)
@@ -129,7 +135,7 @@ def freshness(entries: Mapping[str, Entry], now: datetime) -> list[Freshness]:
 
 def service_status(entries: Mapping[str, Entry]) -> dict[str, str]:
     out = {}
-    for svc in SERVICES:
+    for svc in SHOWN_SERVICES:
         value = text(entries, STATUS.at(service=svc))
         out[svc] = value if value in ("online", "offline") else "unknown"
     return out
@@ -146,6 +152,19 @@ def _bool_text(value: str | None) -> bool | None:
 
 def planner_settings(entries: Mapping[str, Entry]) -> dict[str, str | None]:
     return {name: text(entries, PLANNER_SETTING.at(setting=name)) for name in PLANNER_SETTINGS}
+
+
+def peak_window(entries: Mapping[str, Entry], tz: ZoneInfo) -> PeakWindow | None:
+    """The peak window the planner publishes (its defaults until it has), or None when unreadable."""
+    settings, defaults = planner_settings(entries), PlannerSettings()
+    try:
+        return PeakWindow.parse(
+            settings["peak_start_local"] or defaults.peak_start_local,
+            settings["peak_end_local"] or defaults.peak_end_local,
+            tz,
+        )
+    except ValueError:
+        return None
 
 
 def now_view(
@@ -183,21 +202,22 @@ def now_view(
     if slot is not None:
         action = {
             "action": slot.action.value,
+            "action_text": action_word(slot.action.value),
             "reason": slot.reason.value,
+            "reason_text": reason_word(slot.reason.value).capitalize(),
             "detail": slot.reason_detail,
             "target_soc_pct": slot.target_soc_pct,
             "source": "plan",
         }
     last_decision = None
     if applied is not None:
-        blocked = [f"{r.rule}: {r.detail or r.verdict}" for r in applied.rules if r.verdict != "pass"]
         last_decision = {
-            "at": local_text(applied.generated_at, tz),
+            "at": local_text(applied.generated_at, tz, "%H:%M:%S"),
             "requested": applied.requested_action.value if applied.requested_action else None,
-            "action": applied.action.value if applied.action else "stand aside",
-            "outcome": applied.outcome,
-            "rules": blocked,
-            "error": applied.error,
+            "action": action_word(applied.action.value if applied.action else None),
+            "outcome": outcome_word(applied.outcome),
+            "why": decided_by(applied, tz),
+            "error": plain(applied.error, tz),
         }
     price = None
     rates = parse(entries, IMPORT_RATES)
@@ -226,7 +246,16 @@ def now_view(
             "age": age_text((now - heartbeat.generated_at).total_seconds()),
         }
     watchdog = parse(entries, WATCHDOG_REPORT)
+    mode = text(entries, EXECUTOR_MODE)
+    price_gbp = None if not price or price["p_per_kwh"] is None else price["p_per_kwh"] / 100
     return {
+        "headline": headline.sentence(
+            plan, slot, mode, battery.soc_pct if battery else None, price_gbp, peak_window(entries, tz), now, tz
+        ),
+        "next_charge": headline.next_charge(plan, now, tz),
+        "flows": power_flows(battery.battery_power_w, battery.grid_power_w, battery.solar_power_w, battery.load_power_w)
+        if battery
+        else [],
         "executor": executor,
         "watchdog": None if watchdog is None else {"state": watchdog.state, "detail": watchdog.detail},
         "now": now.isoformat(),
@@ -247,7 +276,7 @@ def now_view(
         "price": price,
         "action": action,
         "last_decision": last_decision,
-        "mode": text(entries, EXECUTOR_MODE),
+        "mode": mode,
         "dry_run": _bool_text(text(entries, EXECUTOR_DRY_RUN)),
         "settings": planner_settings(entries),
         "services": services,
@@ -259,36 +288,56 @@ def now_view(
 
 
 def summary_view(entries: Mapping[str, Entry]) -> dict[str, Any] | None:
-    """``executor/daily_summary``: yesterday's figures, plus any extra totals the executor adds
-    (e.g. ``month``/``since_install`` blocks) shown as they are."""
-    entry = entries.get(EXECUTOR_DAILY_SUMMARY.path)
-    if entry is None:
+    """``executor/daily_summary`` (the last finished day) as plain lines: what it cost, and what it would have cost
+    without a battery. A saving is said as a saving and a loss as a loss, never as a negative saving."""
+    if entries.get(EXECUTOR_DAILY_SUMMARY.path) is None:
         return None
     summary: DailySummary | None = parse(entries, EXECUTOR_DAILY_SUMMARY)
     if summary is None:
         return {"error": "the last daily summary did not validate"}
-    doc = entry.doc if isinstance(entry.doc, dict) else {}
-    extra = {k: v for k, v in doc.items() if isinstance(v, dict)}
-    return {"date": summary.date.isoformat(), **summary.model_dump(mode="json", exclude={"schema_version"}), **extra}
+    day = summary.date.strftime("%a %d %b")
+    lines = [f"{day}: electricity cost £{summary.actual_cost_gbp:.2f} (estimated from the meter readings)."]
+    if summary.no_battery_cost_gbp is not None:
+        stored = summary.stored_change_value_gbp  # the energy the day left in the battery, valued (None: not valued)
+        diff = summary.no_battery_cost_gbp - summary.actual_cost_gbp + (stored or 0.0)
+        verdict = f"saved £{diff:.2f}" if diff >= 0 else f"cost £{-diff:.2f} more"
+        allowing = ", allowing for the energy left in it" if stored else ""
+        lines.append(
+            f"Without a battery it would have been £{summary.no_battery_cost_gbp:.2f}: the battery {verdict}{allowing}."
+        )
+    for name, totals in (("This month", summary.month), ("Since install", summary.since_install)):
+        if totals is not None and totals.saved_vs_no_battery_gbp is not None:
+            saved = totals.saved_vs_no_battery_gbp
+            verdict = f"saved £{saved:.2f}" if saved >= 0 else f"cost £{-saved:.2f} more"
+            spent = f"£{totals.actual_cost_gbp:.2f} over {totals.days} days"
+            lines.append(f"{name}: {spent}; against no battery the battery {verdict}.")
+    return {"date": summary.date.isoformat(), "lines": lines}
 
 
 def plan_costs(plan: Plan | None) -> dict[str, Any] | None:
+    """The plan's cost and, per other strategy, what the plan saves against it in words. With the plan's
+    ``comparison`` (each strategy's end energy valued alike) when it has one; else the bare baseline costs."""
     if plan is None:
         return None
-    baselines = [
-        {
-            "name": BASELINE_LABELS.get(k, k),
-            "cost_gbp": round(v, 2),
-            "saving_gbp": round(v - plan.expected_cost_gbp, 2),
-        }
-        for k, v in plan.baseline_costs_gbp.items()
-    ]
+    from .money_view import saving  # here: money_view reads views' parse
+
+    rows = []
+    if plan.comparison:
+        for key, o in plan.comparison.items():
+            if key != "plan":
+                rows.append({"name": BASELINE_LABELS.get(key, key), "cost_gbp": round(o.cost_gbp, 2),
+                             "vs": saving(o.saving_gbp, present=True)})  # fmt: skip
+    else:
+        for key, v in plan.baseline_costs_gbp.items():
+            rows.append({"name": BASELINE_LABELS.get(key, key), "cost_gbp": round(v, 2),
+                         "vs": saving(v - plan.expected_cost_gbp, present=True)})  # fmt: skip
     return {
         "plan_id": plan.plan_id,
         "status": plan.status,
         "reason": plan.reason,
         "expected_cost_gbp": round(plan.expected_cost_gbp, 2),
         "end_value_gbp": round(plan.end_value_gbp, 2),
-        "baselines": baselines,
+        "baselines": rows,
+        "fair": bool(plan.comparison),
         "slots": len(plan.slots),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,13 @@ def settings(tmp_path: Path, provider: FakeOIDC | None = None, **over: Any) -> D
 class InProcess:
     """The dashboard app without its process: a Bus (started only when a test wants it), state, store."""
 
-    def __init__(self, s: DashboardSettings, clock: Clock | None = None, local_token: str | None = None) -> None:
+    def __init__(
+        self,
+        s: DashboardSettings,
+        clock: Clock | None = None,
+        local_token: str | None = None,
+        announce_link: Callable[[str], None] | None = None,
+    ) -> None:
         self.settings = s
         self.clock = clock or FixedClock(datetime(2024, 1, 15, 12, 0, tzinfo=UTC))
         self.bus = Bus(s, "dashboard")
@@ -66,7 +73,7 @@ class InProcess:
         self.live = LiveState(self.bus.topics, self.clock, self.store)
         self.bus.listen(self.bus.topics.all, self.live.on_message)
         secret = s.dashboard_session_secret.get_secret_value() if s.dashboard_session_secret else SECRET
-        self.app = create_app(s, self.live, self.store, self.bus, self.clock, local_token, secret)
+        self.app = create_app(s, self.live, self.store, self.bus, self.clock, local_token, secret, announce_link)
 
     def client(self, base_url: str = "http://testserver") -> TestClient:
         return TestClient(self.app, base_url=base_url, follow_redirects=False)

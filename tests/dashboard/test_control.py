@@ -128,3 +128,30 @@ def test_a_refused_setting_is_reported_with_the_owners_reason_at_once(dash: InPr
     assert not out.ok and out.status == 502
     assert "cannot start after it ends" in out.message
     assert datetime.now(UTC) - started < timedelta(seconds=5)  # not the 10 s timeout
+
+
+def test_control_times_are_read_on_the_system_clock_and_zone(tmp_path) -> None:
+    """The Control page sends a local day and a 24-hour HH:MM; the server reads them in the system's zone (the
+    browser's zone never enters), refuses a 12-hour time with one line, and stamps answers with the system's time."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from services.dashboard.local_time import control_clock, parse_local
+    from shared.clock import FixedClock
+    from tests.dashboard.helpers import InProcess, settings
+
+    london = ZoneInfo("Europe/London")
+    assert parse_local("2024-07-15", "17:30", london) == datetime(2024, 7, 15, 16, 30, tzinfo=UTC)
+    assert parse_local("2024-01-15", "17:30", london) == datetime(2024, 1, 15, 17, 30, tzinfo=UTC)
+    clock = control_clock(datetime(2024, 7, 15, 1, 10, tzinfo=UTC), london)
+    assert clock["now_hhmm"] == "02:10" and clock["later_hhmm"] == "04:10"
+    assert [d["label"] for d in clock["days"][:3]] == ["Today, Mon 15 Jul", "Tomorrow, Tue 16 Jul", "Wed 17 Jul"]
+    dash = InProcess(settings(tmp_path, dashboard_auth="local", dashboard_session_secret=None),
+                     clock=FixedClock(datetime(2024, 7, 15, 1, 10, 5, tzinfo=UTC)), local_token="tok")  # fmt: skip
+    client = dash.client()
+    client.get("/?token=tok")
+    token = client.get("/control").text.split('name="csrf-token" content="')[1].split('"')[0]
+    r = client.post("/api/control/override", headers={"X-CSRF-Token": token},
+                    json={"action": "charge", "until_day": "2024-07-15", "until_hhmm": "7:30pm"})  # fmt: skip
+    assert r.status_code == 422 and "not HH:MM on a 24-hour clock" in r.json()["error"]
+    assert r.json()["at"] == "02:10:05"

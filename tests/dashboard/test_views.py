@@ -36,8 +36,8 @@ def test_plan_chart_colours_bars_by_action_and_explains_each_slot() -> None:
     charge_in_view = [s for s in plan.slots if s.action.value == "charge"]
     assert bars["marker"]["color"].count(green) == len(charge_in_view) == fig["charge_slots"]
     i = bars["marker"]["color"].index(green)
-    assert "cheapest_needed: one of the 6 cheapest" in bars["hovertext"][i]
-    soc = fig["figure"]["data"][1]["y"]
+    assert "among the cheapest hours before the energy is needed (one of the 6 cheapest" in bars["hovertext"][i]
+    soc = fig["figure"]["data"][2]["y"]
     assert max(v for v in soc if v is not None) > 40
     assert fig["costs"]["expected_cost_gbp"] == 1.23
     assert {b["name"] for b in fig["costs"]["baselines"]} == {"No battery", "Seed rule"}
@@ -128,14 +128,20 @@ def test_the_executors_alert_is_a_warning_on_every_page_until_it_clears() -> Non
     )
 
 
-def test_daily_summary_shown_with_extra_totals() -> None:
+def test_daily_summary_reads_as_sentences_and_never_as_a_negative_saving() -> None:
     doc = (
         '{"generated_at":"2024-01-15T00:05:00Z","date":"2024-01-14","actual_cost_gbp":1.5,'
-        '"no_battery_cost_gbp":2.75,"month":{"actual_cost_gbp":20.1},"since_install":{"actual_cost_gbp":400.0}}'
+        '"no_battery_cost_gbp":2.75,"month":{"actual_cost_gbp":20.1,"days":14,"saved_vs_no_battery_gbp":-0.4},'
+        '"since_install":{"actual_cost_gbp":400.0,"days":300,"saved_vs_no_battery_gbp":151.2}}'
     )
     s = views.now_view(entries(executor__daily_summary=doc), NOW, TZ, 180, True)["daily_summary"]
-    assert s["date"] == "2024-01-14" and s["no_battery_cost_gbp"] == 2.75
-    assert s["month"] == {"actual_cost_gbp": 20.1} and s["since_install"]["actual_cost_gbp"] == 400.0
+    text = " ".join(s["lines"])
+    assert s["date"] == "2024-01-14"
+    assert "Sun 14 Jan: electricity cost £1.50" in text
+    assert "Without a battery it would have been £2.75: the battery saved £1.25." in text
+    assert "This month: £20.10 over 14 days; against no battery the battery cost £0.40 more." in text
+    assert "Since install" in text and "saved £151.20" in text
+    assert "£-" not in text and "first date" not in text and "days compared" not in text
 
 
 def test_history_rows_and_csv_show_commanded_vs_observed(tmp_path: Path) -> None:
@@ -172,3 +178,16 @@ def test_store_keeps_prices_and_soc_for_charts(tmp_path: Path) -> None:
 def test_rate_fixture_is_sane() -> None:
     r = helpers.rates(NOW).rates[0]
     assert isinstance(r, Rate) and r.end - r.start == SLOT
+
+
+def test_daily_summary_allows_for_the_energy_left_in_the_battery() -> None:
+    """A day that ended with less stored than it began with is not credited for draining the battery."""
+    doc = (
+        '{"generated_at":"2024-01-15T00:05:00Z","date":"2024-01-14","actual_cost_gbp":1.5,'
+        '"no_battery_cost_gbp":2.75,"stored_change_value_gbp":-0.2}'
+    )
+    lines = views.now_view(entries(executor__daily_summary=doc), NOW, TZ, 180, True)["daily_summary"]["lines"]
+    assert (
+        lines[1]
+        == "Without a battery it would have been £2.75: the battery saved £1.05, allowing for the energy left in it."
+    )

@@ -124,12 +124,12 @@ def dashboard_shows_state(ctx: CheckContext) -> None:
     assert ctx.log is not None and ctx.http_port is not None
     now = ctx.now()
     ctx.probe.publish(T.battery_state, json.dumps(docs.battery_state(now, soc=63.7)), retain=True)
-    token = re.search(r"token=([A-Za-z0-9_\-]+)", ctx.log())
-    assert token, "the dashboard printed no local login link"
+    tokens = re.findall(r"token=([A-Za-z0-9_\-]+)", ctx.log())
+    assert tokens, "the dashboard printed no local login link"
     base = f"http://127.0.0.1:{ctx.http_port}"
     deadline = time.monotonic() + 60
     with httpx.Client(base_url=base, timeout=10, follow_redirects=True) as web:
-        web.get("/", params={"token": token.group(1)})
+        web.get("/", params={"token": tokens[-1]})  # the newest link: each works once
         while True:
             body = web.get("/api/now").text
             if "63.7" in body:
