@@ -53,6 +53,8 @@ def agile_prices() -> pd.Series:
 def agile_prices_through(end: str) -> pd.Series:
     """The Agile prices continued past their end to ``end`` (ISO date, UTC) by repeating them 364 days later (same
     weekday and UTC time): illustrative prices for dates the bundled data does not reach (e.g. 2024-10-27)."""
+    import pandas as pd  # the simulators' extra only: the services' image has no pandas
+
     s = agile_prices()
     stop = pd.Timestamp(end, tz="UTC")
     parts = [s]

@@ -171,7 +171,7 @@ class EstimatePublisher:
                 "Price estimate, next day (not a published price)",
                 topic,
                 unit_of_measurement="GBP/kWh",
-                state_class="measurement",
+                # no state_class: an estimate is not a measurement, so it stays out of HA's long-term statistics
                 suggested_display_precision=4,
                 # the mean of the estimate's median over the 24 h after the published prices
                 value_template=(
