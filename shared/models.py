@@ -379,7 +379,8 @@ class Plan(Expiring):
     inputs: PlanInputs = PlanInputs()
     slots: Annotated[list[PlanSlot], Field(max_length=MAX_SLOTS)]
     expected_cost_gbp: Finite = 0.0
-    baseline_costs_gbp: dict[str, Finite] = Field(default_factory=dict)  # no_battery, self_use, seed_rule
+    # no_battery, self_use, seed_rule: money alone (``comparison[name].cost_gbp``), without the end energy's value
+    baseline_costs_gbp: dict[str, Finite] = Field(default_factory=dict)
     end_value_gbp: Finite = 0.0  # value credited for the energy left at the horizon's end
     end_soc_pct: Percent | None = None  # the SOC the plan leaves at the horizon's end
     end_value_method: EndValueMethod | None = None  # how that energy was valued (``comparison``'s note says more)

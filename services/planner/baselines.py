@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from services.planner.battery import CHARGE, SELF_USE, BatteryModel, Limits, step_slot
+from services.planner.battery import BatteryModel, Limits, step_slot
 
 
 def no_battery_cost(price: np.ndarray, export_price: np.ndarray, load: np.ndarray, pv: np.ndarray) -> float:
@@ -71,28 +71,3 @@ def simulate(
         soc, imp, exp_ = step_slot(model, limits, soc, int(actions[t]), limits.charge_cap_kwh, load[t], pv[t])
         money += price[t] * imp - export_price[t] * exp_
     return money, soc
-
-
-def horizon_baselines(
-    price: np.ndarray,
-    export_price: np.ndarray,
-    load: np.ndarray,
-    pv: np.ndarray,
-    peak: np.ndarray,
-    soc0_kwh: float,
-    model: BatteryModel,
-    limits: Limits,
-    max_charge_price: float,
-) -> dict[str, float]:
-    """Expected cost of each baseline over a plan's slots (unknown prices costed at the mean known price)."""
-    known = price[np.isfinite(price)]
-    cost_price = np.where(np.isfinite(price), price, known.mean() if known.size else 0.0)
-    self_use = np.full(len(price), SELF_USE)
-    seed = np.where(
-        seed_rule_charge_slots(price, load, pv, peak, soc0_kwh, model, limits, max_charge_price), CHARGE, SELF_USE
-    )
-    return {
-        "no_battery": round(no_battery_cost(cost_price, export_price, load, pv), 4),
-        "self_use": round(simulate(self_use, cost_price, export_price, load, pv, soc0_kwh, model, limits)[0], 4),
-        "seed_rule": round(simulate(seed, cost_price, export_price, load, pv, soc0_kwh, model, limits)[0], 4),
-    }

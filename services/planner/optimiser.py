@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from services.planner.baselines import horizon_baselines
 from services.planner.battery import CHARGE, HOLD, BatteryModel, limits_for
 from services.planner.comparison import EndCredit, compare
 from services.planner.comparison import note as comparison_note
@@ -234,7 +233,6 @@ def _optimal(
             )
         )
         soc_prev = float(sol.soc_kwh[k])
-    baselines = horizon_baselines(price, export, load, pv, peak, soc0, m, lim, settings.max_charge_price_gbp)
     money_price = d.cost_price - fixed.price_adjust if fixed.any else d.cost_price
     credit = EndCredit(d.end_credit, m.soc_step_kwh)
     end_kwh = float(sol.soc_kwh[-1])
@@ -253,7 +251,8 @@ def _optimal(
         inputs=inputs,
         slots=slots,
         expected_cost_gbp=expected,
-        baseline_costs_gbp=baselines,
+        # Money alone, each strategy simulated once (in ``compare``): the field older readers know.
+        baseline_costs_gbp={k: o.cost_gbp for k, o in comparison.items() if k != "plan"},
         end_value_gbp=round(d.end_value_gbp, 4),
         end_soc_pct=_pct(end_kwh, m),
         end_value_method=method,
