@@ -13,9 +13,8 @@ when large), ``swap_band`` (agile_low above agile_pred).
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,9 +23,10 @@ import pandas as pd
 from shared.clock import Clock
 from shared.slots import slot_start
 from sim.datasets import agile_prices
+from sim.local_server import LocalServer
 
 
-class FakeAgilePredict:
+class FakeAgilePredict(LocalServer):
     def __init__(self, clock: Clock, port: int = 0) -> None:
         self.clock = clock
         self.status = 200
@@ -37,25 +37,7 @@ class FakeAgilePredict:
         self.band_p = 3.0
         self.swap_band = False
         self.requests: list[str] = []
-        self._release = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> FakeAgilePredict:
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._release.set()
-        if self._thread is not None:
-            self._server.shutdown()
-        self._server.server_close()
+        self.serve_on("127.0.0.1", port, _handler(self))
 
     def forecast(self, region: str, days: int) -> list[dict[str, Any]]:
         now = self.clock.now()
@@ -81,7 +63,7 @@ def _handler(api: FakeAgilePredict) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             parts = urlsplit(self.path)
             api.requests.append(parts.path)
-            if api.hang_s and api._release.wait(api.hang_s):
+            if api.hang_s and api.released.wait(api.hang_s):
                 return
             segments = [s for s in parts.path.split("/") if s]
             if len(segments) != 2 or segments[0] != "api":

@@ -50,7 +50,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -60,6 +60,7 @@ from shared.clock import Clock
 from shared.peak import AGILE_PEAK
 from shared.slots import LONDON, SLOT, local_wall_time
 from sim import octopus_tariffs
+from sim.local_server import LocalServer
 from sim.octopus_graphql import ACCOUNT_NUMBER, API_KEY, MPAN, GraphQLState
 
 VAT = 1.05
@@ -209,7 +210,9 @@ class Faults:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-class FakeOctopus:
+class FakeOctopus(LocalServer):
+    thread_name = "fake-octopus"
+
     """The fake API. ``start()`` serves it on a thread (port 0 = a free port); ``url`` is its base URL."""
 
     def __init__(
@@ -226,42 +229,13 @@ class FakeOctopus:
         self.faults = faults or Faults()
         self._prices = prices
         self._lock = threading.Lock()
-        self._release = threading.Event()  # set at stop so stalled requests end
         self.requests: list[str] = []  # paths of every request, for tests
         self.graphql = GraphQLState(now=clock.now)  # sessions, dispatches and switches (sim/octopus_graphql.py)
-        self._server = ThreadingHTTPServer((host, port), _make_handler(self))
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self._thread: threading.Thread | None = None
-
-    # ------------------------------------------------------------------ lifecycle
-
-    @property
-    def port(self) -> int:
-        return self._server.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        self.serve_on(host, port, _make_handler(self))
 
     def start(self) -> FakeOctopus:
         _ = self.prices  # load the data before the first request, so that one is not slow
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-octopus", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._release.is_set():
-            return
-        self._release.set()
-        if self._thread is not None:
-            self._server.shutdown()
-        self._server.server_close()
-
-    def serve_forever(self) -> None:
-        self._server.serve_forever()
+        return super().start()
 
     def set_faults(self, **changes: Any) -> None:
         with self._lock:
@@ -521,7 +495,7 @@ def _make_handler(api: FakeOctopus) -> type[BaseHTTPRequestHandler]:
                 fault = next((n for n in ("hang", "fail_500", "forbidden_html", "html_200") if api.faults.take(n)), "")
                 hang_s = api.faults.hang_s
             if fault == "hang":
-                api._release.wait(hang_s)  # the client's timeout fires first; we answer normally afterwards
+                api.released.wait(hang_s)  # the client's timeout fires first; we answer normally afterwards
             elif fault == "fail_500":
                 self._send(500, {"detail": "Internal Server Error"})
                 return

@@ -12,26 +12,25 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import pandas as pd
 
+from sim.local_server import LocalServer
+
 LONDON = ZoneInfo("Europe/London")
 MPAN, SERIAL, API_KEY = "2000012345678", "21L4123456", "sk_test_meter"
 MAX_PAGE_SIZE = 25_000
 
 
-class FakeMeter:
+class FakeMeter(LocalServer):
     def __init__(self, readings: pd.Series | None = None, port: int = 0) -> None:
         self._readings = readings
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
+        self.serve_on("127.0.0.1", port, _handler(self))
 
     @property
     def readings(self) -> pd.Series:
@@ -40,19 +39,6 @@ class FakeMeter:
 
             self._readings = household_load()
         return self._readings
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> FakeMeter:
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def rows(self, start: datetime | None, end: datetime | None, newest_first: bool) -> list[dict[str, Any]]:
         s = self.readings

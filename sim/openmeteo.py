@@ -28,7 +28,7 @@ import math
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -40,6 +40,7 @@ from openmeteo_sdk.Variable import Variable
 from shared.clock import Clock
 from shared.runner import make_clock
 from shared.settings import ServiceSettings
+from sim.local_server import LocalServer
 
 FAILURES = ("500", "timeout", "garbage", "html")
 SYSTEM_EFFICIENCY = 0.86  # PVGIS's default 14 % loss: W/kWp ÷ 0.86 ≈ plane-of-array W/m²
@@ -207,7 +208,10 @@ def _number(query: dict[str, list[str]], name: str, default: float, lo: float, h
     return value
 
 
-class OpenMeteoSim:
+class OpenMeteoSim(LocalServer):
+    url_path = "/v1/forecast"
+    thread_name = "openmeteo-sim"
+
     """The fake server. ``start()`` serves on a thread; ``port=0`` picks a free port (see ``.url``)."""
 
     def __init__(
@@ -226,30 +230,7 @@ class OpenMeteoSim:
         self.model = ForecastModel()
         self.hang_s = hang_s
         self.lock = threading.Lock()
-        self.stopping = threading.Event()
-        self.server = ThreadingHTTPServer((host, port), self._handler_class())
-        self.server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        return self.server.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1/forecast"
-
-    def start(self) -> OpenMeteoSim:
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name="openmeteo-sim", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve_on(host, port, self._handler_class())
 
     # ---------------------------------------------------------------- control
 
@@ -376,7 +357,7 @@ class OpenMeteoSim:
                     self._json(500, {"error": True, "reason": "Internal Server Error (simulated)"})
                     return
                 if failure == "timeout":
-                    sim.stopping.wait(sim.hang_s)  # answer far too late; the client must give up first
+                    sim.released.wait(sim.hang_s)  # answer far too late; the client must give up first
                     self._json(504, {"error": True, "reason": "Gateway Timeout (simulated)"})
                     return
                 if failure == "html":
@@ -421,11 +402,11 @@ def main(argv: list[str] | None = None) -> int:
     sim = OpenMeteoSim(port=args.port, host=args.host, failure=args.failure)
     print(f"fake Open-Meteo on {sim.url} (clock {sim.clock.now().isoformat()})", flush=True)
     try:
-        sim.server.serve_forever()
+        sim.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
-        sim.server.server_close()
+        sim.httpd.server_close()
     return 0
 
 

@@ -15,9 +15,11 @@ import contextlib
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote
+
+from sim.local_server import LocalServer
 
 # A few real places (postcode centroids, rounded).
 POSTCODES: dict[str, tuple[float, float, str]] = {
@@ -30,27 +32,12 @@ POSTCODES: dict[str, tuple[float, float, str]] = {
 _SHAPE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$")
 
 
-class FakePostcodes:
+class FakePostcodes(LocalServer):
     def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
         self.fail = 0
         self.requests = 0
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer((host, port), self._handler())
-        self._server.daemon_threads = True
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> FakePostcodes:
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self.serve_on(host, port, self._handler())
 
     def answer(self, raw: str) -> tuple[int, dict[str, Any]]:
         with self._lock:
@@ -114,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     api = FakePostcodes(args.port, args.host)
     print(f"fake postcodes on {api.url}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
-        api._server.serve_forever()
+        api.serve_forever()
     return 0
 
 
