@@ -30,7 +30,8 @@ def in_force(state: OverrideState | None, now: datetime) -> OverrideState | None
 
 
 def override_line(state: OverrideState, now: datetime, tz: ZoneInfo) -> str:
-    """ "charge until 05:30 (to 90 %)", in the system's zone, 24-hour (with the weekday when it ends another day)."""
+    """The override as "charge until 05:30 (to 90 %)": the system's zone, 24-hour, the weekday when it ends on
+    another day."""
     assert state.action is not None and state.until is not None
     target = f" (to {state.target_soc_pct:.0f} %)" if state.target_soc_pct is not None else ""
     return f"{OVERRIDE_ACTIONS[state.action.value]} until {_hhmm(state.until, tz, now)}{target}"
