@@ -500,6 +500,24 @@ class ExecutorAlert(Message):
     since: UtcDatetime | None = None
 
 
+class OverrideState(Message):
+    """``executor/override`` (retained): the override in force now, or none (``action`` None). The executor
+    publishes it when an override is accepted, cancelled or over, and on every (re)connect; an override is not
+    kept across a restart, so a restarted executor says none. ``summary`` is one plain line in the system's zone."""
+
+    action: Action | None = None  # None: no override in force
+    until: UtcDatetime | None = None
+    target_soc_pct: Percent | None = None
+    request_id: str | None = None  # the command that set it
+    summary: Annotated[str, Field(max_length=100)] = "None in force"  # e.g. "Charge until 05:30 (to 90 %)"
+
+    @model_validator(mode="after")
+    def _until_required(self) -> OverrideState:
+        if self.action is not None and self.until is None:
+            raise ValueError("an override in force has an end time (until)")
+        return self
+
+
 class WatchdogReport(Message):
     """``executor/watchdog``: what the watchdog saw and did."""
 

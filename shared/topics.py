@@ -38,6 +38,7 @@ from shared.models import (
     LastDecision,
     MoneySummary,
     OverrideCommand,
+    OverrideState,
     Plan,
     PlannerSettings,
     PlanNow,
@@ -256,6 +257,14 @@ EXECUTOR_OVERRIDE = _ch(
     "command",
     '{"request_id": …, "action": "charge|hold|self_use|null", "until": …}',
 )
+EXECUTOR_OVERRIDE_STATE = _ch(
+    "executor_override_state",
+    "executor/override",
+    OverrideState,
+    "executor",
+    "state",
+    "OverrideState: the override in force (action, until, target) or none; none again after a restart",
+)
 EXECUTOR_APPLIED = _ch(
     "executor_applied",
     "executor/applied",
@@ -387,6 +396,7 @@ CHANNELS: tuple[Channel, ...] = (
     EXECUTOR_DRY_RUN,
     EXECUTOR_DRY_RUN_SET,
     EXECUTOR_OVERRIDE,
+    EXECUTOR_OVERRIDE_STATE,
     EXECUTOR_APPLIED,
     EXECUTOR_LAST_DECISION,
     EXECUTOR_HEARTBEAT,
@@ -555,6 +565,7 @@ class Topics:
     executor_dry_run = _Bound(EXECUTOR_DRY_RUN)
     executor_dry_run_set = _Bound(EXECUTOR_DRY_RUN_SET)
     executor_override = _Bound(EXECUTOR_OVERRIDE)
+    executor_override_state = _Bound(EXECUTOR_OVERRIDE_STATE)
     executor_applied = _Bound(EXECUTOR_APPLIED)
     executor_last_decision = _Bound(EXECUTOR_LAST_DECISION)
     executor_heartbeat = _Bound(EXECUTOR_HEARTBEAT)

@@ -1,7 +1,8 @@
 """The Now page's top lines: one plain sentence for what the battery is doing and why, and the next charge.
 
 "Charging until 05:30 to 90 % at 8.9p — among the cheapest hours before the energy is needed"; "Holding at 64 % for
-the 16:00 peak"; "Next charge: Tue 02:00–05:00 to 90 %, about 9.1p". Pure: from the plan, the mode and the clock."""
+the 16:00 peak"; "Next charge: Tue 02:00–05:00 to 90 %, about 9.1p". Pure: from the plan, the mode, the override in
+force and the clock."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from shared.models import Plan, PlanSlot
+from shared.models import OverrideState, Plan, PlanSlot
 from shared.peak import PeakWindow
 
 from .words import reason_word
@@ -18,6 +19,22 @@ from .words import reason_word
 def _hhmm(t: datetime, tz: ZoneInfo, now: datetime) -> str:
     local = t.astimezone(tz)
     return local.strftime("%H:%M" if local.date() == now.astimezone(tz).date() else "%a %H:%M")
+
+
+OVERRIDE_ACTIONS = {"charge": "charge", "hold": "hold", "self_use": "self-use"}  # as the Control page offers them
+
+
+def in_force(state: OverrideState | None, now: datetime) -> OverrideState | None:
+    """The override in force now, if any (one past its end is over, even before the executor says so)."""
+    return state if state is not None and state.action is not None and state.until and state.until > now else None
+
+
+def override_line(state: OverrideState, now: datetime, tz: ZoneInfo) -> str:
+    """The override as "charge until 05:30 (to 90 %)": the system's zone, 24-hour, the weekday when it ends on
+    another day."""
+    assert state.action is not None and state.until is not None
+    target = f" (to {state.target_soc_pct:.0f} %)" if state.target_soc_pct is not None else ""
+    return f"{OVERRIDE_ACTIONS[state.action.value]} until {_hhmm(state.until, tz, now)}{target}"
 
 
 def _run_end(plan: Plan, slot: PlanSlot) -> datetime:
@@ -69,11 +86,22 @@ def sentence(
     peak: PeakWindow | None,
     now: datetime,
     tz: ZoneInfo,
+    override: OverrideState | None = None,
 ) -> str:
-    """What is happening now, in one sentence a household reads at a glance."""
+    """What is happening now, in one sentence a household reads at a glance. An override in force comes before
+    the mode and the plan, as in the executor's decision (mode off still stands aside)."""
     soc = f" at {soc_pct:.0f} %" if soc_pct is not None else ""
     if mode == "off":
         return "batsched is switched off: the Powerwall runs by itself."
+    if override is not None and override.action is not None and override.until is not None:
+        end = _hhmm(override.until, tz, now)
+        because = "because you set an override"
+        if override.action.value == "charge":
+            target = f" to {override.target_soc_pct:.0f} %" if override.target_soc_pct is not None else ""
+            return f"Charging until {end}{target}, {because}."
+        if override.action.value == "hold":
+            return f"Holding{soc} until {end}, {because}."
+        return f"Running the house from the battery until {end}, {because}."
     if mode == "force_charge":
         return f"Charging now{soc}, because you chose to force a charge."
     if mode == "hold":

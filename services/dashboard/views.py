@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from shared.models import SLOT, DailySummary, Plan, PlannerSettings
+from shared.models import SLOT, DailySummary, OverrideState, Plan, PlannerSettings
 from shared.peak import PeakWindow
 from shared.plain import parse_bool
 from shared.prices import price_now
@@ -28,6 +28,7 @@ from shared.topics import (
     EXECUTOR_DRY_RUN,
     EXECUTOR_HEARTBEAT,
     EXECUTOR_MODE,
+    EXECUTOR_OVERRIDE_STATE,
     FORECAST_LOAD,
     FORECAST_PV,
     IMPORT_CURRENT,
@@ -167,6 +168,23 @@ def peak_window(entries: Mapping[str, Entry], tz: ZoneInfo) -> PeakWindow | None
         return None
 
 
+def override_view(entries: Mapping[str, Entry], now: datetime, tz: ZoneInfo) -> dict[str, Any]:
+    """The override in force, for the Control page's Override card: "In force: charge until 05:30 (to 90 %)" in
+    the system's zone, "None in force", or unknown before the executor has said."""
+    state: OverrideState | None = parse(entries, EXECUTOR_OVERRIDE_STATE)
+    if state is None:
+        return {"in_force": False, "action": None, "text": "Not known yet: no word from the executor"}
+    current = headline.in_force(state, now)
+    if current is None:
+        return {"in_force": False, "action": None, "text": "None in force"}
+    assert current.action is not None
+    return {
+        "in_force": True,
+        "action": current.action.value,
+        "text": "In force: " + headline.override_line(current, now, tz),
+    }
+
+
 def now_view(
     entries: Mapping[str, Entry], now: datetime, tz: ZoneInfo, heartbeat_stale_s: float, bus_connected: bool
 ) -> dict[str, Any]:
@@ -247,10 +265,12 @@ def now_view(
         }
     watchdog = parse(entries, WATCHDOG_REPORT)
     mode = text(entries, EXECUTOR_MODE)
+    override = headline.in_force(parse(entries, EXECUTOR_OVERRIDE_STATE), now)
     price_gbp = None if not price or price["p_per_kwh"] is None else price["p_per_kwh"] / 100
+    soc_pct = battery.soc_pct if battery else None
     return {
         "headline": headline.sentence(
-            plan, slot, mode, battery.soc_pct if battery else None, price_gbp, peak_window(entries, tz), now, tz
+            plan, slot, mode, soc_pct, price_gbp, peak_window(entries, tz), now, tz, override
         ),
         "next_charge": headline.next_charge(plan, now, tz),
         "flows": power_flows(battery.battery_power_w, battery.grid_power_w, battery.solar_power_w, battery.load_power_w)
@@ -277,6 +297,7 @@ def now_view(
         "action": action,
         "last_decision": last_decision,
         "mode": mode,
+        "override": override_view(entries, now, tz),
         "dry_run": _bool_text(text(entries, EXECUTOR_DRY_RUN)),
         "settings": planner_settings(entries),
         "services": services,

@@ -1,6 +1,9 @@
 """What the user tells the executor, and keeps across restarts: the mode (a manual one with its lease), dry-run,
 an override, and the manual windows (``windows.py``: one covering now is asked for like an override). Mode and
-dry-run are saved in the journal; when it refuses they still apply at once and are saved once it can write."""
+dry-run are saved in the journal; when it refuses they still apply at once and are saved once it can write.
+
+An override is kept in memory only: after a restart none is in force, and ``executor/override`` (retained) says so
+on every (re)connect, so no client ever sees an override that is no longer there."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from services.executor.config import ExecutorSettings
 from services.executor.decide import Override
@@ -16,10 +20,29 @@ from services.executor.records import Records
 from services.executor.windows import WindowBoard
 from shared.bus import Bus, CommandError
 from shared.clock import Clock
-from shared.models import ExecutorMode, OverrideCommand
+from shared.models import Action, ExecutorMode, OverrideCommand, OverrideState
 from shared.plain import bool_text, parse_bool
 
 MAX_OVERRIDE = timedelta(hours=24)
+OVERRIDE_WORDS = {Action.CHARGE: "Charge", Action.HOLD: "Hold", Action.SELF_USE: "Self-use"}
+
+
+def override_state(override: Override | None, now: datetime, tz: ZoneInfo) -> OverrideState:
+    """What ``executor/override`` carries: the override in force, with one plain line in the system's zone
+    ("Charge until 05:30 (to 90 %)"; the weekday too when it ends on another day), or none."""
+    if override is None:
+        return OverrideState(generated_at=now)
+    end = override.until.astimezone(tz)
+    when = end.strftime("%H:%M" if end.date() == now.astimezone(tz).date() else "%a %H:%M")
+    target = f" (to {override.target_soc_pct:.0f} %)" if override.target_soc_pct is not None else ""
+    return OverrideState(
+        generated_at=now,
+        action=override.action,
+        until=override.until,
+        target_soc_pct=override.target_soc_pct,
+        request_id=override.request_id or None,
+        summary=f"{OVERRIDE_WORDS[override.action]} until {when}{target}",
+    )
 
 
 class Controls:
@@ -91,6 +114,7 @@ class Controls:
             with self.lock:
                 self.override = None
                 self.records.save(lambda: self.journal.override(now, cmd.request_id, None, None, None, "cancelled"))
+            self.publish_override()
             self.wake()
             return {"override": None}
         assert cmd.until is not None
@@ -112,6 +136,7 @@ class Controls:
                 raise CommandError(refusal)
             self.override = Override(cmd.action, cmd.until, cmd.target_soc_pct, cmd.request_id)
             note("accepted")
+        self.publish_override()
         self.wake()
         return {"action": cmd.action.value, "until": cmd.until.isoformat(), "note": "the safety rules still apply"}
 
@@ -136,6 +161,7 @@ class Controls:
         if self.override is not None and now >= self.override.until:
             self.log.info("override over", action=self.override.action.value)
             self.override = None
+            self.publish_override()
         if self.windows is not None:
             self.windows.expire(now)
 
@@ -150,6 +176,13 @@ class Controls:
 
     def publish_mode(self) -> None:
         self.bus.publish_state(self.bus.topics.executor_mode, self.mode.value)
+
+    def publish_override(self) -> None:
+        """The override in force now (or none): retained, so a dashboard or Home Assistant that connects later
+        reads it, and replaced as soon as it changes (a restart starts with none)."""
+        with self.lock:
+            state = override_state(self.override, self.clock.now(), self.s.tz)
+        self.bus.publish_state(self.bus.topics.executor_override_state, state)
 
     def publish_dry_run(self) -> None:
         self.bus.publish_state(self.bus.topics.executor_dry_run, bool_text(self.dry_run))

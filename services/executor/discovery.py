@@ -1,6 +1,7 @@
 """The executor's Home Assistant entities: the battery's level and powers, the mode select, the dry-run switch, the
-override buttons, the problem flag and the last decision. Pure data: the table depends only on the bus's names
-(node, service), not on state. Names are a household's ("Battery level", "Charge now for an hour"); ids stay.
+override buttons and the override in force, the problem flag and the last decision. Pure data: the table depends
+only on the bus's names (node, service), not on state. Names are a household's ("Battery level", "Charge now for an
+hour"); ids stay.
 
 ``last_decision`` is what ``executor/last_decision`` (retained) carries: a decision in a few fields and one plain
 line, so Home Assistant shows it again after a restart and its attributes stay small (``executor/applied``, the
@@ -22,6 +23,7 @@ from shared.topics import (
     EXECUTOR_MODE,
     EXECUTOR_MODE_SET,
     EXECUTOR_OVERRIDE,
+    EXECUTOR_OVERRIDE_STATE,
 )
 
 ACTION_WORDS = {
@@ -158,6 +160,20 @@ def discovery(bus: Bus) -> list[tuple[str, dict[str, Any]]]:
                 '"decided_at": {{ value_json.generated_at | tojson }}}'
             ),
             icon="mdi:head-cog",
+        ),
+        entity(
+            bus,
+            "sensor",
+            "override_in_force",
+            "Battery override",
+            EXECUTOR_OVERRIDE_STATE,
+            value_template="{{ value_json.summary }}",  # "Charge until 05:30 (to 90 %)" or "None in force"
+            json_attributes_topic=EXECUTOR_OVERRIDE_STATE,
+            json_attributes_template=(
+                '{"action": {{ value_json.action | tojson }}, "until": {{ value_json.until | tojson }}, '
+                '"target_soc_pct": {{ value_json.target_soc_pct | tojson }}}'
+            ),
+            icon="mdi:hand-back-right",
         ),
         *(_override(*o, bus) for o in OVERRIDES),
     ]

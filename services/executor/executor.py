@@ -164,6 +164,7 @@ class Executor:
         """Retained state, republished on every (re)connect."""
         self.controls.publish_mode()
         self.controls.publish_dry_run()
+        self.controls.publish_override()
         status, alert = self.observer.status, self.alert.current
         if status is not None:
             self.bus.publish_state(self.topics.battery_state, status.battery_state(self.clock.now()))
@@ -211,19 +212,18 @@ class Executor:
     def _next_edge(self, now: datetime) -> datetime:
         """The next instant that can end a forced state without any message (plan expiry, the slot's end, where
         the plan's action and the price change, the end of a manual mode or an override, the peak), or when a
-        waiting write may go; far away when nothing is forced and nothing waits."""
+        waiting write may go; far away when nothing is forced and nothing waits. An override's end is an edge even
+        when nothing is forced, so ``executor/override`` says none when it ends, not up to an interval later."""
         edges = []
         if self.budget_wait_s is not None:
             edges.append(now + timedelta(seconds=self.budget_wait_s))
+        if self.controls.override is not None:
+            edges.append(self.controls.override.until)
         if self.actuator.forced is not None:
             latest, c = self.inputs.latest(), self.controls
             edges.append(slot_end(now))
             edges.append(rules.next_peak_start(now, self.cfg, latest.plan, latest.planner_peak) - self.cfg.peak_lead)
-            for t in (
-                latest.plan.valid_until if latest.plan is not None else None,
-                c.mode_until,
-                c.override.until if c.override is not None else None,
-            ):
+            for t in (latest.plan.valid_until if latest.plan is not None else None, c.mode_until):
                 if t is not None:
                     edges.append(t)
         later = [t for t in edges if t > now]

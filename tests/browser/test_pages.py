@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from shared.models import CommandResult
+from shared.models import Action, CommandResult, OverrideState
 from tests.browser import world
 from tests.browser.checks import finish
 from tests.browser.conftest import VIEWPORTS, Site
@@ -145,6 +145,7 @@ def test_control(page: Any, site: Site, shots: Path) -> None:
     expect(page.locator("#s-max_charge_price_gbp")).to_have_value("20")
     expect(page.locator("label[for=s-max_charge_price_gbp]")).to_contain_text("p/kWh")
     expect(page.locator("#windows tbody tr[data-id]")).to_have_count(1)
+    expect(page.locator("#cur-override")).to_have_text("None in force")
     # A command's answer is stamped with the system's time (02:1x), not the browser's (21:1x, 9:1x PM).
     mark = site.probe.mark()
     page.click("#f-replan button[type=submit]")
@@ -165,7 +166,16 @@ def test_control(page: Any, site: Site, shots: Path) -> None:
     expect(page.locator("#results li").first).to_contain_text("override charge refused")
     page.fill("#ov-time", "7pm")  # a 12-hour time is not taken: the field says so before anything is sent
     expect(page.locator("#ov-time:invalid")).to_have_count(1)
-    assert finish(page, shots, "control") == []
+    # The override in force, as the executor says it (retained), arrives live: London's time, 24-hour.
+    until = datetime(2024, 7, 15, 4, 30, tzinfo=UTC)
+    state = OverrideState(generated_at=world.NOW, action=Action.CHARGE, until=until, target_soc_pct=90)
+    site.probe.publish(T.executor_override_state, state.model_dump_json(), retain=True)
+    try:
+        expect(page.locator("#cur-override")).to_have_text("In force: charge until 05:30 (to 90 %)")
+        assert finish(page, shots, "control") == []
+    finally:
+        site.probe.publish(T.executor_override_state, OverrideState(generated_at=world.NOW).model_dump_json(),
+                           retain=True)  # fmt: skip
 
 
 def printed_links(site: Site) -> int:

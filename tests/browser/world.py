@@ -18,6 +18,7 @@ from shared.models import (
     ManualWindow,
     MoneyPeriod,
     MoneySummary,
+    OverrideState,
     Plan,
     PlanNow,
     PowerwallConfig,
@@ -152,6 +153,7 @@ def publish(probe: Any, now: datetime = NOW) -> dict[str, Any]:
     probe.publish(T.plan_current, now_doc.model_dump_json(), retain=True)
     probe.publish(T.executor_mode, "auto", retain=True)
     probe.publish(T.executor_dry_run, "false", retain=True)
+    probe.publish(T.executor_override_state, OverrideState(generated_at=now).model_dump_json(), retain=True)
     beat = Heartbeat(generated_at=now, seq=1, forced=True, lease_until=now + timedelta(minutes=30))
     probe.publish(T.executor_heartbeat, beat.model_dump_json(), retain=True)
     for name, value in (("min_soc_pct", "10.0"), ("max_charge_price_gbp", "0.2"), ("target_soc_cap_pct", "100.0"),

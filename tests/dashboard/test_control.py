@@ -155,3 +155,35 @@ def test_control_times_are_read_on_the_system_clock_and_zone(tmp_path) -> None:
                     json={"action": "charge", "until_day": "2024-07-15", "until_hhmm": "7:30pm"})  # fmt: skip
     assert r.status_code == 422 and "not HH:MM on a 24-hour clock" in r.json()["error"]
     assert r.json()["at"] == "02:10:05"
+
+
+def test_the_override_card_shows_the_override_in_force_live(tmp_path) -> None:
+    """The executor's retained ``executor/override`` reaches the Control page's data (what the page's live stream
+    renders into the Override card): in the system's zone and 24-hour, then none once it is cancelled."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from shared.bus import Incoming
+    from shared.clock import FixedClock
+    from shared.models import Action, OverrideState
+    from shared.topics import Topics
+
+    now = datetime(2024, 7, 15, 1, 10, tzinfo=UTC)  # 02:10 in London
+    s = settings(tmp_path, dashboard_auth="local", dashboard_session_secret=None, timezone="Europe/London")
+    dash = InProcess(s, clock=FixedClock(now), local_token="tok")
+    client = dash.client()
+    client.get("/?token=tok")
+    page = client.get("/control").text
+    assert 'id="cur-override"' in page.split('id="f-override"')[1].split("</form>")[0]  # in the Override card
+    assert client.get("/api/now").json()["override"]["text"].startswith("Not known yet")
+
+    topic = Topics().executor_override_state
+    state = OverrideState(generated_at=now, action=Action.CHARGE, until=datetime(2024, 7, 15, 4, 30, tzinfo=UTC),
+                          target_soc_pct=90)  # fmt: skip
+    dash.live.on_message(Incoming(topic, state.to_json(), True))
+    doc = client.get("/api/now").json()
+    assert doc["override"]["text"] == "In force: charge until 05:30 (to 90 %)"  # not 04:30 (UTC), not 5:30 AM
+    assert doc["headline"] == "Charging until 05:30 to 90 %, because you set an override."
+    assert ZoneInfo(doc["clock"]["zone"]) == ZoneInfo("Europe/London")
+    dash.live.on_message(Incoming(topic, OverrideState(generated_at=now).to_json(), True))
+    assert client.get("/api/now").json()["override"] == {"in_force": False, "action": None, "text": "None in force"}

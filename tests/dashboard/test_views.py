@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from services.dashboard import charts, history, views
 from services.dashboard.live import Entry
 from services.dashboard.store import Store
-from shared.models import SLOT, ExecutorAlert, Rate, RateSeries
+from shared.models import SLOT, Action, ExecutorAlert, OverrideState, Rate, RateSeries
 from tests.dashboard import helpers
 
 TZ = ZoneInfo("Europe/London")
@@ -191,3 +191,29 @@ def test_daily_summary_allows_for_the_energy_left_in_the_battery() -> None:
         lines[1]
         == "Without a battery it would have been £2.75: the battery saved £1.05, allowing for the energy left in it."
     )
+
+
+def test_the_override_in_force_is_said_on_the_system_clock_and_in_the_headline() -> None:
+    """Summer in London (UTC+1): an override to 04:30 UTC reads 05:30, 24-hour, on the Control page and on top of
+    the Now page; one past its end or cancelled reads as none, before the executor has said anything as unknown."""
+    now = datetime(2024, 7, 15, 1, 10, tzinfo=UTC)  # 02:10 in London
+    charge = OverrideState(generated_at=now, action="charge", until=datetime(2024, 7, 15, 4, 30, tzinfo=UTC),
+                           target_soc_pct=90, request_id="r-1", summary="Charge until 05:30 (to 90 %)")  # fmt: skip
+    doc = views.now_view(entries(executor__override=charge, executor__mode="auto"), now, TZ, 180, True)
+    assert doc["override"] == {"in_force": True, "action": "charge", "text": "In force: charge until 05:30 (to 90 %)"}
+    assert doc["headline"] == "Charging until 05:30 to 90 %, because you set an override."
+    # Mode off still stands aside whatever the override asks (as the executor decides).
+    off = views.now_view(entries(executor__override=charge, executor__mode="off"), now, TZ, 180, True)
+    assert off["headline"].startswith("batsched is switched off")
+    # Ending tomorrow: the day is named.
+    hold = charge.model_copy(update={"action": Action.HOLD, "until": datetime(2024, 7, 16, 0, 30, tzinfo=UTC)})
+    doc = views.now_view(entries(executor__override=hold, battery__state=helpers.battery(now, 64)), now, TZ, 180, True)
+    assert doc["override"]["text"] == "In force: hold until Tue 01:30 (to 90 %)"
+    assert doc["headline"] == "Holding at 64 % until Tue 01:30, because you set an override."
+    # Over (its end passed before the executor's next word), cancelled, or not said yet.
+    later = datetime(2024, 7, 15, 4, 30, tzinfo=UTC)
+    assert views.override_view(entries(executor__override=charge), later, TZ)["text"] == "None in force"
+    none = OverrideState(generated_at=now)
+    assert views.override_view(entries(executor__override=none), now, TZ) == {
+        "in_force": False, "action": None, "text": "None in force"}  # fmt: skip
+    assert views.override_view(entries(), now, TZ)["text"].startswith("Not known yet")

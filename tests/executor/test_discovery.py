@@ -43,3 +43,6 @@ def test_every_executor_entity_passes_the_discovery_checks() -> None:
     assert len(overrides) == 4 and all(p["command_topic"].endswith("executor/cmd/override") for p in overrides)
     names = [p["name"] for _, p in found]
     assert "Battery level" in names and not any("_" in n for n in names)
+    override = next(p for _, p in found if p["name"] == "Battery override")  # the override in force, as a line
+    assert override["state_topic"].endswith("executor/override") and "state_class" not in override
+    assert override["value_template"] == "{{ value_json.summary }}"

@@ -235,10 +235,17 @@ def test_override_buttons_reach_the_executor_and_its_last_decision_is_small(worl
     assert sent["action"] == "hold" and timedelta(minutes=59) < until - datetime.now(UTC) <= timedelta(hours=1)
     answer = probe.wait_json(T.executor_override + "/result", timeout=15, after=mark)
     assert answer["status"] == "ok", answer
+    # The override in force, as the executor publishes it: one line, and a few attributes.
+    held = wait_until(
+        "the override in HA",
+        lambda: (st := state_of(ha, "batsched_override_in_force"))["state"].startswith("Hold until ") and st,
+    )
+    assert held["attributes"]["action"] == "hold" and datetime.fromisoformat(held["attributes"]["until"]) == until
     mark = probe.mark()
     ha.call("button", "press", entity_id=entity_of(ha, "batsched_override_cancel"))
     answer = probe.wait_json(T.executor_override + "/result", timeout=15, after=mark)
     assert answer["status"] == "ok", answer
+    wait_until("no override in HA", lambda: state_of(ha, "batsched_override_in_force")["state"] == "None in force")
 
     decision = wait_until("a last decision", lambda: retained(probe, T.executor_last_decision))
     shown = wait_until(

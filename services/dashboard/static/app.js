@@ -285,6 +285,10 @@
     if (!$("ov-time").dataset.touched && document.activeElement !== $("ov-time")) { $("ov-time").value = c.later_hhmm; $("ov-day").value = c.later_day; }
     if (now.windows) renderWindows(now.windows);
     set("cur-mode", now.mode || "unknown");
+    if (now.override) {
+      set("cur-override", now.override.text);
+      $("cur-override").classList.toggle("muted", !now.override.in_force);
+    }
     set("cur-dry", now.dry_run === null ? "unknown" : now.dry_run ? "on" : "off");
     for (const [name, value] of Object.entries(now.settings)) {
       const el = $("s-" + name);
