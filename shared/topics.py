@@ -162,7 +162,7 @@ EXPORT_RATES = _ch(
     RateSeries,
     "pricing",
     "state",
-    "RateSeries (Agile Outgoing, when configured)",
+    "RateSeries (the export tariff, when configured)",
     readers=("planner", "accounting"),
 )
 PRICING_ALERT = _ch(

@@ -20,6 +20,7 @@ from shared.peak import PeakWindow
 from shared.plain import parse_bool
 from shared.prices import price_now
 from shared.slots import slot_start
+from shared.tariff_kinds import tariff_name
 from shared.topics import (
     BATTERY_STATE,
     EXECUTOR_ALERT,
@@ -248,6 +249,7 @@ def now_view(
             "p_per_kwh": round(value * 100, 2) if value is not None else None,
             "slot": f"{local_text(start, tz, '%H:%M')}–{local_text(start + SLOT, tz, '%H:%M')} (from the price list)",
             "stale": not rates.is_valid(now),
+            "tariff": tariff_name(rates.tariff_code),
         }
     if current is not None:
         price = {
@@ -255,6 +257,7 @@ def now_view(
             "p_per_kwh": round(current.value_inc_vat * 100, 2) if current.value_inc_vat is not None else None,
             "slot": f"{local_text(current.slot_start, tz, '%H:%M')}–{local_text(current.slot_end, tz, '%H:%M')}",
             "stale": not current.is_valid(now),
+            "tariff": tariff_name(current.tariff_code),
         }
     executor = None
     if heartbeat is not None:

@@ -1,4 +1,4 @@
-"""``python -m services.pricing``: Octopus Agile prices on the bus."""
+"""``python -m services.pricing``: the household's Octopus tariff prices on the bus."""
 
 from __future__ import annotations
 

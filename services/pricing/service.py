@@ -1,4 +1,4 @@
-"""The pricing service: fetch Agile prices, validate them, keep them on disk and publish them on the bus.
+"""The pricing service: fetch the tariff's prices, validate them, keep them on disk and publish them on the bus.
 
 Split by concern, each part its own module: ``scheduling`` (the two loops and the fetch back-off), ``fetching``
 (Octopus → validation → store), ``publishing`` (the retained series and the price now, always from the store),

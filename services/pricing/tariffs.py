@@ -20,50 +20,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from shared.slots import SLOT
+from shared.tariff_kinds import Kind, kind_of
 
+__all__ = ["Kind", "kind_of"]  # defined in shared (the dashboard names the tariff too), used from here
 
-class Kind(StrEnum):
-    AGILE = "agile"
-    AGILE_OUTGOING = "agile_outgoing"
-    GO = "go"
-    INTELLIGENT_GO = "intelligent_go"
-    FLUX_IMPORT = "flux_import"
-    FLUX_EXPORT = "flux_export"
-    COSY = "cosy"
-    TRACKER = "tracker"
-    FIXED = "fixed"  # single rate: fixed, flexible, Outgoing Fixed
-
-
-# Product-code prefixes, most specific first (Octopus's codes: family, then the launch date YY-MM-DD).
-_PREFIXES: tuple[tuple[str, Kind], ...] = (
-    ("AGILE-OUTGOING", Kind.AGILE_OUTGOING),
-    ("AGILE", Kind.AGILE),
-    ("INTELLI", Kind.INTELLIGENT_GO),
-    ("GO", Kind.GO),
-    ("FLUX-EXPORT", Kind.FLUX_EXPORT),
-    ("FLUX-IMPORT", Kind.FLUX_IMPORT),
-    ("FLUX", Kind.FLUX_IMPORT),
-    ("COSY", Kind.COSY),
-    ("SILVER", Kind.TRACKER),  # Octopus Tracker's product codes
-    ("TRACKER", Kind.TRACKER),
-)
 
 # Tomorrow's prices are published in the afternoon; the other kinds are known days ahead.
 DAY_AHEAD = frozenset({Kind.AGILE, Kind.AGILE_OUTGOING, Kind.TRACKER})
 EXPORT_KINDS = frozenset({Kind.AGILE_OUTGOING, Kind.FLUX_EXPORT})
-
-
-def kind_of(product: str) -> Kind:
-    """The tariff kind of an Octopus product code (``GO-VAR-22-10-14`` → Go); anything else is single-rate."""
-    code = product.strip().upper()
-    for prefix, kind in _PREFIXES:
-        if code == prefix or code.startswith(prefix + "-"):
-            return kind
-    return Kind.FIXED
 
 
 def day_ahead(product: str) -> bool:

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from services.dashboard import charts, history, views
 from services.dashboard.live import Entry
 from services.dashboard.store import Store
-from shared.models import SLOT, Action, ExecutorAlert, OverrideState, Rate, RateSeries
+from shared.models import SLOT, Action, CurrentRate, ExecutorAlert, OverrideState, Rate, RateSeries
 from tests.dashboard import helpers
 
 TZ = ZoneInfo("Europe/London")
@@ -103,6 +103,22 @@ def test_now_view_warns_about_stale_and_offline_and_reads_the_price() -> None:
     assert now["battery"]["stale"] is True and now["mode"] == "hold" and now["dry_run"] is True
     expected = helpers.rates(NOW).price_at(datetime(2024, 1, 15, 12, 0, tzinfo=UTC))
     assert now["price"]["p_per_kwh"] == round(expected * 100, 2)
+    assert now["price"]["tariff"] == "Agile Octopus"  # named from the prices' tariff code
+
+
+def test_now_view_names_the_tariff_of_the_price_now() -> None:
+    series = helpers.rates(NOW)
+    current = CurrentRate(
+        generated_at=NOW,
+        valid_until=NOW + SLOT,
+        tariff_code="E-1R-INTELLI-VAR-22-10-14-J",
+        slot_start=datetime(2024, 1, 15, 12, 0, tzinfo=UTC),
+        slot_end=datetime(2024, 1, 15, 12, 30, tzinfo=UTC),
+        known=True,
+        value_inc_vat=0.07,
+    )
+    now = views.now_view(entries(pricing__import__rates=series, pricing__import__current=current), NOW, TZ, 180, True)
+    assert now["price"]["p_per_kwh"] == 7.0 and now["price"]["tariff"] == "Intelligent Octopus Go"
 
 
 def test_now_view_shows_unknown_price_not_zero() -> None:

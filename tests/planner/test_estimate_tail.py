@@ -14,6 +14,7 @@ from services.planner.battery import limits_for
 from services.planner.optimiser import PlannerConfig, plan
 from services.planner.replay import Batsched, replay, self_use_policy
 from shared.models import EstimateSlot, PlannerSettings, PriceEstimate
+from tests.executor.support import sim_clock_env
 from tests.planner.helpers import HALF, battery, forecast, rates, utc
 from tests.support.probe import Probe
 
@@ -136,9 +137,11 @@ def _model_settings():
 
 
 def test_the_planner_service_uses_the_estimate_it_is_sent(spawn, probe: Probe) -> None:
-    spawn("services.planner", env={"BATSCHED_PLANNER_DEBOUNCE_S": "0.2"}, name="planner")
+    # On a clock of its own from NOW (at real speed): the prices line up with the peak as above, whenever this runs.
+    clock, env = sim_clock_env(NOW + timedelta(minutes=5), 1.0)
+    spawn("services.planner", env={"BATSCHED_PLANNER_DEBOUNCE_S": "0.2", **env}, name="planner")
     probe.wait_for("batsched/planner/status", lambda m: m.text == "online", timeout=20)
-    now = datetime.now(tz=NOW.tzinfo)
+    now = clock.now()
     start = pd.Timestamp(now).floor("30min").to_pydatetime()
     prices = list(np.resize(KNOWN, 24))
     probe.publish("batsched/battery/state", battery(now, 30).model_dump_json(), retain=True)

@@ -1,21 +1,32 @@
-"""The planner service on a real broker: new inputs give a new plan quickly; bad inputs give a safe plan."""
+"""The planner service on a real broker: new inputs give a new plan quickly; bad inputs give a safe plan.
+
+The planner runs on a clock shared with the test that starts at a chosen instant (at real speed), so no outcome
+depends on when the tests run: on the real clock a run inside the 16:00-19:00 peak planned no charge at all.
+"""
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from shared.slots import slot_start
-from tests.planner.helpers import HALF, battery, forecast, rates
+from tests.executor.support import sim_clock_env
+from tests.planner.helpers import HALF, battery, forecast, rates, utc
 from tests.support.probe import Probe
 
 P = "batsched"
 PLAN = f"{P}/planner/plan"
+# 02:05 London (winter: UTC): the cheap slots the tests set up lie well before the peak window, and a test has
+# 25 minutes before the next half-hour boundary.
+START = utc(2026, 1, 14, 2, 5)
 
 
-def _start(spawn, probe: Probe) -> None:
-    spawn("services.planner", env={"BATSCHED_PLANNER_DEBOUNCE_S": "0.2"}, name="planner")
+def _start(spawn, probe: Probe) -> datetime:
+    """Start the planner on its own clock; returns the test's ``now`` on that clock."""
+    clock, env = sim_clock_env(START, 1.0)
+    spawn("services.planner", env={"BATSCHED_PLANNER_DEBOUNCE_S": "0.2", **env}, name="planner")
     probe.wait_for(f"{P}/planner/status", lambda m: m.text == "online", timeout=20)
+    return clock.now()
 
 
 def _inputs(now: datetime, prices: list[float]):
@@ -24,8 +35,7 @@ def _inputs(now: datetime, prices: list[float]):
 
 
 def test_new_rates_give_a_new_plan_within_a_second(spawn, probe: Probe) -> None:
-    _start(spawn, probe)
-    now = datetime.now(UTC)
+    now = _start(spawn, probe)
     r, b, load = _inputs(now, [0.10] * 6 + [0.35] * 42)
     probe.publish(f"{P}/battery/state", b.model_dump_json(), retain=True)
     probe.publish(f"{P}/forecast/load", load.model_dump_json(), retain=True)
@@ -50,8 +60,7 @@ def test_new_rates_give_a_new_plan_within_a_second(spawn, probe: Probe) -> None:
 
 
 def test_stale_battery_or_missing_prices_give_a_self_use_plan_with_the_reason(spawn, probe: Probe) -> None:
-    _start(spawn, probe)
-    now = datetime.now(UTC)
+    now = _start(spawn, probe)
     # No prices at all yet: the battery state alone gives a degraded plan.
     probe.publish(f"{P}/battery/state", battery(now, 55).model_dump_json(), retain=True)
     plan = probe.wait_json(PLAN, lambda j: j["status"] == "degraded" and "prices" in (j["reason"] or ""), timeout=10)
@@ -75,9 +84,8 @@ def test_stale_battery_or_missing_prices_give_a_self_use_plan_with_the_reason(sp
 
 
 def test_settings_are_published_applied_and_replan_on_command(spawn, probe: Probe) -> None:
-    _start(spawn, probe)
+    now = _start(spawn, probe)
     probe.wait_for(f"{P}/planner/max_charge_price_gbp", lambda m: m.text == "0.2", timeout=10)
-    now = datetime.now(UTC)
     r, b, load = _inputs(now, [0.15] * 6 + [0.40] * 42)
     for topic, msg in (("battery/state", b), ("forecast/load", load), ("pricing/import/rates", r)):
         probe.publish(f"{P}/{topic}", msg.model_dump_json(), retain=True)

@@ -41,8 +41,14 @@ def dash(tmp_path: Path, broker, provider: FakeOIDC, board: WindowBoard) -> Iter
 
 
 def local_field(days: int, hour: int, minute: int = 0) -> str:
-    """What a datetime-local input holds: local wall time, no zone."""
+    """What a datetime-local input holds: local wall time, no zone. A day the clocks change is moved on a week:
+    01:30 does not exist on the spring one (the dashboard reads it as 02:00) and happens twice on the autumn one."""
     d = datetime.now(LONDON).date() + timedelta(days=days)
+    if (
+        datetime(d.year, d.month, d.day, tzinfo=LONDON).utcoffset()
+        != (datetime(d.year, d.month, d.day, tzinfo=LONDON) + timedelta(days=1)).utcoffset()
+    ):
+        d += timedelta(days=7)
     return f"{d.isoformat()}T{hour:02d}:{minute:02d}"
 
 

@@ -72,6 +72,7 @@
     if (now.price) {
       set("price", now.price.p_per_kwh === null ? "unknown" : now.price.p_per_kwh.toFixed(2));
       set("price-slot", "slot " + now.price.slot + (now.price.stale ? " — STALE" : ""));
+      set("price-tariff", now.price.tariff ? "tariff: " + now.price.tariff : "");
     }
     const a = now.action;
     if ($("action")) {
