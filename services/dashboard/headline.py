@@ -11,17 +11,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from shared.models import OverrideState, Plan, PlanSlot
+from shared.override_text import local_hhmm as _hhmm
+from shared.override_text import override_line as _line
 from shared.peak import PeakWindow
 
 from .words import reason_word
-
-
-def _hhmm(t: datetime, tz: ZoneInfo, now: datetime) -> str:
-    local = t.astimezone(tz)
-    return local.strftime("%H:%M" if local.date() == now.astimezone(tz).date() else "%a %H:%M")
-
-
-OVERRIDE_ACTIONS = {"charge": "charge", "hold": "hold", "self_use": "self-use"}  # as the Control page offers them
 
 
 def in_force(state: OverrideState | None, now: datetime) -> OverrideState | None:
@@ -33,8 +27,7 @@ def override_line(state: OverrideState, now: datetime, tz: ZoneInfo) -> str:
     """The override as "charge until 05:30 (to 90 %)": the system's zone, 24-hour, the weekday when it ends on
     another day."""
     assert state.action is not None and state.until is not None
-    target = f" (to {state.target_soc_pct:.0f} %)" if state.target_soc_pct is not None else ""
-    return f"{OVERRIDE_ACTIONS[state.action.value]} until {_hhmm(state.until, tz, now)}{target}"
+    return _line(state.action, state.until, state.target_soc_pct, tz, now)
 
 
 def _run_end(plan: Plan, slot: PlanSlot) -> datetime:

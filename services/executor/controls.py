@@ -20,11 +20,11 @@ from services.executor.records import Records
 from services.executor.windows import WindowBoard
 from shared.bus import Bus, CommandError
 from shared.clock import Clock
-from shared.models import Action, ExecutorMode, OverrideCommand, OverrideState
+from shared.models import ExecutorMode, OverrideCommand, OverrideState
+from shared.override_text import override_line
 from shared.plain import bool_text, parse_bool
 
 MAX_OVERRIDE = timedelta(hours=24)
-OVERRIDE_WORDS = {Action.CHARGE: "Charge", Action.HOLD: "Hold", Action.SELF_USE: "Self-use"}
 
 
 def override_state(override: Override | None, now: datetime, tz: ZoneInfo) -> OverrideState:
@@ -32,16 +32,14 @@ def override_state(override: Override | None, now: datetime, tz: ZoneInfo) -> Ov
     ("Charge until 05:30 (to 90 %)"; the weekday too when it ends on another day), or none."""
     if override is None:
         return OverrideState(generated_at=now)
-    end = override.until.astimezone(tz)
-    when = end.strftime("%H:%M" if end.date() == now.astimezone(tz).date() else "%a %H:%M")
-    target = f" (to {override.target_soc_pct:.0f} %)" if override.target_soc_pct is not None else ""
+    line = override_line(override.action, override.until, override.target_soc_pct, tz, now)
     return OverrideState(
         generated_at=now,
         action=override.action,
         until=override.until,
         target_soc_pct=override.target_soc_pct,
         request_id=override.request_id or None,
-        summary=f"{OVERRIDE_WORDS[override.action]} until {when}{target}",
+        summary=line[0].upper() + line[1:],
     )
 
 
